@@ -1,0 +1,66 @@
+// Module: the base of every layer with parameters. A module owns its
+// parameters (value + gradient), registers its children, and caches what its
+// forward needs for backward. Backward accumulates parameter gradients (like
+// torch) and returns input gradients.
+//
+// Parameters start as separate tensors; flatten_parameters() on the root moves
+// all values into one flat buffer and all gradients into another (named views
+// into them), so optimizers and zero_grad are one pass over contiguous memory.
+#pragma once
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "cpuformer/tensor.hpp"
+
+namespace cpuformer {
+
+struct Parameter {
+  Tensor value;
+  Tensor grad;
+};
+
+class Module {
+ public:
+  Module() = default;
+  Module(const Module&) = delete;
+  Module& operator=(const Module&) = delete;
+  virtual ~Module() = default;
+
+  // Recursive; dropout is active only in training mode.
+  void train(bool on = true);
+  void eval() { train(false); }
+  bool training() const { return training_; }
+
+  // Depth-first, registration order; names joined with '.' like torch.
+  std::vector<std::pair<std::string, Parameter*>> named_parameters();
+  std::vector<std::pair<std::string, Module*>> named_children() const { return children_; }
+  int64_t num_parameters();
+  void zero_grad();
+
+  // Moves every parameter (values kept) and gradient (zeroed) into two flat,
+  // 64-byte aligned buffers. Idempotent.
+  void flatten_parameters();
+  const Tensor& flat_parameters() const { return flat_values_; }
+  const Tensor& flat_gradients() const { return flat_grads_; }
+
+ protected:
+  Parameter& register_parameter(const std::string& name, const Shape& shape);
+  void register_module(const std::string& name, Module* child);
+  // Hook for modules whose train() must do more (none yet).
+  virtual void on_train(bool) {}
+
+ private:
+  void collect(const std::string& prefix, std::vector<std::pair<std::string, Parameter*>>& out);
+  std::vector<std::pair<std::string, std::unique_ptr<Parameter>>> params_;
+  std::vector<std::pair<std::string, Module*>> children_;
+  Tensor flat_values_, flat_grads_;
+  bool training_ = true;
+};
+
+// Initialisers (deterministic given manual_seed): each call draws a fresh key.
+void init_uniform(Tensor& t, float low, float high);
+void init_normal(Tensor& t, float mean, float std);
+
+}  // namespace cpuformer

@@ -1,0 +1,26 @@
+// Elementwise activations and the residual add.
+#pragma once
+#include <cstdint>
+
+namespace cpuformer {
+
+enum class GeluApproximate { None, Tanh };
+
+// out = max(x, 0); out and inp may alias.
+void relu_forward(float* out, const float* inp, int64_t n);
+// dinp += dout * (inp > 0)
+void relu_backward(float* dinp, const float* dout, const float* inp, int64_t n);
+
+// None: out = x * Φ(x) = 0.5 x (1 + erf(x/√2));
+// Tanh: out = 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))). out and inp may alias.
+void gelu_forward(float* out, const float* inp, int64_t n, GeluApproximate approximate);
+// dinp += dout * gelu'(inp)
+void gelu_backward(float* dinp, const float* dout, const float* inp, int64_t n, GeluApproximate approximate);
+
+// out = a + b (residual connection); out may alias a or b. Backward is the
+// identity into both inputs, so callers just accumulate dout.
+void residual_forward(float* out, const float* a, const float* b, int64_t n);
+// dst += src
+void accumulate(float* dst, const float* src, int64_t n);
+
+}  // namespace cpuformer

@@ -1,0 +1,16 @@
+// Linear layer in PyTorch's weight layout.
+#pragma once
+#include <cstdint>
+
+namespace cpuformer {
+
+// out[N,O] = inp[N,I] · weight[O,I]ᵀ + bias[O]; bias may be null.
+void linear_forward(float* out, const float* inp, const float* weight, const float* bias, int64_t N, int64_t I,
+                    int64_t O);
+
+// dinp[N,I] += dout[N,O] · weight[O,I]; dweight[O,I] += doutᵀ · inp; dbias[O] += Σ_n dout[n,:].
+// Any gradient pointer may be null.
+void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                     const float* weight, int64_t N, int64_t I, int64_t O);
+
+}  // namespace cpuformer

@@ -1,0 +1,20 @@
+// What this build of the library is: version, compiler, OpenMP, SIMD level.
+#pragma once
+#include <string>
+
+namespace cpuformer {
+
+struct BuildInfo {
+  std::string version;
+  std::string compiler;
+  std::string build_type;
+  bool openmp = false;
+  bool native = false;   // compiled with -march=native
+  std::string simd;      // widest vector ISA compiled in: "avx512f", "avx2", "sse2", ...
+  std::string eigen;     // Eigen version
+};
+
+BuildInfo build_info();
+const char* version();
+
+}  // namespace cpuformer

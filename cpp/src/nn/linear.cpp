@@ -1,0 +1,50 @@
+#include "cpuformer/nn/linear.hpp"
+
+#include <cmath>
+
+#include "cpuformer/error.hpp"
+#include "cpuformer/ops/linear.hpp"
+
+namespace cpuformer {
+
+void check_last_dim(const Tensor& t, int64_t size, const char* what) {
+  CF_CHECK_VALUE(t.dim() >= 1, what, ": expected at least 1 dimension, got a scalar");
+  CF_CHECK_VALUE(t.size(-1) == size, what, ": expected last dim ", size, ", got ", t.size(-1), " (shape ",
+                 shape_str(t.shape()), ")");
+}
+
+Linear::Linear(int64_t in_features, int64_t out_features, bool bias) : in_(in_features), out_(out_features) {
+  CF_CHECK_VALUE(in_features >= 1, "Linear: in_features must be >= 1, got ", in_features);
+  CF_CHECK_VALUE(out_features >= 1, "Linear: out_features must be >= 1, got ", out_features);
+  const float bound = 1.0f / std::sqrt(static_cast<float>(in_features));
+  weight_ = &register_parameter("weight", {out_features, in_features});
+  init_uniform(weight_->value, -bound, bound);
+  if (bias) {
+    bias_ = &register_parameter("bias", {out_features});
+    init_uniform(bias_->value, -bound, bound);
+  }
+}
+
+Tensor Linear::forward(const Tensor& x) {
+  check_last_dim(x, in_, "Linear input");
+  Shape oshape = x.shape();
+  oshape.back() = out_;
+  Tensor y = Tensor::empty(oshape);
+  const int64_t N = x.numel() / in_;
+  linear_forward(y.data(), x.data(), weight_->value.data(), bias_ ? bias_->value.data() : nullptr, N, in_, out_);
+  x_ = x;
+  return y;
+}
+
+Tensor Linear::backward(const Tensor& dout) {
+  CF_CHECK_STATE(x_.defined(), "Linear.backward called before forward");
+  CF_CHECK_VALUE(dout.numel() == x_.numel() / in_ * out_ && dout.size(-1) == out_,
+                 "Linear.backward: grad_output shape ", shape_str(dout.shape()), " does not match the output of the last forward");
+  Tensor dx = Tensor::zeros(x_.shape());
+  const int64_t N = x_.numel() / in_;
+  linear_backward(dx.data(), weight_->grad.data(), bias_ ? bias_->grad.data() : nullptr, dout.data(), x_.data(),
+                  weight_->value.data(), N, in_, out_);
+  return dx;
+}
+
+}  // namespace cpuformer

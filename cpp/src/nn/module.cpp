@@ -1,0 +1,91 @@
+#include "cpuformer/nn/module.hpp"
+
+#include <cmath>
+#include <cstring>
+
+#include "cpuformer/error.hpp"
+#include "cpuformer/runtime/rng.hpp"
+
+namespace cpuformer {
+
+void Module::train(bool on) {
+  training_ = on;
+  on_train(on);
+  for (auto& c : children_) c.second->train(on);
+}
+
+void Module::collect(const std::string& prefix, std::vector<std::pair<std::string, Parameter*>>& out) {
+  for (auto& p : params_) out.emplace_back(prefix + p.first, p.second.get());
+  for (auto& c : children_) c.second->collect(prefix + c.first + ".", out);
+}
+
+std::vector<std::pair<std::string, Parameter*>> Module::named_parameters() {
+  std::vector<std::pair<std::string, Parameter*>> out;
+  collect("", out);
+  return out;
+}
+
+int64_t Module::num_parameters() {
+  int64_t n = 0;
+  for (auto& p : named_parameters()) n += p.second->value.numel();
+  return n;
+}
+
+void Module::zero_grad() {
+  if (flat_grads_.defined()) {
+    flat_grads_.zero();
+    return;
+  }
+  for (auto& p : named_parameters()) p.second->grad.zero();
+}
+
+void Module::flatten_parameters() {
+  if (flat_values_.defined()) return;
+  auto params = named_parameters();
+  constexpr int64_t kAlign = 16;  // floats: 64 bytes
+  int64_t total = 0;
+  for (auto& p : params) total += (p.second->value.numel() + kAlign - 1) / kAlign * kAlign;
+  flat_values_ = Tensor::zeros({total});
+  flat_grads_ = Tensor::zeros({total});
+  int64_t off = 0;
+  for (auto& p : params) {
+    Parameter& prm = *p.second;
+    Tensor v = Tensor::view(flat_values_, off, prm.value.shape());
+    if (prm.value.numel()) std::memcpy(v.data(), prm.value.data(), sizeof(float) * prm.value.numel());
+    prm.value = v;
+    prm.grad = Tensor::view(flat_grads_, off, prm.value.shape());
+    off += (prm.value.numel() + kAlign - 1) / kAlign * kAlign;
+  }
+}
+
+Parameter& Module::register_parameter(const std::string& name, const Shape& shape) {
+  CF_CHECK_STATE(!flat_values_.defined(), "register_parameter after flatten_parameters");
+  auto p = std::make_unique<Parameter>();
+  p->value = Tensor::zeros(shape);
+  p->grad = Tensor::zeros(shape);
+  params_.emplace_back(name, std::move(p));
+  return *params_.back().second;
+}
+
+void Module::register_module(const std::string& name, Module* child) { children_.emplace_back(name, child); }
+
+void init_uniform(Tensor& t, float low, float high) {
+  const uint64_t key = next_key();
+  float* d = t.data();
+  const int64_t n = t.numel();
+  for (int64_t i = 0; i < n; ++i) d[i] = low + (high - low) * rng_uniform(key, static_cast<uint64_t>(i));
+}
+
+void init_normal(Tensor& t, float mean, float std) {
+  const uint64_t key = next_key();
+  float* d = t.data();
+  const int64_t n = t.numel();
+  for (int64_t i = 0; i < n; ++i) {
+    // Box-Muller on two independent counters; u1 in (0, 1].
+    const double u1 = 1.0 - static_cast<double>(rng_bits(key, 2 * static_cast<uint64_t>(i)) >> 11) * 0x1.0p-53;
+    const double u2 = static_cast<double>(rng_bits(key, 2 * static_cast<uint64_t>(i) + 1) >> 11) * 0x1.0p-53;
+    d[i] = static_cast<float>(mean + std * std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2));
+  }
+}
+
+}  // namespace cpuformer

@@ -1,0 +1,49 @@
+#include "cpuformer/ops/gemm.hpp"
+
+#include <Eigen/Core>
+
+namespace cpuformer {
+namespace {
+using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using Stride = Eigen::OuterStride<>;
+using CMap = Eigen::Map<const RowMat, Eigen::Unaligned, Stride>;
+using MMap = Eigen::Map<RowMat, Eigen::Unaligned, Stride>;
+
+template <class AX, class BX>
+void run(MMap& c, const AX& a, const BX& b, float alpha, float beta) {
+  if (beta == 0.0f) {
+    if (alpha == 1.0f)
+      c.noalias() = a * b;
+    else
+      c.noalias() = alpha * (a * b);
+  } else {
+    if (beta != 1.0f) c *= beta;
+    if (alpha == 1.0f)
+      c.noalias() += a * b;
+    else
+      c.noalias() += alpha * (a * b);
+  }
+}
+}  // namespace
+
+void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+          const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  MMap c(C, M, N, Stride(ldc));
+  if (K == 0) {
+    if (beta == 0.0f)
+      c.setZero();
+    else
+      c *= beta;
+    return;
+  }
+  // A is stored [M,K] (or [K,M] when transposed), B [K,N] (or [N,K]).
+  CMap a(A, trans_a ? K : M, trans_a ? M : K, Stride(lda));
+  CMap b(B, trans_b ? N : K, trans_b ? K : N, Stride(ldb));
+  if (!trans_a && !trans_b) run(c, a, b, alpha, beta);
+  else if (!trans_a && trans_b) run(c, a, b.transpose(), alpha, beta);
+  else if (trans_a && !trans_b) run(c, a.transpose(), b, alpha, beta);
+  else run(c, a.transpose(), b.transpose(), alpha, beta);
+}
+
+}  // namespace cpuformer

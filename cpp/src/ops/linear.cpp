@@ -1,0 +1,43 @@
+#include "cpuformer/ops/linear.hpp"
+
+#include "cpuformer/ops/gemm.hpp"
+
+namespace cpuformer {
+
+void linear_forward(float* out, const float* inp, const float* weight, const float* bias, int64_t N, int64_t I,
+                    int64_t O) {
+  if (bias) {
+#pragma omp parallel for schedule(static)
+    for (int64_t n = 0; n < N; ++n) {
+      float* row = out + n * O;
+      for (int64_t o = 0; o < O; ++o) row[o] = bias[o];
+    }
+  }
+  // out[N,O] (+)= inp[N,I] · weight[O,I]ᵀ
+  gemm(false, true, N, O, I, 1.0f, inp, I, weight, I, bias ? 1.0f : 0.0f, out, O);
+}
+
+void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
+                     const float* weight, int64_t N, int64_t I, int64_t O) {
+  // dinp[N,I] += dout[N,O] · weight[O,I]
+  if (dinp) gemm(false, false, N, I, O, 1.0f, dout, O, weight, I, 1.0f, dinp, I);
+  // dweight[O,I] += dout[N,O]ᵀ · inp[N,I]
+  if (dweight) gemm(true, false, O, I, N, 1.0f, dout, O, inp, I, 1.0f, dweight, I);
+  if (dbias) {
+    // Each thread owns a slice of columns and walks the rows in order, so the
+    // inner loop is contiguous and the sum order is fixed.
+    constexpr int64_t kCols = 64;
+#pragma omp parallel for schedule(static)
+    for (int64_t o0 = 0; o0 < O; o0 += kCols) {
+      const int64_t o1 = o0 + kCols < O ? o0 + kCols : O;
+      float acc[kCols] = {};
+      for (int64_t n = 0; n < N; ++n) {
+        const float* row = dout + n * O;
+        for (int64_t o = o0; o < o1; ++o) acc[o - o0] += row[o];
+      }
+      for (int64_t o = o0; o < o1; ++o) dbias[o] += acc[o - o0];
+    }
+  }
+}
+
+}  // namespace cpuformer

@@ -1,0 +1,10 @@
+// Registration functions, one per binding file; module.cpp calls them all.
+#pragma once
+#include <pybind11/pybind11.h>
+
+namespace cfpy {
+void bind_runtime(pybind11::module_& m);     // runtime.cpp
+void bind_functional(pybind11::module_& m);  // functional.cpp: elementwise, norm, softmax, loss, embedding ops
+void bind_attention(pybind11::module_& m);   // attention.cpp: scaled_dot_product_attention(+_backward)
+void bind_nn(pybind11::module_& m);          // nn.cpp: modules
+}  // namespace cfpy

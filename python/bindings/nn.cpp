@@ -1,0 +1,44 @@
+// nn modules: thin wrappers that convert inputs once, release the GIL, and
+// return zero-copy arrays. The Python classes in cpuformer/nn.py add the
+// torch-style protocol (state_dict, load_state_dict, ...) on top.
+#include <pybind11/stl.h>
+
+#include "bindings.hpp"
+#include "convert.hpp"
+#include "nn_common.hpp"
+#include "cpuformer/nn/linear.hpp"
+
+namespace cfpy {
+
+using namespace cpuformer;
+
+void bind_module_base(py::module_& m) {
+  py::class_<Module, std::shared_ptr<Module>>(m, "Module")
+      .def("train", &Module::train, py::arg("mode") = true)
+      .def_property_readonly("training", &Module::training)
+      .def("zero_grad", &Module::zero_grad)
+      .def("num_parameters", &Module::num_parameters)
+      .def("named_parameters", [](Module& self) {
+        py::list out;
+        for (auto& p : self.named_parameters())
+          out.append(py::make_tuple(p.first, to_numpy(p.second->value), to_numpy(p.second->grad)));
+        return out;
+      })
+      .def("flat_parameters", [](Module& self) { return to_numpy(self.flat_parameters()); })
+      .def("flat_gradients", [](Module& self) { return to_numpy(self.flat_gradients()); });
+}
+
+void bind_nn(py::module_& m) {
+  bind_module_base(m);
+
+  py::class_<Linear, Module, std::shared_ptr<Linear>>(m, "Linear")
+      .def(py::init(&make_root<Linear, int64_t, int64_t, bool>), py::arg("in_features"), py::arg("out_features"),
+           py::arg("bias") = true)
+      .def("forward", [](Linear& self, py::handle x) { return call1(self, &Linear::forward, x, "input"); })
+      .def("backward", [](Linear& self, py::handle g) { return call1(self, &Linear::backward, g, "grad_output"); });
+
+  bind_nn_layers(m);
+  bind_nn_attention(m);
+}
+
+}  // namespace cfpy

@@ -1,0 +1,30 @@
+#include <pybind11/stl.h>
+
+#include "bindings.hpp"
+#include "convert.hpp"
+#include "cpuformer/runtime/build_info.hpp"
+#include "cpuformer/runtime/rng.hpp"
+#include "cpuformer/runtime/threads.hpp"
+
+namespace cfpy {
+
+void bind_runtime(py::module_& m) {
+  m.def("set_num_threads", &cpuformer::set_num_threads, py::arg("n"));
+  m.def("get_num_threads", &cpuformer::get_num_threads);
+  m.def("manual_seed", [](int64_t seed) { cpuformer::manual_seed(static_cast<uint64_t>(seed)); }, py::arg("seed"));
+  m.def("build_info", []() {
+    const cpuformer::BuildInfo b = cpuformer::build_info();
+    py::dict d;
+    d["version"] = b.version;
+    d["compiler"] = b.compiler;
+    d["build_type"] = b.build_type;
+    d["openmp"] = b.openmp;
+    d["native"] = b.native;
+    d["simd"] = b.simd;
+    d["eigen"] = b.eigen;
+    d["num_threads"] = cpuformer::get_num_threads();
+    return d;
+  });
+}
+
+}  // namespace cfpy

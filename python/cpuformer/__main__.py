@@ -1,0 +1,31 @@
+"""Command line: ``python -m cpuformer demo`` (more subcommands arrive with the models)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cpuformer", description="cpuformer command line")
+    sub = parser.add_subparsers(dest="command")
+    demo = sub.add_parser("demo", help="run a small showcase")
+    demo.add_argument("--threads", type=int, default=None)
+    demo.add_argument("--steps", type=int, default=None)
+    sub.add_parser("info", help="print build information")
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        from ._demo import run_demo
+
+        return run_demo(args)
+    if args.command == "info":
+        import cpuformer
+
+        for k, v in cpuformer.build_info().items():
+            print(f"{k}: {v}")
+        return 0
+    parser.print_help()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""Modules with parameters, PyTorch-flavoured.
+
+Each class mirrors the torch.nn module of the same name: same constructor
+arguments, same state_dict names, same numerics. Forward and backward run in
+C++; ``backward`` returns input gradients and accumulates parameter gradients.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Mapping
+
+import numpy as np
+
+from . import _core
+
+
+class Module:
+    """Base of every cpuformer module.
+
+    ``parameters()`` and ``gradients()`` return writable zero-copy views into
+    the C++ buffers; ``state_dict()`` returns copies.
+    """
+
+    _impl: Any = None
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def forward(self, *args, **kwargs):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    # -- parameters -----------------------------------------------------
+    def _named(self):
+        return self._impl.named_parameters() if self._impl is not None else []
+
+    def parameters(self) -> Dict[str, np.ndarray]:
+        """name -> writable view of the parameter's values (no copy)."""
+        return {name: value for name, value, _ in self._named()}
+
+    def gradients(self) -> Dict[str, np.ndarray]:
+        """name -> writable view of the parameter's accumulated gradient (no copy)."""
+        return {name: grad for name, _, grad in self._named()}
+
+    def named_parameters(self):
+        return list(self.parameters().items())
+
+    def num_parameters(self) -> int:
+        return int(self._impl.num_parameters()) if self._impl is not None else 0
+
+    def state_dict(self) -> Dict[str, np.ndarray]:
+        """name -> copy of the parameter's values."""
+        return {name: value.copy() for name, value, _ in self._named()}
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True):
+        """Copy values in from any mapping of array-likes (NumPy arrays, torch tensors, lists).
+
+        With ``strict`` (the default) missing or unexpected keys raise
+        RuntimeError, like torch; a shape mismatch always raises ValueError.
+        Returns ``(missing_keys, unexpected_keys)``.
+        """
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"load_state_dict: expected a mapping of name -> array, got {type(state_dict).__name__}")
+        own = self.parameters()
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        if strict and (missing or unexpected):
+            raise RuntimeError(
+                f"load_state_dict for {type(self).__name__}: missing keys {missing}, unexpected keys {unexpected}"
+            )
+        staged = {}
+        for name, dst in own.items():
+            if name not in state_dict:
+                continue
+            value = state_dict[name]
+            if hasattr(value, "detach") and hasattr(value, "cpu"):  # a torch tensor
+                value = value.detach().cpu().numpy()
+            src = np.asarray(value)
+            if src.dtype.kind not in "fiub":
+                raise TypeError(f"load_state_dict: {name}: expected real numbers, got dtype {src.dtype}")
+            if src.shape != dst.shape:
+                raise ValueError(f"load_state_dict: {name}: expected shape {list(dst.shape)}, got {list(src.shape)}")
+            staged[name] = src
+        for name, src in staged.items():  # all checked first: no half-loaded module
+            own[name][...] = src
+        return missing, unexpected
+
+    def zero_grad(self) -> None:
+        if self._impl is not None:
+            self._impl.zero_grad()
+
+    # -- modes ----------------------------------------------------------
+    def train(self, mode: bool = True):
+        if self._impl is not None:
+            self._impl.train(bool(mode))
+        self._training = bool(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    @property
+    def training(self) -> bool:
+        if self._impl is not None:
+            return bool(self._impl.training)
+        return getattr(self, "_training", True)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.extra_repr()})"
+
+    def extra_repr(self) -> str:
+        return ""
+
+
+def _check_int(name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
+    return int(value)
+
+
+class Linear(Module):
+    """y = x Wᵀ + b ~ torch.nn.Linear."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+        self.in_features = _check_int("in_features", in_features)
+        self.out_features = _check_int("out_features", out_features)
+        self._impl = _core.Linear(self.in_features, self.out_features, bool(bias))
+
+    def forward(self, input):
+        return self._impl.forward(input)
+
+    def backward(self, grad_output):
+        return self._impl.backward(grad_output)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={'bias' in self.parameters()}"
+
+
+__all__ = ["Module", "Linear"]

@@ -1,0 +1,52 @@
+"""Shared test utilities: float64 references, finite differences, torch access."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+def rel_err(actual, expected) -> float:
+    """max |a - e| / max(max |e|, tiny): one number per comparison."""
+    a = np.asarray(actual, dtype=np.float64)
+    e = np.asarray(expected, dtype=np.float64)
+    assert a.shape == e.shape, f"shape {a.shape} != {e.shape}"
+    scale = max(float(np.max(np.abs(e))) if e.size else 0.0, 1e-12)
+    return float(np.max(np.abs(a - e))) / scale if e.size else 0.0
+
+
+def assert_close(actual, expected, tol: float, what: str = "") -> float:
+    err = rel_err(actual, expected)
+    assert err <= tol, f"{what}: relative error {err:.3g} > {tol:.3g}"
+    return err
+
+
+def finite_diff(f, x: np.ndarray, grad_out: np.ndarray, eps: float = 1e-3, max_checks: int = 60, seed: int = 0):
+    """Central differences of sum(f(x) * grad_out) at up to `max_checks` random
+    coordinates of x. Returns (indices, numeric gradient values)."""
+    x = np.array(x, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    flat = x.reshape(-1)
+    n = flat.size
+    idx = rng.choice(n, size=min(n, max_checks), replace=False)
+    num = np.empty(len(idx))
+    g = np.asarray(grad_out, dtype=np.float64)
+    for k, i in enumerate(idx):
+        old = flat[i]
+        flat[i] = old + eps
+        fp = float(np.sum(np.asarray(f(x), dtype=np.float64) * g))
+        flat[i] = old - eps
+        fm = float(np.sum(np.asarray(f(x), dtype=np.float64) * g))
+        flat[i] = old
+        num[k] = (fp - fm) / (2 * eps)
+    return idx, num
+
+
+def check_grad(f, x, grad_out, analytic, tol=2e-2, eps=1e-3, what="grad"):
+    """Compare analytic gradient (full array) with central differences at sampled coordinates."""
+    idx, num = finite_diff(f, x, grad_out, eps=eps)
+    ana = np.asarray(analytic, dtype=np.float64).reshape(-1)[idx]
+    return assert_close(ana, num, tol, what)
+
+
+def torch_or_skip():
+    return pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch==2.13.0 for parity tests)")
