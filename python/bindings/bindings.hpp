@@ -6,5 +6,6 @@ namespace cfpy {
 void bind_runtime(pybind11::module_& m);     // runtime.cpp
 void bind_functional(pybind11::module_& m);  // functional.cpp: elementwise, norm, softmax, loss, embedding ops
 void bind_attention(pybind11::module_& m);   // attention.cpp: scaled_dot_product_attention(+_backward)
+void bind_functional_embed_loss(pybind11::module_& m);  // functional_embed_loss.cpp: embedding, positional encoding, cross-entropy
 void bind_nn(pybind11::module_& m);          // nn.cpp: modules
 }  // namespace cfpy

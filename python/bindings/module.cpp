@@ -23,5 +23,6 @@ PYBIND11_MODULE(_core, m) {
   cfpy::bind_runtime(m);
   cfpy::bind_functional(m);
   cfpy::bind_attention(m);
+  cfpy::bind_functional_embed_loss(m);
   cfpy::bind_nn(m);
 }

@@ -38,6 +38,7 @@ void bind_nn(py::module_& m) {
       .def("backward", [](Linear& self, py::handle g) { return call1(self, &Linear::backward, g, "grad_output"); });
 
   bind_nn_layers(m);
+  bind_nn_embed_loss(m);
   bind_nn_attention(m);
 }
 

@@ -33,7 +33,8 @@ py::array_t<float> call1(M& self, F fn, py::handle x, const char* name) {
 }
 
 // Modules registered from other files.
-void bind_nn_layers(py::module_& m);  // nn_layers.cpp: LayerNorm, Embedding, Dropout, ReLU, GELU, CrossEntropyLoss
+void bind_nn_layers(py::module_& m);  // nn_layers.cpp: LayerNorm, Dropout, ReLU, GELU
 void bind_nn_attention(py::module_& m);  // nn_attention.cpp: MultiheadAttention, Transformer*Layer
+void bind_nn_embed_loss(py::module_& m);  // nn_embed_loss.cpp: Embedding, CrossEntropyLoss
 
 }  // namespace cfpy

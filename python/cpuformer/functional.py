@@ -1,12 +1,19 @@
 """Stateless ops with hand-written backward passes (NumPy in, NumPy out).
 
 Every function accepts any real array-like (any dtype, any strides) and
-returns float32 arrays that own C++ memory.
+returns float32 arrays that own C++ memory. Backward functions return the
+gradients of the inputs given the gradient of the output.
 """
 from __future__ import annotations
 
 from . import _core
+from ._functional_attention import *  # noqa: F401,F403
+from ._functional_attention import __all__ as _attention_all
+from ._functional_embed_loss import *  # noqa: F401,F403
+from ._functional_embed_loss import __all__ as _embed_loss_all
+from ._functional_ops import *  # noqa: F401,F403
+from ._functional_ops import __all__ as _ops_all
 
 linear = _core.linear
 
-__all__ = ["linear"]
+__all__ = ["linear", *_ops_all, *_embed_loss_all, *_attention_all]

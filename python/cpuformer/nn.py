@@ -136,4 +136,11 @@ class Linear(Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={'bias' in self.parameters()}"
 
 
-__all__ = ["Module", "Linear"]
+from ._nn_attention import *  # noqa: E402,F401,F403
+from ._nn_attention import __all__ as _attention_all  # noqa: E402
+from ._nn_embed_loss import *  # noqa: E402,F401,F403
+from ._nn_embed_loss import __all__ as _embed_loss_all  # noqa: E402
+from ._nn_layers import *  # noqa: E402,F401,F403
+from ._nn_layers import __all__ as _layers_all  # noqa: E402
+
+__all__ = ["Module", "Linear", *_layers_all, *_embed_loss_all, *_attention_all]

@@ -1,0 +1,26 @@
+// LayerNorm ~ torch.nn.LayerNorm(normalized_shape: int, eps): parameters
+// "weight" (ones) and "bias" (zeros) of shape [C].
+#pragma once
+#include "cpuformer/nn/module.hpp"
+
+namespace cpuformer {
+
+class LayerNorm : public Module {
+ public:
+  explicit LayerNorm(int64_t normalized_shape, float eps = 1e-5f);
+  // x [..., C] -> same shape. Caches x, mean, rstd.
+  Tensor forward(const Tensor& x);
+  // dout [..., C] -> dx; accumulates weight/bias gradients.
+  Tensor backward(const Tensor& dout);
+  int64_t normalized_shape() const { return C_; }
+  float eps() const { return eps_; }
+
+ private:
+  int64_t C_;
+  float eps_;
+  Parameter* weight_;
+  Parameter* bias_;
+  Tensor x_, mean_, rstd_;
+};
+
+}  // namespace cpuformer
