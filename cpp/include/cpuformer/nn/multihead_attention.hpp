@@ -1,0 +1,75 @@
+// MultiheadAttention ~ torch.nn.MultiheadAttention(embed_dim, num_heads,
+// dropout, bias, batch_first=True). Parameters (torch names): in_proj_weight
+// [3E, E], in_proj_bias [3E], out_proj.weight [E, E], out_proj.bias [E].
+//
+// B batch, L query length, S key length, E embed dim, H heads, D = E / H.
+// Q/K/V projections stay in [B, T, E] (or packed [B, T, 3E]) layout; the
+// attention kernel reads heads through strides, so nothing is transposed.
+#pragma once
+#include <array>
+#include <vector>
+
+#include "cpuformer/nn/linear.hpp"
+#include "cpuformer/nn/module.hpp"
+#include "cpuformer/ops/attention.hpp"
+
+namespace cpuformer {
+
+struct AttentionMask {
+  // Additive float mask, [L, S] (shared by every batch and head) or
+  // [B*H, L, S]; -inf disallows a pair. Undefined tensor = none.
+  Tensor attn_mask;
+  // Key padding [B, S], either boolean (nonzero = padding, masked out) ...
+  std::vector<uint8_t> key_padding;
+  // ... or additive float [B, S].
+  Tensor key_padding_additive;
+  // Query i may attend key j only when j <= i.
+  bool is_causal = false;
+};
+
+class MultiheadAttention : public Module {
+ public:
+  MultiheadAttention(int64_t embed_dim, int64_t num_heads, float dropout = 0.0f, bool bias = true);
+
+  // General form: query [B, L, E], key [B, S, E], value [B, S, E] -> [B, L, E].
+  // When query, key and value are the same tensor the three projections run
+  // as one packed GEMM.
+  Tensor forward(const Tensor& query, const Tensor& key, const Tensor& value, const AttentionMask& mask = {});
+  // Gradients w.r.t. query, key and value (separately, even when they were
+  // the same tensor: the caller sums them). Accumulates parameter gradients.
+  std::array<Tensor, 3> backward(const Tensor& dout);
+
+  // Self-attention x [B, T, E]: forward(x, x, x) whose backward returns the
+  // summed input gradient in one GEMM.
+  Tensor forward_self(const Tensor& x, const AttentionMask& mask = {}) { return forward(x, x, x, mask); }
+  Tensor backward_self(const Tensor& dout);
+
+  int64_t embed_dim() const { return E_; }
+  int64_t num_heads() const { return H_; }
+  float dropout() const { return dropout_; }
+
+ private:
+  void check_mask(const AttentionMask& m, int64_t B, int64_t L, int64_t S) const;
+  AttentionParams make_params();  // from mask_ and the saved sizes
+  // Attention backward into fresh gradient buffers laid out like proj_.
+  std::array<Tensor, 3> attention_grads(const Tensor& dattn);
+  StridedBHT<const float> proj_view(int r) const;
+
+  int64_t E_, H_, D_;
+  float dropout_;
+  Parameter* in_proj_weight_;
+  Parameter* in_proj_bias_ = nullptr;
+  Linear out_proj_;
+
+  // Saved by forward.
+  bool packed_ = false;
+  int64_t B_ = 0, L_ = 0, S_ = 0;
+  Tensor query_, key_, value_;  // inputs
+  Tensor proj_[3];              // q, k, v projections [B,T,E]; packed: proj_[0] = qkv [B,T,3E]
+  Tensor attn_, lse_;           // [B,L,E], [B*H*L]
+  AttentionMask mask_;          // copy of the caller's mask (backward needs it)
+  Tensor combined_mask_;        // attn_mask + additive key padding, when the latter is given
+  AttentionParams saved_{};
+};
+
+}  // namespace cpuformer

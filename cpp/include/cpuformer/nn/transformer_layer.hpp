@@ -1,0 +1,80 @@
+// TransformerEncoderLayer / TransformerDecoderLayer ~ the torch.nn modules of
+// the same names with batch_first=True: same submodule and parameter names,
+// post-LN (the original paper) or pre-LN (norm_first, as GPT-2), ReLU or
+// exact GELU feed-forward, dropout after attention, inside the FFN and after it.
+//
+//   post-LN: x = norm1(x + dropout1(self_attn(x)));  x = norm2(x + dropout2(ff(x)))
+//   pre-LN:  x = x + dropout1(self_attn(norm1(x)));  x = x + dropout2(ff(norm2(x)))
+//   ff(x) = linear2(dropout(act(linear1(x))))
+// The decoder adds cross-attention (multihead_attn) over `memory` between the two.
+#pragma once
+#include <array>
+#include <string>
+
+#include "cpuformer/nn/activation.hpp"
+#include "cpuformer/nn/layer_norm.hpp"
+#include "cpuformer/nn/linear.hpp"
+#include "cpuformer/nn/multihead_attention.hpp"
+
+namespace cpuformer {
+
+struct TransformerLayerOptions {
+  int64_t d_model = 512;
+  int64_t nhead = 8;
+  int64_t dim_feedforward = 2048;
+  float dropout = 0.1f;
+  std::string activation = "relu";  // "relu" or "gelu" (exact erf)
+  float layer_norm_eps = 1e-5f;
+  bool norm_first = false;
+  bool bias = true;
+};
+
+// Feed-forward sub-block and settings shared by both layer kinds.
+class TransformerLayerBase : public Module {
+ public:
+  const TransformerLayerOptions& options() const { return opt_; }
+
+ protected:
+  explicit TransformerLayerBase(const TransformerLayerOptions& opt);
+  // linear2(dropout(act(linear1(x))))
+  Tensor ff_forward(const Tensor& x);
+  Tensor ff_backward(const Tensor& dout);
+  void check_input(const Tensor& x, const char* name) const;
+
+  TransformerLayerOptions opt_;
+  Linear linear1_;
+  Dropout dropout_;
+  Linear linear2_;
+  ReLU relu_;
+  GELU gelu_;
+  bool use_gelu_;
+};
+
+class TransformerEncoderLayer : public TransformerLayerBase {
+ public:
+  explicit TransformerEncoderLayer(const TransformerLayerOptions& opt);
+  // src [B, T, d_model] -> [B, T, d_model]
+  Tensor forward(const Tensor& src, const AttentionMask& src_mask = {});
+  Tensor backward(const Tensor& dout);  // -> dsrc
+
+ private:
+  MultiheadAttention self_attn_;
+  LayerNorm norm1_, norm2_;
+  Dropout dropout1_, dropout2_;
+};
+
+class TransformerDecoderLayer : public TransformerLayerBase {
+ public:
+  explicit TransformerDecoderLayer(const TransformerLayerOptions& opt);
+  // tgt [B, T, d_model], memory [B, S, d_model] -> [B, T, d_model]
+  Tensor forward(const Tensor& tgt, const Tensor& memory, const AttentionMask& tgt_mask = {},
+                 const AttentionMask& memory_mask = {});
+  std::array<Tensor, 2> backward(const Tensor& dout);  // -> {dtgt, dmemory}
+
+ private:
+  MultiheadAttention self_attn_, multihead_attn_;
+  LayerNorm norm1_, norm2_, norm3_;
+  Dropout dropout1_, dropout2_, dropout3_;
+};
+
+}  // namespace cpuformer

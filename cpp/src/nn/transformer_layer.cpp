@@ -1,0 +1,168 @@
+#include "cpuformer/nn/transformer_layer.hpp"
+
+#include "cpuformer/error.hpp"
+#include "cpuformer/ops/activations.hpp"
+
+namespace cpuformer {
+namespace {
+
+const TransformerLayerOptions& validated(const TransformerLayerOptions& o) {
+  CF_CHECK_VALUE(o.d_model >= 1, "d_model must be >= 1, got ", o.d_model);
+  CF_CHECK_VALUE(o.nhead >= 1, "nhead must be >= 1, got ", o.nhead);
+  CF_CHECK_VALUE(o.d_model % o.nhead == 0, "d_model (", o.d_model, ") must be divisible by nhead (", o.nhead, ")");
+  CF_CHECK_VALUE(o.dim_feedforward >= 1, "dim_feedforward must be >= 1, got ", o.dim_feedforward);
+  CF_CHECK_VALUE(o.dropout >= 0.0f && o.dropout < 1.0f, "dropout must be in [0, 1), got ", o.dropout);
+  CF_CHECK_VALUE(o.activation == "relu" || o.activation == "gelu", "activation must be \"relu\" or \"gelu\", got \"",
+                 o.activation, "\"");
+  CF_CHECK_VALUE(o.layer_norm_eps > 0.0f, "layer_norm_eps must be > 0, got ", o.layer_norm_eps);
+  return o;
+}
+
+Tensor add(const Tensor& a, const Tensor& b) {
+  Tensor out = Tensor::empty(a.shape());
+  residual_forward(out.data(), a.data(), b.data(), a.numel());
+  return out;
+}
+
+// dst += src, for a tensor the caller owns.
+void add_into(Tensor& dst, const Tensor& src) { accumulate(dst.data(), src.data(), dst.numel()); }
+
+}  // namespace
+
+TransformerLayerBase::TransformerLayerBase(const TransformerLayerOptions& opt)
+    : opt_(validated(opt)),
+      linear1_(opt.d_model, opt.dim_feedforward, opt.bias),
+      dropout_(opt.dropout),
+      linear2_(opt.dim_feedforward, opt.d_model, opt.bias),
+      gelu_(GeluApproximate::None),
+      use_gelu_(opt.activation == "gelu") {}
+
+void TransformerLayerBase::check_input(const Tensor& x, const char* name) const {
+  CF_CHECK_VALUE(x.dim() == 3, name, ": expected a 3-d [batch, seq, ", opt_.d_model, "] array, got shape ",
+                 shape_str(x.shape()));
+  check_last_dim(x, opt_.d_model, name);
+}
+
+Tensor TransformerLayerBase::ff_forward(const Tensor& x) {
+  Tensor h = linear1_.forward(x);
+  h = use_gelu_ ? gelu_.forward(h) : relu_.forward(h);
+  return linear2_.forward(dropout_.forward(h));
+}
+
+Tensor TransformerLayerBase::ff_backward(const Tensor& dout) {
+  Tensor d = dropout_.backward(linear2_.backward(dout));
+  d = use_gelu_ ? gelu_.backward(d) : relu_.backward(d);
+  return linear1_.backward(d);
+}
+
+TransformerEncoderLayer::TransformerEncoderLayer(const TransformerLayerOptions& opt)
+    : TransformerLayerBase(opt),
+      self_attn_(opt.d_model, opt.nhead, opt.dropout, opt.bias),
+      norm1_(opt.d_model, opt.layer_norm_eps),
+      norm2_(opt.d_model, opt.layer_norm_eps),
+      dropout1_(opt.dropout),
+      dropout2_(opt.dropout) {
+  // torch's registration order, so state_dict() lists keys the same way.
+  register_module("self_attn", &self_attn_);
+  register_module("linear1", &linear1_);
+  register_module("dropout", &dropout_);
+  register_module("linear2", &linear2_);
+  register_module("norm1", &norm1_);
+  register_module("norm2", &norm2_);
+  register_module("dropout1", &dropout1_);
+  register_module("dropout2", &dropout2_);
+}
+
+Tensor TransformerEncoderLayer::forward(const Tensor& src, const AttentionMask& mask) {
+  check_input(src, "src");
+  if (opt_.norm_first) {
+    const Tensor x1 = add(src, dropout1_.forward(self_attn_.forward_self(norm1_.forward(src), mask)));
+    return add(x1, dropout2_.forward(ff_forward(norm2_.forward(x1))));
+  }
+  const Tensor x1 = norm1_.forward(add(src, dropout1_.forward(self_attn_.forward_self(src, mask))));
+  return norm2_.forward(add(x1, dropout2_.forward(ff_forward(x1))));
+}
+
+Tensor TransformerEncoderLayer::backward(const Tensor& dout) {
+  if (opt_.norm_first) {
+    Tensor dx1 = dout.clone();
+    add_into(dx1, norm2_.backward(ff_backward(dropout2_.backward(dout))));
+    Tensor dsrc = dx1.clone();
+    add_into(dsrc, norm1_.backward(self_attn_.backward_self(dropout1_.backward(dx1))));
+    return dsrc;
+  }
+  Tensor dx1 = norm2_.backward(dout);  // grad of x1 + ff(x1): owned, fresh
+  const Tensor g = ff_backward(dropout2_.backward(dx1));
+  add_into(dx1, g);
+  Tensor dsrc = norm1_.backward(dx1);
+  const Tensor ga = self_attn_.backward_self(dropout1_.backward(dsrc));
+  add_into(dsrc, ga);
+  return dsrc;
+}
+
+TransformerDecoderLayer::TransformerDecoderLayer(const TransformerLayerOptions& opt)
+    : TransformerLayerBase(opt),
+      self_attn_(opt.d_model, opt.nhead, opt.dropout, opt.bias),
+      multihead_attn_(opt.d_model, opt.nhead, opt.dropout, opt.bias),
+      norm1_(opt.d_model, opt.layer_norm_eps),
+      norm2_(opt.d_model, opt.layer_norm_eps),
+      norm3_(opt.d_model, opt.layer_norm_eps),
+      dropout1_(opt.dropout),
+      dropout2_(opt.dropout),
+      dropout3_(opt.dropout) {
+  register_module("self_attn", &self_attn_);
+  register_module("multihead_attn", &multihead_attn_);
+  register_module("linear1", &linear1_);
+  register_module("dropout", &dropout_);
+  register_module("linear2", &linear2_);
+  register_module("norm1", &norm1_);
+  register_module("norm2", &norm2_);
+  register_module("norm3", &norm3_);
+  register_module("dropout1", &dropout1_);
+  register_module("dropout2", &dropout2_);
+  register_module("dropout3", &dropout3_);
+}
+
+Tensor TransformerDecoderLayer::forward(const Tensor& tgt, const Tensor& memory, const AttentionMask& tgt_mask,
+                                        const AttentionMask& memory_mask) {
+  check_input(tgt, "tgt");
+  check_input(memory, "memory");
+  CF_CHECK_VALUE(memory.size(0) == tgt.size(0), "memory: expected batch size ", tgt.size(0), " (from tgt), got ",
+                 memory.size(0));
+  if (opt_.norm_first) {
+    const Tensor x1 = add(tgt, dropout1_.forward(self_attn_.forward_self(norm1_.forward(tgt), tgt_mask)));
+    const Tensor x2 =
+        add(x1, dropout2_.forward(multihead_attn_.forward(norm2_.forward(x1), memory, memory, memory_mask)));
+    return add(x2, dropout3_.forward(ff_forward(norm3_.forward(x2))));
+  }
+  const Tensor x1 = norm1_.forward(add(tgt, dropout1_.forward(self_attn_.forward_self(tgt, tgt_mask))));
+  const Tensor x2 = norm2_.forward(add(x1, dropout2_.forward(multihead_attn_.forward(x1, memory, memory, memory_mask))));
+  return norm3_.forward(add(x2, dropout3_.forward(ff_forward(x2))));
+}
+
+std::array<Tensor, 2> TransformerDecoderLayer::backward(const Tensor& dout) {
+  if (opt_.norm_first) {
+    Tensor dx2 = dout.clone();
+    add_into(dx2, norm3_.backward(ff_backward(dropout3_.backward(dout))));
+    std::array<Tensor, 3> g = multihead_attn_.backward(dropout2_.backward(dx2));
+    Tensor dx1 = dx2.clone();
+    add_into(dx1, norm2_.backward(g[0]));
+    add_into(g[1], g[2]);
+    Tensor dtgt = dx1.clone();
+    add_into(dtgt, norm1_.backward(self_attn_.backward_self(dropout1_.backward(dx1))));
+    return {dtgt, g[1]};
+  }
+  Tensor dx2 = norm3_.backward(dout);
+  const Tensor gf = ff_backward(dropout3_.backward(dx2));
+  add_into(dx2, gf);
+  Tensor dx1 = norm2_.backward(dx2);
+  std::array<Tensor, 3> g = multihead_attn_.backward(dropout2_.backward(dx1));
+  add_into(dx1, g[0]);
+  add_into(g[1], g[2]);
+  Tensor dtgt = norm1_.backward(dx1);
+  const Tensor ga = self_attn_.backward_self(dropout1_.backward(dtgt));
+  add_into(dtgt, ga);
+  return {dtgt, g[1]};
+}
+
+}  // namespace cpuformer
