@@ -25,4 +25,6 @@ PYBIND11_MODULE(_core, m) {
   cfpy::bind_attention(m);
   cfpy::bind_functional_embed_loss(m);
   cfpy::bind_nn(m);
+  cfpy::bind_models(m);
+  cfpy::bind_optim(m);
 }

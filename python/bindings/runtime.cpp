@@ -12,6 +12,14 @@ void bind_runtime(py::module_& m) {
   m.def("set_num_threads", &cpuformer::set_num_threads, py::arg("n"));
   m.def("get_num_threads", &cpuformer::get_num_threads);
   m.def("manual_seed", [](int64_t seed) { cpuformer::manual_seed(static_cast<uint64_t>(seed)); }, py::arg("seed"));
+  m.def("get_rng_state", []() {
+    const cpuformer::RngState s = cpuformer::get_rng_state();
+    return py::make_tuple(s.seed, s.counter);
+  });
+  m.def(
+      "set_rng_state",
+      [](uint64_t seed, uint64_t counter) { cpuformer::set_rng_state({seed, counter}); }, py::arg("seed"),
+      py::arg("counter"));
   m.def("build_info", []() {
     const cpuformer::BuildInfo b = cpuformer::build_info();
     py::dict d;

@@ -35,6 +35,13 @@ if not _core.build_info()["openmp"]:
         stacklevel=2,
     )
 
-from . import functional, nn  # noqa: E402
+from . import functional, nn, optim  # noqa: E402
+from .models import GPT, GPTConfig  # noqa: E402
+from .training import evaluate, fit, plot_history  # noqa: E402
+from .checkpoint import load, load_training_state, save_training_state  # noqa: E402
 
-__all__ = ["__version__", "build_info", "functional", "get_num_threads", "manual_seed", "nn", "set_num_threads"]
+__all__ = [
+    "GPT", "GPTConfig", "__version__", "build_info", "evaluate", "fit", "functional", "get_num_threads",
+    "load", "load_training_state", "manual_seed", "nn", "optim", "plot_history", "save_training_state",
+    "set_num_threads",
+]

@@ -8,9 +8,12 @@ import sys
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cpuformer", description="cpuformer command line")
     sub = parser.add_subparsers(dest="command")
-    demo = sub.add_parser("demo", help="run a small showcase")
-    demo.add_argument("--threads", type=int, default=None)
-    demo.add_argument("--steps", type=int, default=None)
+    demo = sub.add_parser("demo", help="train a small model and show what it learned")
+    demo.add_argument("--task", default="gpt", choices=["gpt", "seq2seq", "bert", "vit"],
+                      help="which model family to show (default: a character-level GPT)")
+    demo.add_argument("--steps", type=int, default=None, help="training steps (default: task-specific)")
+    demo.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
+    demo.add_argument("--out", default=None, help="checkpoint path to write")
     sub.add_parser("info", help="print build information")
     args = parser.parse_args(argv)
     if args.command == "demo":

@@ -212,4 +212,53 @@ Tensor MultiheadAttention::backward_self(const Tensor& dout) {
   return dx;
 }
 
+Tensor MultiheadAttention::forward_cached(const Tensor& x, KVCache& cache, int64_t capacity) {
+  CF_CHECK_VALUE(x.dim() == 3, "x: expected [batch, T, ", E_, "], got ", shape_str(x.shape()));
+  check_last_dim(x, E_, "x");
+  const int64_t B = x.size(0), Tn = x.size(1);
+  if (!cache.k.defined() || cache.k.size(0) != B || cache.capacity() != capacity) {
+    CF_CHECK_VALUE(cache.len == 0, "KV cache: batch size or capacity changed mid-sequence");
+    cache.k = Tensor::empty({B, capacity, E_});
+    cache.v = Tensor::empty({B, capacity, E_});
+  }
+  CF_CHECK_VALUE(cache.len == 0 || Tn == 1, "KV cache: after the prompt, feed one position at a time (got ", Tn, ")");
+  CF_CHECK_VALUE(cache.len + Tn <= capacity, "KV cache full: ", cache.len, " + ", Tn, " positions > capacity ",
+                 capacity);
+  // qkv [B, Tn, 3E]; copy k, v rows into the cache at positions len..len+Tn.
+  Tensor qkv = Tensor::empty({B, Tn, 3 * E_});
+  linear_forward(qkv.data(), x.data(), in_proj_weight_->value.data(),
+                 in_proj_bias_ ? in_proj_bias_->value.data() : nullptr, B * Tn, E_, 3 * E_);
+  const int64_t cap = capacity;
+#pragma omp parallel for schedule(static)
+  for (int64_t bt = 0; bt < B * Tn; ++bt) {
+    const int64_t b = bt / Tn, t = bt % Tn;
+    const float* row = qkv.data() + bt * 3 * E_;
+    float* kd = cache.k.data() + (b * cap + cache.len + t) * E_;
+    float* vd = cache.v.data() + (b * cap + cache.len + t) * E_;
+    for (int64_t e = 0; e < E_; ++e) {
+      kd[e] = row[E_ + e];
+      vd[e] = row[2 * E_ + e];
+    }
+  }
+  const int64_t S = cache.len + Tn;
+  AttentionParams p;
+  p.B = B;
+  p.H = H_;
+  p.L = Tn;
+  p.S = S;
+  p.D = D_;
+  p.Dv = D_;
+  p.scale = 1.0f / std::sqrt(static_cast<float>(D_));
+  p.is_causal = Tn > 1;  // prefill from an empty cache: top-left causal is exact
+  Tensor attn = Tensor::empty({B, Tn, E_});
+  Tensor lse = Tensor::empty({B * H_ * Tn});
+  attention_forward({attn.data(), Tn * E_, D_, E_}, lse.data(), {qkv.data(), Tn * 3 * E_, D_, 3 * E_},
+                    {cache.k.data(), cap * E_, D_, E_}, {cache.v.data(), cap * E_, D_, E_}, p);
+  cache.len = S;
+  Tensor out = Tensor::empty({B, Tn, E_});
+  linear_forward(out.data(), attn.data(), out_proj_.weight().value.data(),
+                 out_proj_.bias() ? out_proj_.bias()->value.data() : nullptr, B * Tn, E_, E_);
+  return out;
+}
+
 }  // namespace cpuformer

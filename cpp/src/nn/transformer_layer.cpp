@@ -2,6 +2,7 @@
 
 #include "cpuformer/error.hpp"
 #include "cpuformer/ops/activations.hpp"
+#include "cpuformer/ops/linear.hpp"
 
 namespace cpuformer {
 namespace {
@@ -12,8 +13,8 @@ const TransformerLayerOptions& validated(const TransformerLayerOptions& o) {
   CF_CHECK_VALUE(o.d_model % o.nhead == 0, "d_model (", o.d_model, ") must be divisible by nhead (", o.nhead, ")");
   CF_CHECK_VALUE(o.dim_feedforward >= 1, "dim_feedforward must be >= 1, got ", o.dim_feedforward);
   CF_CHECK_VALUE(o.dropout >= 0.0f && o.dropout < 1.0f, "dropout must be in [0, 1), got ", o.dropout);
-  CF_CHECK_VALUE(o.activation == "relu" || o.activation == "gelu", "activation must be \"relu\" or \"gelu\", got \"",
-                 o.activation, "\"");
+  CF_CHECK_VALUE(o.activation == "relu" || o.activation == "gelu" || o.activation == "gelu_tanh",
+                 "activation must be \"relu\", \"gelu\" or \"gelu_tanh\", got \"", o.activation, "\"");
   CF_CHECK_VALUE(o.layer_norm_eps > 0.0f, "layer_norm_eps must be > 0, got ", o.layer_norm_eps);
   return o;
 }
@@ -34,8 +35,8 @@ TransformerLayerBase::TransformerLayerBase(const TransformerLayerOptions& opt)
       linear1_(opt.d_model, opt.dim_feedforward, opt.bias),
       dropout_(opt.dropout),
       linear2_(opt.dim_feedforward, opt.d_model, opt.bias),
-      gelu_(GeluApproximate::None),
-      use_gelu_(opt.activation == "gelu") {}
+      gelu_(opt.activation == "gelu_tanh" ? GeluApproximate::Tanh : GeluApproximate::None),
+      use_gelu_(opt.activation != "relu") {}
 
 void TransformerLayerBase::check_input(const Tensor& x, const char* name) const {
   CF_CHECK_VALUE(x.dim() == 3, name, ": expected a 3-d [batch, seq, ", opt_.d_model, "] array, got shape ",
@@ -47,6 +48,22 @@ Tensor TransformerLayerBase::ff_forward(const Tensor& x) {
   Tensor h = linear1_.forward(x);
   h = use_gelu_ ? gelu_.forward(h) : relu_.forward(h);
   return linear2_.forward(dropout_.forward(h));
+}
+
+Tensor TransformerLayerBase::ff_inference(const Tensor& x) {
+  Tensor h = Tensor::empty({x.numel() / opt_.d_model, opt_.dim_feedforward});
+  linear_forward(h.data(), x.data(), linear1_.weight().value.data(),
+                 linear1_.bias() ? linear1_.bias()->value.data() : nullptr, x.numel() / opt_.d_model, opt_.d_model,
+                 opt_.dim_feedforward);
+  if (use_gelu_)
+    gelu_forward(h.data(), h.data(), h.numel(), gelu_.approximate());
+  else
+    relu_forward(h.data(), h.data(), h.numel());
+  Tensor out = Tensor::empty(x.shape());
+  linear_forward(out.data(), h.data(), linear2_.weight().value.data(),
+                 linear2_.bias() ? linear2_.bias()->value.data() : nullptr, x.numel() / opt_.d_model,
+                 opt_.dim_feedforward, opt_.d_model);
+  return out;
 }
 
 Tensor TransformerLayerBase::ff_backward(const Tensor& dout) {
@@ -98,6 +115,16 @@ Tensor TransformerEncoderLayer::backward(const Tensor& dout) {
   const Tensor ga = self_attn_.backward_self(dropout1_.backward(dsrc));
   add_into(dsrc, ga);
   return dsrc;
+}
+
+Tensor TransformerEncoderLayer::forward_cached(const Tensor& src, KVCache& cache, int64_t capacity) {
+  check_input(src, "src");
+  if (opt_.norm_first) {
+    const Tensor x1 = add(src, self_attn_.forward_cached(norm1_.inference(src), cache, capacity));
+    return add(x1, ff_inference(norm2_.inference(x1)));
+  }
+  const Tensor x1 = norm1_.inference(add(src, self_attn_.forward_cached(src, cache, capacity)));
+  return norm2_.inference(add(x1, ff_inference(x1)));
 }
 
 TransformerDecoderLayer::TransformerDecoderLayer(const TransformerLayerOptions& opt)

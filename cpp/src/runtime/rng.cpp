@@ -18,4 +18,11 @@ uint64_t next_key() {
   return rng_bits(g_seed.load(), c);
 }
 
+RngState get_rng_state() { return {g_seed.load(), g_counter.load()}; }
+
+void set_rng_state(const RngState& s) {
+  g_seed.store(s.seed);
+  g_counter.store(s.counter);
+}
+
 }  // namespace cpuformer

@@ -12,6 +12,8 @@ class LayerNorm : public Module {
   Tensor forward(const Tensor& x);
   // dout [..., C] -> dx; accumulates weight/bias gradients.
   Tensor backward(const Tensor& dout);
+  // forward without saving anything (inference paths, thread-safe).
+  Tensor inference(const Tensor& x) const;
   int64_t normalized_shape() const { return C_; }
   float eps() const { return eps_; }
 

@@ -27,6 +27,13 @@ struct AttentionMask {
   bool is_causal = false;
 };
 
+// Keys and values of past positions for incremental decoding.
+struct KVCache {
+  Tensor k, v;            // [B, capacity, E]
+  int64_t len = 0;        // positions filled
+  int64_t capacity() const { return k.defined() ? k.size(1) : 0; }
+};
+
 class MultiheadAttention : public Module {
  public:
   MultiheadAttention(int64_t embed_dim, int64_t num_heads, float dropout = 0.0f, bool bias = true);
@@ -43,6 +50,13 @@ class MultiheadAttention : public Module {
   // summed input gradient in one GEMM.
   Tensor forward_self(const Tensor& x, const AttentionMask& mask = {}) { return forward(x, x, x, mask); }
   Tensor backward_self(const Tensor& dout);
+
+  // Inference with a KV cache: x [B, Tn, E] holds the next Tn positions;
+  // their keys/values are appended to `cache` (allocated on first use with
+  // `capacity` positions) and they attend to every cached position causally.
+  // Either the cache is empty (prefill) or Tn == 1 (one decoding step).
+  // No dropout, nothing saved for backward.
+  Tensor forward_cached(const Tensor& x, KVCache& cache, int64_t capacity);
 
   int64_t embed_dim() const { return E_; }
   int64_t num_heads() const { return H_; }

@@ -23,7 +23,7 @@ struct TransformerLayerOptions {
   int64_t nhead = 8;
   int64_t dim_feedforward = 2048;
   float dropout = 0.1f;
-  std::string activation = "relu";  // "relu" or "gelu" (exact erf)
+  std::string activation = "relu";  // "relu", "gelu" (exact erf) or "gelu_tanh" (GPT-2)
   float layer_norm_eps = 1e-5f;
   bool norm_first = false;
   bool bias = true;
@@ -38,6 +38,7 @@ class TransformerLayerBase : public Module {
   explicit TransformerLayerBase(const TransformerLayerOptions& opt);
   // linear2(dropout(act(linear1(x))))
   Tensor ff_forward(const Tensor& x);
+  Tensor ff_inference(const Tensor& x);  // no dropout, nothing saved
   Tensor ff_backward(const Tensor& dout);
   void check_input(const Tensor& x, const char* name) const;
 
@@ -56,6 +57,9 @@ class TransformerEncoderLayer : public TransformerLayerBase {
   // src [B, T, d_model] -> [B, T, d_model]
   Tensor forward(const Tensor& src, const AttentionMask& src_mask = {});
   Tensor backward(const Tensor& dout);  // -> dsrc
+  // Causal self-attention inference over a KV cache (see
+  // MultiheadAttention::forward_cached); dropout off, nothing saved.
+  Tensor forward_cached(const Tensor& src, KVCache& cache, int64_t capacity);
 
  private:
   MultiheadAttention self_attn_;

@@ -28,4 +28,12 @@ inline float rng_uniform(uint64_t key, uint64_t index) {
 void manual_seed(uint64_t seed);
 uint64_t next_key();
 
+// The generator's whole state, for checkpoints that resume identically.
+struct RngState {
+  uint64_t seed = 0;
+  uint64_t counter = 0;
+};
+RngState get_rng_state();
+void set_rng_state(const RngState& s);
+
 }  // namespace cpuformer

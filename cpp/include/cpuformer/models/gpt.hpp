@@ -1,0 +1,80 @@
+// GPT: the GPT-2 architecture (decoder-only, causal language model).
+//   x = drop(wte[idx] + wpe[pos])                      [B, T, C]
+//   x = block_l(x) for l < n_layer                     pre-LN, causal self-attention, tanh-GELU 4x MLP
+//   logits = ln_f(x) · wteᵀ                            [B, T, V]  (LM head tied to wte)
+// Parameter names: wte.weight, wpe.weight, h.<l>.<TransformerEncoderLayer names>, ln_f.weight, ln_f.bias.
+#pragma once
+#include <memory>
+#include <vector>
+
+#include "cpuformer/nn/activation.hpp"
+#include "cpuformer/nn/embedding.hpp"
+#include "cpuformer/nn/layer_norm.hpp"
+#include "cpuformer/nn/transformer_layer.hpp"
+
+namespace cpuformer {
+
+struct GPTConfig {
+  int64_t vocab_size = 0;
+  int64_t block_size = 0;  // maximum sequence length (learned positions)
+  int64_t n_layer = 0;
+  int64_t n_head = 0;
+  int64_t n_embd = 0;
+  float dropout = 0.0f;
+  bool bias = true;
+  void validate() const;
+};
+
+struct SamplingOptions {
+  float temperature = 1.0f;  // 0 = greedy (argmax)
+  int64_t top_k = 0;         // 0 = off
+  float top_p = 1.0f;        // 1 = off
+  uint64_t seed = 0;
+  bool has_seed = false;     // otherwise a key is drawn from the global generator
+};
+
+class GPT : public Module {
+ public:
+  explicit GPT(const GPTConfig& cfg);
+  const GPTConfig& config() const { return cfg_; }
+
+  // idx [B, T] -> logits [B, T, V]. Caches activations for backward_logits().
+  Tensor forward(const int64_t* idx, int64_t B, int64_t T);
+  // Backpropagates dlogits [B, T, V] through the last forward (accumulates).
+  void backward_logits(const Tensor& dlogits);
+  // Mean cross-entropy of forward(idx) against targets [B, T] (-100 ignored).
+  float loss(const int64_t* idx, const int64_t* targets, int64_t B, int64_t T);
+  // Backpropagates the last loss(). StateError without one.
+  void backward();
+
+  // Autoregressive generation with a KV cache: returns [B, T + max_new_tokens]
+  // (the prompt followed by the new tokens). Beyond block_size the context is
+  // cropped to the last block_size tokens (recomputed once per step then).
+  std::vector<int64_t> generate(const int64_t* idx, int64_t B, int64_t T, int64_t max_new_tokens,
+                                const SamplingOptions& opt);
+
+ private:
+  void check_ids(const int64_t* idx, int64_t n, const char* what) const;
+  // Last-position logits [B, V] from hidden states [B, Tn, C] (ln_f + tied head).
+  Tensor head_last(const Tensor& h);
+
+  GPTConfig cfg_;
+  Embedding wte_, wpe_;
+  Dropout drop_;
+  std::vector<std::unique_ptr<TransformerEncoderLayer>> h_;
+  LayerNorm ln_f_;
+  AttentionMask causal_;
+
+  // Saved by forward / loss.
+  int64_t B_ = 0, T_ = 0;
+  Tensor xf_;      // ln_f output [B, T, C]
+  Tensor logits_;  // [B, T, V]
+  std::vector<int64_t> targets_;
+  bool have_loss_ = false;
+};
+
+// Draws one token per row from logits [B, V] (modified in place).
+void sample_tokens(float* logits, int64_t B, int64_t V, const SamplingOptions& opt, uint64_t key, uint64_t step,
+                   int64_t* out);
+
+}  // namespace cpuformer

@@ -1,0 +1,267 @@
+#include "cpuformer/models/gpt.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <string>
+
+#include "cpuformer/error.hpp"
+#include "cpuformer/ops/activations.hpp"
+#include "cpuformer/ops/cross_entropy.hpp"
+#include "cpuformer/ops/linear.hpp"
+#include "cpuformer/runtime/rng.hpp"
+
+namespace cpuformer {
+
+void GPTConfig::validate() const {
+  CF_CHECK_VALUE(vocab_size >= 1, "GPTConfig.vocab_size must be >= 1, got ", vocab_size);
+  CF_CHECK_VALUE(block_size >= 1, "GPTConfig.block_size must be >= 1, got ", block_size);
+  CF_CHECK_VALUE(n_layer >= 1, "GPTConfig.n_layer must be >= 1, got ", n_layer);
+  CF_CHECK_VALUE(n_head >= 1, "GPTConfig.n_head must be >= 1, got ", n_head);
+  CF_CHECK_VALUE(n_embd >= 1, "GPTConfig.n_embd must be >= 1, got ", n_embd);
+  CF_CHECK_VALUE(n_embd % n_head == 0, "GPTConfig: n_embd (", n_embd, ") must be divisible by n_head (", n_head, ")");
+  CF_CHECK_VALUE(dropout >= 0.0f && dropout < 1.0f, "GPTConfig.dropout must be in [0, 1), got ", dropout);
+}
+
+namespace {
+const GPTConfig& validated(const GPTConfig& c) {
+  c.validate();
+  return c;
+}
+
+TransformerLayerOptions block_options(const GPTConfig& c) {
+  TransformerLayerOptions o;
+  o.d_model = c.n_embd;
+  o.nhead = c.n_head;
+  o.dim_feedforward = 4 * c.n_embd;
+  o.dropout = c.dropout;
+  o.activation = "gelu_tanh";
+  o.layer_norm_eps = 1e-5f;
+  o.norm_first = true;
+  o.bias = c.bias;
+  return o;
+}
+}  // namespace
+
+GPT::GPT(const GPTConfig& cfg)
+    : cfg_(validated(cfg)),
+      wte_(cfg.vocab_size, cfg.n_embd),
+      wpe_(cfg.block_size, cfg.n_embd),
+      drop_(cfg.dropout),
+      ln_f_(cfg.n_embd, 1e-5f) {
+  register_module("wte", &wte_);
+  register_module("wpe", &wpe_);
+  for (int64_t l = 0; l < cfg.n_layer; ++l) {
+    h_.push_back(std::make_unique<TransformerEncoderLayer>(block_options(cfg)));
+    register_module("h." + std::to_string(l), h_.back().get());
+  }
+  register_module("ln_f", &ln_f_);
+  causal_.is_causal = true;
+  // GPT-2 initialisation: N(0, 0.02) for weights, zero biases, and the
+  // residual projections scaled by 1/sqrt(2 * n_layer).
+  const float resid_std = 0.02f / std::sqrt(2.0f * static_cast<float>(cfg.n_layer));
+  for (auto& p : named_parameters()) {
+    const std::string& n = p.first;
+    Tensor& v = p.second->value;
+    if (n.size() >= 5 && n.compare(n.size() - 5, 5, ".bias") == 0) {
+      if (n.find("norm") == std::string::npos && n.find("ln_f") == std::string::npos) v.zero();
+    } else if (n.find("norm") != std::string::npos || n.find("ln_f") != std::string::npos) {
+      // LayerNorm weight stays 1
+    } else if (n.find("out_proj.weight") != std::string::npos || n.find("linear2.weight") != std::string::npos) {
+      init_normal(v, 0.0f, resid_std);
+    } else {
+      init_normal(v, 0.0f, 0.02f);
+    }
+  }
+}
+
+void GPT::check_ids(const int64_t* idx, int64_t n, const char* what) const {
+  for (int64_t i = 0; i < n; ++i)
+    CF_CHECK_INDEX(idx[i] >= 0 && idx[i] < cfg_.vocab_size, what, ": token id ", idx[i], " at flat position ", i,
+                   " is out of range [0, ", cfg_.vocab_size, ")");
+}
+
+Tensor GPT::forward(const int64_t* idx, int64_t B, int64_t T) {
+  CF_CHECK_VALUE(B >= 1 && T >= 1, "idx: expected a non-empty [batch, seq] array, got [", B, ", ", T, "]");
+  CF_CHECK_VALUE(T <= cfg_.block_size, "idx: sequence length ", T, " exceeds block_size ", cfg_.block_size);
+  check_ids(idx, B * T, "idx");
+  const int64_t C = cfg_.n_embd;
+  have_loss_ = false;
+  Tensor tok = wte_.forward(idx, {B, T});
+  std::vector<int64_t> pos(static_cast<size_t>(T));
+  std::iota(pos.begin(), pos.end(), 0);
+  Tensor pe = wpe_.forward(pos.data(), {T});  // [T, C]
+  float* x = tok.data();
+  const float* p = pe.data();
+#pragma omp parallel for schedule(static)
+  for (int64_t bt = 0; bt < B * T; ++bt) {
+    const float* prow = p + (bt % T) * C;
+    for (int64_t c = 0; c < C; ++c) x[bt * C + c] += prow[c];
+  }
+  Tensor h = drop_.forward(tok);
+  for (auto& blk : h_) h = blk->forward(h, causal_);
+  xf_ = ln_f_.forward(h);
+  logits_ = Tensor::empty({B, T, cfg_.vocab_size});
+  linear_forward(logits_.data(), xf_.data(), wte_.weight().value.data(), nullptr, B * T, C, cfg_.vocab_size);
+  B_ = B;
+  T_ = T;
+  return logits_;
+}
+
+void GPT::backward_logits(const Tensor& dlogits) {
+  CF_CHECK_STATE(xf_.defined(), "GPT.backward called before forward");
+  CF_CHECK_VALUE(dlogits.shape() == Shape({B_, T_, cfg_.vocab_size}), "grad_logits: expected shape ",
+                 shape_str({B_, T_, cfg_.vocab_size}), ", got ", shape_str(dlogits.shape()));
+  const int64_t C = cfg_.n_embd, V = cfg_.vocab_size, N = B_ * T_;
+  Tensor dxf = Tensor::zeros({B_, T_, C});
+  linear_backward(dxf.data(), wte_.weight().grad.data(), nullptr, dlogits.data(), xf_.data(),
+                  wte_.weight().value.data(), N, C, V);
+  Tensor d = ln_f_.backward(dxf);
+  for (auto it = h_.rbegin(); it != h_.rend(); ++it) d = (*it)->backward(d);
+  d = drop_.backward(d);
+  wte_.backward(d);
+  // Position gradient: sum over the batch, then scatter into wpe rows 0..T-1.
+  Tensor dpos = Tensor::zeros({T_, C});
+  float* dp = dpos.data();
+  const float* dd = d.data();
+#pragma omp parallel for schedule(static)
+  for (int64_t t = 0; t < T_; ++t)
+    for (int64_t b = 0; b < B_; ++b)
+      for (int64_t c = 0; c < C; ++c) dp[t * C + c] += dd[(b * T_ + t) * C + c];
+  accumulate(wpe_.weight().grad.data(), dp, T_ * C);
+}
+
+float GPT::loss(const int64_t* idx, const int64_t* targets, int64_t B, int64_t T) {
+  for (int64_t i = 0; i < B * T; ++i)
+    CF_CHECK_INDEX(targets[i] == -100 || (targets[i] >= 0 && targets[i] < cfg_.vocab_size), "targets: value ",
+                   targets[i], " at flat position ", i, " is out of range [0, ", cfg_.vocab_size, ") (or -100)");
+  forward(idx, B, T);
+  targets_.assign(targets, targets + B * T);
+  const float l = cross_entropy_forward(logits_.data(), targets, B * T, cfg_.vocab_size, -100, 0.0f);
+  have_loss_ = true;
+  return l;
+}
+
+void GPT::backward() {
+  CF_CHECK_STATE(have_loss_, "GPT.backward() needs a loss: call loss(idx, targets) first");
+  Tensor dlogits = Tensor::zeros(logits_.shape());
+  cross_entropy_backward(dlogits.data(), logits_.data(), targets_.data(), B_ * T_, cfg_.vocab_size, -100, 0.0f);
+  backward_logits(dlogits);
+}
+
+Tensor GPT::head_last(const Tensor& h) {
+  const int64_t B = h.size(0), Tn = h.size(1), C = cfg_.n_embd, V = cfg_.vocab_size;
+  Tensor last = Tensor::empty({B, C});
+  for (int64_t b = 0; b < B; ++b)
+    std::copy(h.data() + (b * Tn + Tn - 1) * C, h.data() + (b * Tn + Tn) * C, last.data() + b * C);
+  last = ln_f_.inference(last);
+  Tensor logits = Tensor::empty({B, V});
+  linear_forward(logits.data(), last.data(), wte_.weight().value.data(), nullptr, B, C, V);
+  return logits;
+}
+
+void sample_tokens(float* logits, int64_t B, int64_t V, const SamplingOptions& opt, uint64_t key, uint64_t step,
+                   int64_t* out) {
+  for (int64_t b = 0; b < B; ++b) {
+    float* row = logits + b * V;
+    if (opt.temperature == 0.0f) {
+      out[b] = std::max_element(row, row + V) - row;
+      continue;
+    }
+    for (int64_t v = 0; v < V; ++v) row[v] /= opt.temperature;
+    std::vector<int64_t> order(static_cast<size_t>(V));
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t c) { return row[a] > row[c]; });
+    int64_t keep = V;
+    if (opt.top_k > 0) keep = std::min(keep, opt.top_k);
+    const float mx = row[order[0]];
+    std::vector<double> probs(static_cast<size_t>(keep));
+    double sum = 0.0;
+    for (int64_t i = 0; i < keep; ++i) sum += probs[i] = std::exp(static_cast<double>(row[order[i]] - mx));
+    if (opt.top_p < 1.0f) {
+      // Smallest prefix whose probability mass reaches top_p (at least one token).
+      double cum = 0.0;
+      int64_t n = 0;
+      while (n < keep) {
+        cum += probs[n] / sum;
+        ++n;
+        if (cum >= opt.top_p) break;
+      }
+      keep = n;
+      sum = 0.0;
+      for (int64_t i = 0; i < keep; ++i) sum += probs[i];
+    }
+    const double u = rng_uniform(key, step * static_cast<uint64_t>(B) + static_cast<uint64_t>(b)) * sum;
+    double cum = 0.0;
+    int64_t pick = order[keep - 1];
+    for (int64_t i = 0; i < keep; ++i) {
+      cum += probs[i];
+      if (u < cum) {
+        pick = order[i];
+        break;
+      }
+    }
+    out[b] = pick;
+  }
+}
+
+std::vector<int64_t> GPT::generate(const int64_t* idx, int64_t B, int64_t T, int64_t max_new_tokens,
+                                   const SamplingOptions& opt) {
+  CF_CHECK_VALUE(B >= 1 && T >= 1, "idx: expected a non-empty [batch, seq] prompt, got [", B, ", ", T, "]");
+  CF_CHECK_VALUE(max_new_tokens >= 0, "max_new_tokens must be >= 0, got ", max_new_tokens);
+  CF_CHECK_VALUE(opt.temperature >= 0.0f && std::isfinite(opt.temperature), "temperature must be >= 0, got ",
+                 opt.temperature);
+  CF_CHECK_VALUE(opt.top_k >= 0, "top_k must be >= 1 (or None), got ", opt.top_k);
+  CF_CHECK_VALUE(opt.top_p > 0.0f && opt.top_p <= 1.0f, "top_p must be in (0, 1], got ", opt.top_p);
+  check_ids(idx, B * T, "idx");
+  const int64_t total = T + max_new_tokens, C = cfg_.n_embd, bs = cfg_.block_size;
+  std::vector<int64_t> seq(static_cast<size_t>(B * total));
+  for (int64_t b = 0; b < B; ++b) std::copy(idx + b * T, idx + (b + 1) * T, seq.begin() + b * total);
+  if (max_new_tokens == 0) return seq;
+  const uint64_t key = opt.has_seed ? rng_bits(opt.seed, 0x6E6E) : next_key();
+  const bool was_training = training();
+  eval();
+  std::vector<KVCache> caches(h_.size());
+  int64_t cur = T;  // tokens in seq per row
+  std::vector<int64_t> window, next(static_cast<size_t>(B));
+  try {
+    for (int64_t step = 0; step < max_new_tokens; ++step) {
+      // Tokens to feed and their first position.
+      int64_t start, n;
+      if (caches[0].len == 0 || caches[0].len >= bs) {
+        for (auto& c : caches) c.len = 0;
+        start = std::max<int64_t>(0, cur - bs);
+        n = cur - start;
+      } else {
+        start = cur - 1;
+        n = 1;
+      }
+      const int64_t pos0 = caches[0].len;
+      window.resize(static_cast<size_t>(B * n));
+      for (int64_t b = 0; b < B; ++b)
+        std::copy(seq.begin() + b * total + start, seq.begin() + b * total + start + n, window.begin() + b * n);
+      Tensor x = Tensor::empty({B, n, C});
+      const float* wte = wte_.weight().value.data();
+      const float* wpe = wpe_.weight().value.data();
+      for (int64_t b = 0; b < B; ++b)
+        for (int64_t t = 0; t < n; ++t) {
+          const float* e = wte + window[b * n + t] * C;
+          const float* p = wpe + (pos0 + t) * C;
+          float* dst = x.data() + (b * n + t) * C;
+          for (int64_t c = 0; c < C; ++c) dst[c] = e[c] + p[c];
+        }
+      for (size_t l = 0; l < h_.size(); ++l) x = h_[l]->forward_cached(x, caches[l], bs);
+      Tensor logits = head_last(x);
+      sample_tokens(logits.data(), B, cfg_.vocab_size, opt, key, static_cast<uint64_t>(step), next.data());
+      for (int64_t b = 0; b < B; ++b) seq[b * total + cur] = next[b];
+      ++cur;
+    }
+  } catch (...) {
+    train(was_training);
+    throw;
+  }
+  train(was_training);
+  return seq;
+}
+
+}  // namespace cpuformer

@@ -1,0 +1,115 @@
+"""Checkpoints: one safetensors file per model (tensors + the model's class and
+config as JSON metadata), and training state (model + optimizer + step + RNG)
+for runs that resume identically. Writes are atomic (temp file, fsync,
+rename), so a crash never destroys the previous checkpoint."""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+
+from . import _core
+
+FORMAT = "cpuformer"
+FORMAT_VERSION = "1"
+
+
+def _registry():
+    from .models import MODEL_CLASSES
+
+    return MODEL_CLASSES
+
+
+def _model_meta(model) -> dict:
+    from . import __version__
+
+    cfg = getattr(model, "config", None)
+    if cfg is None or type(model).__name__ not in _registry():
+        raise TypeError(f"save: expected a cpuformer model ({', '.join(_registry())}), got {type(model).__name__}")
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "class": type(model).__name__,
+        "config": json.dumps(cfg.to_dict()),
+        "cpuformer_version": __version__,
+    }
+
+
+def save(model, path) -> str:
+    """Write ``model`` (parameters + class + config) to one safetensors file."""
+    path = os.fspath(path)
+    _core.save_safetensors(path, model.parameters(), _model_meta(model))
+    return path
+
+
+def _read(path):
+    path = os.fspath(path)
+    tensors, meta = _core.load_safetensors(path)
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path!r} is not a cpuformer checkpoint (its metadata has no format={FORMAT!r}); "
+                         "for Hugging Face directories use cpuformer.from_pretrained")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{path!r}: unsupported checkpoint format_version {meta.get('format_version')!r}")
+    return path, tensors, meta
+
+
+def _build(path, meta):
+    registry = _registry()
+    name = meta.get("class")
+    if name not in registry:
+        raise ValueError(f"{path!r}: unknown model class {name!r} (known: {', '.join(registry)})")
+    cls = registry[name]
+    try:
+        cfg = cls.config_class(**json.loads(meta["config"]))
+    except (KeyError, TypeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path!r}: invalid model config in the checkpoint metadata: {e}") from e
+    return cls(cfg)
+
+
+def load(path):
+    """Load a checkpoint written by ``model.save(path)``: returns a model of the saved class."""
+    path, tensors, meta = _read(path)
+    model = _build(path, meta)
+    params = {k[len("model."):] if k.startswith("model.") else k: v for k, v in tensors.items()
+              if not k.startswith("optim.")}
+    try:
+        model.load_state_dict(params)
+    except (RuntimeError, ValueError) as e:
+        raise ValueError(f"{path!r}: checkpoint tensors do not match its config: {e}") from e
+    return model
+
+
+def save_training_state(path, model, optimizer, step: int) -> str:
+    """Model, optimizer state, step and the global RNG state in one file."""
+    path = os.fspath(path)
+    meta = _model_meta(model)
+    osd = optimizer.state_dict()
+    tensors = {f"model.{k}": v for k, v in model.parameters().items()}
+    tensors.update({f"optim.{k}": v for k, v in osd["state"].items()})
+    seed, counter = _core.get_rng_state()
+    meta["training"] = json.dumps({
+        "step": int(step),
+        "optimizer": {k: v for k, v in osd.items() if k != "state"},
+        "rng": [str(seed), str(counter)],
+    })
+    _core.save_safetensors(path, tensors, meta)
+    return path
+
+
+def load_training_state(path, model, optimizer) -> int:
+    """Restore what ``save_training_state`` wrote into ``model`` and ``optimizer``; returns the step."""
+    path, tensors, meta = _read(path)
+    if "training" not in meta:
+        raise ValueError(f"{path!r} holds a model only, not training state (use cpuformer.load)")
+    info = json.loads(meta["training"])
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    osd = dict(info["optimizer"])
+    osd["state"] = {k[6:]: v for k, v in tensors.items() if k.startswith("optim.")}
+    optimizer.load_state_dict(osd)
+    seed, counter = info["rng"]
+    _core.set_rng_state(int(seed), int(counter))
+    return int(info["step"])
+
+
+__all__ = ["load", "load_training_state", "save", "save_training_state"]

@@ -1,0 +1,176 @@
+"""``cf.fit``: a small training loop with progress output, and ``cf.plot_history``."""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import Callable, Iterable, Optional
+
+import numpy as np
+
+from .optim import clip_grad_norm_
+
+
+def _batches(source):
+    if callable(source) and not hasattr(source, "__iter__"):
+        source = source()
+    return iter(source)
+
+
+def _progress_bar(total, enabled):
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="step", dynamic_ncols=True, file=sys.stderr)
+
+
+def _tokens_in(batch) -> int:
+    first = batch[0] if isinstance(batch, (tuple, list)) else batch
+    return int(np.asarray(first).size)
+
+
+def evaluate(model, batches, max_batches: Optional[int] = None) -> float:
+    """Mean of ``model.loss(*batch)`` over ``batches`` (no parameter update)."""
+    losses = []
+    for i, batch in enumerate(_batches(batches)):
+        if max_batches is not None and i >= max_batches:
+            break
+        losses.append(model.loss(*batch) if isinstance(batch, (tuple, list)) else model.loss(batch))
+    if not losses:
+        raise ValueError("evaluate: eval_batches produced no batch")
+    return float(np.mean(losses))
+
+
+def fit(model, optimizer, batches, steps: Optional[int] = None, grad_clip: Optional[float] = None,
+        schedule: Optional[Callable[[int], float]] = None, accumulate: int = 1, eval_batches=None,
+        eval_every: Optional[int] = None, progress: bool = True, log_every: Optional[int] = None,
+        skip_nonfinite: bool = False, distributed=None) -> dict:
+    """Train ``model`` with ``optimizer`` on ``batches``.
+
+    ``batches`` is an iterable (or a zero-argument callable returning one) of
+    tuples passed to ``model.loss(*batch)``, e.g. ``(idx, targets)`` for GPT.
+    Runs ``steps`` optimizer steps (default: until ``batches`` is exhausted),
+    each over ``accumulate`` micro-batches (gradients averaged). ``schedule``
+    maps the step index to a learning rate. A non-finite loss raises
+    ``FloatingPointError`` before any parameter is touched, unless
+    ``skip_nonfinite`` (the step is then skipped).
+
+    Shows a tqdm bar when tqdm is installed and ``progress`` is set, plain log
+    lines otherwise. Returns the history: ``step``, ``loss``, ``lr``,
+    ``tokens_per_s``, ``time`` per step and ``eval_step``/``eval_loss``.
+    """
+    if isinstance(accumulate, bool) or int(accumulate) < 1:
+        raise ValueError(f"accumulate: expected an int >= 1, got {accumulate}")
+    accumulate = int(accumulate)
+    if steps is not None and (isinstance(steps, bool) or int(steps) < 0):
+        raise ValueError(f"steps: expected an int >= 0 or None, got {steps}")
+    if grad_clip is not None and not float(grad_clip) > 0:
+        raise ValueError(f"grad_clip: expected > 0 or None, got {grad_clip}")
+    main_rank = distributed is None or getattr(distributed, "rank", 0) == 0
+    it = _batches(batches)
+    history = {"step": [], "loss": [], "lr": [], "tokens_per_s": [], "time": [], "eval_step": [], "eval_loss": [],
+               "skipped": 0}
+    bar = _progress_bar(steps, progress and main_rank)
+    if log_every is None:
+        log_every = max(1, (steps or 100) // 10)
+    if eval_every is None and eval_batches is not None:
+        eval_every = max(1, (steps or 100) // 5)
+    model.train()
+    start = time.perf_counter()
+    step = 0
+    try:
+        while steps is None or step < steps:
+            if schedule is not None:
+                optimizer.lr = schedule(step)
+            optimizer.zero_grad()
+            t0 = time.perf_counter()
+            loss_sum, tokens, finite, got = 0.0, 0, True, 0
+            for _ in range(accumulate):
+                try:
+                    batch = next(it)
+                except StopIteration:
+                    break
+                got += 1
+                batch = batch if isinstance(batch, (tuple, list)) else (batch,)
+                loss = float(model.loss(*batch))
+                if not math.isfinite(loss):
+                    finite = False
+                    break
+                model.backward()
+                loss_sum += loss
+                tokens += _tokens_in(batch)
+            if got == 0:
+                if steps is not None:
+                    raise ValueError(f"fit: batches ran out after {step} of {steps} steps")
+                break
+            if not finite:
+                if not skip_nonfinite:
+                    raise FloatingPointError(
+                        f"fit: non-finite loss at step {step}; parameters were not updated "
+                        "(lower the learning rate, clip gradients, or pass skip_nonfinite=True)")
+                history["skipped"] += 1
+                optimizer.zero_grad()
+                step += 1
+                continue
+            if got > 1:
+                model._impl.flat_gradients()[...] *= 1.0 / got
+            if distributed is not None:
+                distributed.allreduce_gradients()
+            if grad_clip is not None:
+                clip_grad_norm_(model, grad_clip)
+            optimizer.step()
+            dt = time.perf_counter() - t0
+            loss = loss_sum / got
+            history["step"].append(step)
+            history["loss"].append(loss)
+            history["lr"].append(float(optimizer.lr))
+            history["tokens_per_s"].append(tokens / dt if dt > 0 else float("inf"))
+            history["time"].append(time.perf_counter() - start)
+            if eval_batches is not None and (step + 1) % eval_every == 0:
+                model.eval()
+                history["eval_step"].append(step)
+                history["eval_loss"].append(evaluate(model, eval_batches))
+                model.train()
+            if main_rank:
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{history['tokens_per_s'][-1]:,.0f}",
+                                    lr=f"{optimizer.lr:.2e}")
+                elif progress and (step % log_every == 0 or (steps is not None and step == steps - 1)):
+                    extra = f"  eval {history['eval_loss'][-1]:.4f}" if history["eval_loss"] else ""
+                    print(f"step {step:5d}  loss {loss:.4f}{extra}  lr {optimizer.lr:.2e}  "
+                          f"{history['tokens_per_s'][-1]:,.0f} tok/s", flush=True)
+            step += 1
+    finally:
+        if bar is not None:
+            bar.close()
+    return history
+
+
+def plot_history(history: dict, path) -> str:
+    """Write a PNG loss curve (training loss, and eval loss when present). Needs matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ImportError("plot_history needs matplotlib: pip install matplotlib") from e
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(history["step"], history["loss"], label="train loss")
+    if history.get("eval_loss"):
+        ax.plot(history["eval_step"], history["eval_loss"], "o-", label="eval loss")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return str(path)
+
+
+__all__ = ["evaluate", "fit", "plot_history"]

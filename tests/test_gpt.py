@@ -1,0 +1,159 @@
+"""GPT: parity with an equivalent torch model, learning, generation, errors."""
+import numpy as np
+import pytest
+
+import cpuformer as cf
+from helpers import assert_close, torch_or_skip
+
+
+def tiny_config(**kw):
+    base = dict(vocab_size=23, block_size=16, n_layer=2, n_head=2, n_embd=12)
+    base.update(kw)
+    return cf.GPTConfig(**base)
+
+
+def torch_gpt(torch, cfg):
+    """The same architecture built from torch.nn parts, with cpuformer's parameter names."""
+    nn = torch.nn
+    F = torch.nn.functional
+
+    class TorchGPT(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.wte = nn.Embedding(cfg.vocab_size, cfg.n_embd)
+            self.wpe = nn.Embedding(cfg.block_size, cfg.n_embd)
+            self.h = nn.ModuleList([
+                nn.TransformerEncoderLayer(cfg.n_embd, cfg.n_head, 4 * cfg.n_embd, dropout=0.0,
+                                           activation=lambda x: F.gelu(x, approximate="tanh"),
+                                           batch_first=True, norm_first=True, bias=cfg.bias)
+                for _ in range(cfg.n_layer)])
+            self.ln_f = nn.LayerNorm(cfg.n_embd)
+
+        def forward(self, idx):
+            T = idx.shape[1]
+            x = self.wte(idx) + self.wpe(torch.arange(T))
+            mask = torch.triu(torch.ones(T, T, dtype=torch.bool), 1)
+            for blk in self.h:
+                x = blk(x, src_mask=mask)
+            return self.ln_f(x) @ self.wte.weight.T
+
+    return TorchGPT().train()
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_gpt_matches_torch(bias, rng):
+    torch = torch_or_skip()
+    cfg = tiny_config(bias=bias)
+    m = cf.GPT(cfg)
+    t = torch_gpt(torch, cfg)
+    assert set(m.state_dict()) == set(t.state_dict())
+    t.load_state_dict({k: torch.tensor(v) for k, v in m.state_dict().items()})
+    idx = rng.integers(0, cfg.vocab_size, (3, 11))
+    targets = rng.integers(0, cfg.vocab_size, (3, 11))
+    targets[0, :4] = -100
+    logits_t = t(torch.tensor(idx))
+    loss_t = torch.nn.functional.cross_entropy(logits_t.reshape(-1, cfg.vocab_size), torch.tensor(targets).reshape(-1))
+    loss_t.backward()
+    assert_close(m(idx), logits_t.detach().numpy(), 3e-5, "logits")
+    loss = m.loss(idx, targets)
+    assert abs(loss - loss_t.item()) < 1e-5 * max(1, abs(loss))
+    m.zero_grad()
+    m.backward()
+    grads = m.gradients()
+    for name, p in t.named_parameters():
+        assert_close(grads[name], p.grad.numpy(), 1e-4, f"grad {name}")
+
+
+def test_gpt_memorises_a_batch(rng):
+    cf.manual_seed(0)
+    cfg = tiny_config(vocab_size=17, block_size=12, n_embd=32, n_head=4)
+    m = cf.GPT(cfg)
+    idx = rng.integers(0, 17, (4, 12))
+    x, y = idx[:, :-1], idx[:, 1:]
+    opt = cf.optim.AdamW(m, lr=1e-2, weight_decay=0.0)
+    first = m.loss(x, y)
+    for _ in range(150):
+        opt.zero_grad()
+        m.loss(x, y)
+        m.backward()
+        opt.step()
+    last = m.loss(x, y)
+    assert first > 2.0 and last < 0.1, (first, last)
+
+
+def test_greedy_generation_equals_full_recompute(rng):
+    cfg = tiny_config(block_size=10)
+    m = cf.GPT(cfg)
+    prompt = rng.integers(0, cfg.vocab_size, (2, 3))
+    out = m.generate(prompt, max_new_tokens=12, temperature=0.0)  # runs past block_size: cropping path
+    assert out.shape == (2, 15) and out.dtype == np.int64
+    np.testing.assert_array_equal(out[:, :3], prompt)
+    seq = prompt.copy()
+    for _ in range(12):
+        logits = m(seq[:, -cfg.block_size:])
+        nxt = logits[:, -1].argmax(-1)
+        seq = np.concatenate([seq, nxt[:, None]], axis=1)
+    np.testing.assert_array_equal(out, seq)
+
+
+def test_sampling_is_seeded_and_respects_top_k(rng):
+    m = cf.GPT(tiny_config())
+    prompt = rng.integers(0, 23, (2, 4))
+    a = m.generate(prompt, 8, temperature=1.0, seed=5)
+    b = m.generate(prompt, 8, temperature=1.0, seed=5)
+    np.testing.assert_array_equal(a, b)
+    # top_k=1 is greedy whatever the temperature
+    np.testing.assert_array_equal(m.generate(prompt, 6, temperature=2.0, top_k=1, seed=3),
+                                  m.generate(prompt, 6, temperature=0.0))
+    # a tiny nucleus is greedy as well
+    np.testing.assert_array_equal(m.generate(prompt, 6, top_p=1e-6, seed=4), m.generate(prompt, 6, temperature=0.0))
+    one = m.generate(prompt[0], 3, temperature=0.0)
+    assert one.shape == (7,)
+
+
+def test_seeded_training_repeats_bit_for_bit(rng):
+    idx = rng.integers(0, 23, (2, 9))
+
+    def run():
+        cf.manual_seed(11)
+        m = cf.GPT(tiny_config(dropout=0.1))
+        opt = cf.optim.AdamW(m, lr=3e-3)
+        out = []
+        for _ in range(4):
+            opt.zero_grad()
+            out.append(m.loss(idx[:, :-1], idx[:, 1:]))
+            m.backward()
+            opt.step()
+        return out
+
+    assert run() == run()
+
+
+def test_gpt_bad_input():
+    with pytest.raises(ValueError, match="divisible"):
+        cf.GPTConfig(vocab_size=10, block_size=8, n_layer=1, n_head=3, n_embd=8)
+    with pytest.raises(ValueError, match="vocab_size"):
+        cf.GPTConfig(vocab_size=0, block_size=8, n_layer=1, n_head=2, n_embd=8)
+    with pytest.raises(TypeError):
+        cf.GPT({"vocab_size": 10})
+    m = cf.GPT(tiny_config())
+    with pytest.raises(RuntimeError, match="loss"):
+        m.backward()
+    with pytest.raises(IndexError, match="out of range"):
+        m(np.array([[1, 2, 23]]))
+    with pytest.raises(IndexError, match="out of range"):
+        m(np.array([[1, -1]]))
+    with pytest.raises(ValueError, match="block_size"):
+        m(np.zeros((1, 17), np.int64))
+    with pytest.raises(ValueError, match="targets"):
+        m.loss(np.zeros((2, 4), np.int64), np.zeros((2, 3), np.int64))
+    with pytest.raises(IndexError, match="targets"):
+        m.loss(np.zeros((1, 4), np.int64), np.full((1, 4), 23))
+    with pytest.raises(TypeError, match="idx"):
+        m(np.array([[0.5, 1.0]]))
+    with pytest.raises(ValueError, match="2-d"):
+        m(np.zeros((2, 2, 2), np.int64))
+    with pytest.raises(ValueError, match="top_p"):
+        m.generate(np.zeros((1, 2), np.int64), 2, top_p=0.0)
+    with pytest.raises(ValueError, match="temperature"):
+        m.generate(np.zeros((1, 2), np.int64), 2, temperature=-1)
