@@ -2,6 +2,7 @@
 // that name the argument and the offending element's multi-index.
 #pragma once
 #include <string>
+#include <vector>
 
 #include "convert.hpp"
 
@@ -20,8 +21,8 @@ inline std::string multi_index_str(const Shape& shape, int64_t flat) {
 }
 
 // IndexError for the first element outside [0, hi), skipping `skip` when has_skip.
-inline void check_index_range(const IndexArray& a, int64_t hi, const char* name, const char* what, bool has_skip = false,
-                              int64_t skip = 0) {
+inline void check_index_range(const IndexArray& a, int64_t hi, const char* name, const char* what,
+                              bool has_skip = false, int64_t skip = 0) {
   const int64_t* d = a.data();
   const int64_t n = static_cast<int64_t>(a.size());
   for (int64_t i = 0; i < n; ++i) {

@@ -49,9 +49,11 @@ void bind_nn_embed_loss(py::module_& m) {
             IndexArray target = as_index(target_obj, "target");
             const Shape lshape = logits.shape();
             if (lshape.size() < 2 || lshape.size() > 3)
-              throw ValueError(str_cat("input: expected logits [N, C] or [B, T, C], got shape ", cpuformer::shape_str(lshape)));
+              throw ValueError(str_cat("input: expected logits [N, C] or [B, T, C], got shape ",
+                                       cpuformer::shape_str(lshape)));
             const int64_t C = lshape.back();
-            if (C < 1) throw ValueError(str_cat("input: expected at least 1 class, got shape ", cpuformer::shape_str(lshape)));
+            if (C < 1)
+              throw ValueError(str_cat("input: expected at least 1 class, got shape ", cpuformer::shape_str(lshape)));
             const Shape expected(lshape.begin(), lshape.end() - 1);
             if (shape_of(target) != expected)
               throw ValueError(str_cat("target: expected shape ", expected.size() == 1 ? "[N] = " : "[B, T] = ",

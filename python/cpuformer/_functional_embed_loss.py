@@ -61,7 +61,9 @@ def sinusoidal_positional_encoding(length: int, d_model: int, offset: int = 0) -
     computed in float64 and rounded to float32. An odd ``d_model`` ends with
     a sine channel.
     """
-    return _core.sinusoidal_positional_encoding(_int("length", length), _int("d_model", d_model), _int("offset", offset))
+    return _core.sinusoidal_positional_encoding(
+        _int("length", length), _int("d_model", d_model), _int("offset", offset)
+    )
 
 
 def cross_entropy(logits, target, ignore_index: int = -100, label_smoothing: float = 0.0) -> float:

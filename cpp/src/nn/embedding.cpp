@@ -26,8 +26,8 @@ Tensor Embedding::forward(const int64_t* ids, const Shape& ids_shape) {
 void Embedding::backward(const Tensor& dout) {
   CF_CHECK_STATE(called_, "Embedding.backward called before forward");
   const int64_t N = static_cast<int64_t>(ids_.size());
-  CF_CHECK_VALUE(dout.dim() >= 1 && dout.size(-1) == C_ && dout.numel() == N * C_, "Embedding.backward: grad_output shape ",
-                 shape_str(dout.shape()), " does not match the output of the last forward (", N, " ids x ", C_,
+  CF_CHECK_VALUE(dout.dim() >= 1 && dout.size(-1) == C_ && dout.numel() == N * C_,
+                 "Embedding.backward: grad_output shape ", shape_str(dout.shape()), " does not match the output of the last forward (", N, " ids x ", C_,
                  " channels)");
   embedding_backward(weight_->grad.data(), dout.data(), ids_.data(), N, V_, C_);
 }
