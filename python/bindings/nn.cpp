@@ -40,6 +40,7 @@ void bind_nn(py::module_& m) {
   bind_nn_layers(m);
   bind_nn_embed_loss(m);
   bind_nn_attention(m);
+  bind_nn_transformer(m);
 }
 
 }  // namespace cfpy

@@ -15,8 +15,6 @@ namespace cfpy {
 
 using namespace cpuformer;
 
-namespace {
-
 AttentionMask make_mask(py::handle attn_mask, py::handle key_padding_mask, bool is_causal, const char* attn_name,
                         const char* kpm_name) {
   AttentionMask m;
@@ -74,8 +72,6 @@ TransformerLayerOptions layer_options(int64_t d_model, int64_t nhead, int64_t di
   o.bias = bias;
   return o;
 }
-
-}  // namespace
 
 void bind_nn_attention(py::module_& m) {
   py::class_<MultiheadAttention, Module, std::shared_ptr<MultiheadAttention>>(m, "MultiheadAttention")

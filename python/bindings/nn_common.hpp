@@ -4,8 +4,12 @@
 
 #include "convert.hpp"
 #include "cpuformer/nn/module.hpp"
+#include "cpuformer/nn/transformer_layer.hpp"
 
 namespace cfpy {
+
+using cpuformer::AttentionMask;
+using cpuformer::TransformerLayerOptions;
 
 // Constructs a module that is the root of its own parameter tree and moves
 // its parameters into flat buffers.
@@ -32,9 +36,21 @@ py::array_t<float> call1(M& self, F fn, py::handle x, const char* name) {
   return to_numpy(y);
 }
 
+// Mask arguments in torch.nn.MultiheadAttention form -> AttentionMask
+// (nn_attention.cpp): boolean True = not allowed, floats are added.
+AttentionMask make_mask(py::handle attn_mask, py::handle key_padding_mask, bool is_causal, const char* attn_name,
+                        const char* kpm_name);
+// [B, T, E] or unbatched [T, E] (reshaped to [1, T, E]; *unbatched set).
+Tensor batched(py::handle x, const char* name, bool* unbatched);
+Tensor unbatch(const Tensor& t, bool unbatched);
+TransformerLayerOptions layer_options(int64_t d_model, int64_t nhead, int64_t dim_feedforward, float dropout,
+                                      const std::string& activation, float layer_norm_eps, bool norm_first,
+                                      bool bias);
+
 // Modules registered from other files.
 void bind_nn_layers(py::module_& m);  // nn_layers.cpp: LayerNorm, Dropout, ReLU, GELU
 void bind_nn_attention(py::module_& m);  // nn_attention.cpp: MultiheadAttention, Transformer*Layer
 void bind_nn_embed_loss(py::module_& m);  // nn_embed_loss.cpp: Embedding, CrossEntropyLoss
+void bind_nn_transformer(py::module_& m);  // nn_transformer.cpp: TransformerEncoder/Decoder, Transformer
 
 }  // namespace cfpy
