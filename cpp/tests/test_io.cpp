@@ -135,6 +135,12 @@ CF_TEST(json_builds_and_dumps_in_insertion_order) {
   CHECK_THROWS(ValueError, Json(5)["key"]);
   CHECK_THROWS(ValueError, Json(std::numeric_limits<uint64_t>::max()));
 
+  CHECK(c.value("n_layer", 0) == 12 && c.value("absent", 7) == 7 && c.value("name", "x") == "gpt2");
+  CHECK(c.value("absent", "fallback") == "fallback" && c.value("dropout", 0.5f) == 0.1f);
+  CHECK_THROWS(ValueError, c.value("name", 0));
+  CHECK(Json::object({{"a", 1}, {"b", Json::array({1, 2.5, "x", nullptr, false})}}).dump() ==
+        R"({"a":1,"b":[1,2.5,"x",null,false]})");
+
   // Pretty printing parses back to the same value.
   const std::string pretty = cfg.dump(2);
   CHECK(contains(pretty, "\n  \"n_layer\": 12,\n"));
@@ -206,6 +212,11 @@ CF_TEST(json_rejects_malformed_input) {
   CHECK_THROWS(ValueError, Json(std::nan("")).dump());
   CHECK_THROWS(ValueError, Json(HUGE_VAL).dump());
   CHECK_THROWS(ValueError, Json(std::string("\xff")).dump());
+  // Messages stay valid UTF-8 whatever the input bytes.
+  CHECK(is_valid_utf8(error_of([] { Json(std::string("caf\xc3\xa9 \xff")).dump(); })));
+  CHECK(quote_for_message("a\xff\n\xc3\xa9") == "'a\\xff\\x0a\xc3\xa9'");
+  CHECK(quote_for_message(std::string(200, 'x'), 10) == "'xxxxxxxxxx...'");
+  CHECK(is_valid_utf8("\xf0\x9f\x98\x80") && !is_valid_utf8("\xf0\x9f\x98") && !is_valid_utf8("\xed\xa0\x80"));
 }
 
 // ---------------------------------------------------------------------------
@@ -401,6 +412,39 @@ CF_TEST(safetensors_rejects_corrupt_files) {
   CHECK_THROWS(FileError, load_safetensors("."));
   CHECK_THROWS(ValueError, load_safetensors(""));
   CHECK_THROWS(ValueError, load_safetensors(std::string("a\0b", 3)));
+}
+
+CF_TEST(safetensors_random_corruption_is_rejected_or_loads) {
+  const std::string path = scratch_path("fuzz");
+  save_safetensors(path, {{"a", iota({3, 4}, 0)}, {"bb", iota({3}, 1)}, {"c", iota({}, 2)}}, {{"kk", "vv"}});
+  const std::string good = read_bytes(path);
+  uint64_t n = 0;
+  for (int k = 7; k >= 0; --k) n = (n << 8) | static_cast<unsigned char>(good[k]);
+  uint64_t state = 12345;
+  const auto next = [&]() {  // xorshift64
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+  };
+  int loaded = 0, rejected = 0, other = 0;
+  for (int iter = 0; iter < 500; ++iter) {
+    std::string bad = good;
+    const int flips = 1 + static_cast<int>(next() % 3);
+    for (int f = 0; f < flips; ++f) bad[next() % (8 + n)] = static_cast<char>(next() & 0xFF);
+    write_bytes(path, bad);
+    try {
+      load_safetensors(path);
+      ++loaded;
+    } catch (const ValueError&) {
+      ++rejected;
+    } catch (...) {
+      ++other;
+    }
+  }
+  CHECK(other == 0);
+  CHECK(rejected > 0);
+  std::remove(path.c_str());
 }
 
 CF_TEST(safetensors_save_is_atomic_and_validates_first) {

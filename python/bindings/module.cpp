@@ -25,4 +25,5 @@ PYBIND11_MODULE(_core, m) {
   cfpy::bind_attention(m);
   cfpy::bind_functional_embed_loss(m);
   cfpy::bind_nn(m);
+  cfpy::bind_io(m);
 }

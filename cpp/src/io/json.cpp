@@ -256,25 +256,6 @@ void append_utf8(std::string& out, uint32_t cp) {
   }
 }
 
-// A short, printable rendering of a string for error messages.
-std::string quote_for_error(std::string_view s) {
-  std::string out = "'";
-  const size_t limit = 80;
-  for (size_t i = 0; i < s.size() && i < limit; ++i) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c == 0x7F) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (s.size() > limit) out += "...";
-  out += "'";
-  return out;
-}
-
 // ============================================================================
 // Numbers <-> text, independent of the C locale
 // ============================================================================
@@ -333,7 +314,7 @@ void dump_string(std::string& out, std::string_view s) {
     const unsigned char c = static_cast<unsigned char>(s[i]);
     if (c >= 0x80) {
       const size_t n = utf8_sequence_length(s, i);
-      CF_CHECK_VALUE(n != 0, "Json::dump: string ", quote_for_error(s), " is not valid UTF-8 (bad byte at offset ",
+      CF_CHECK_VALUE(n != 0, "Json::dump: string ", quote_for_message(s), " is not valid UTF-8 (bad byte at offset ",
                      i, ")");
       out.append(s.data() + i, n);
       i += n;
@@ -569,7 +550,7 @@ class Parser {
       for (size_t k = 1; k < n; ++k)
         if (o[order[k]].first == o[order[k - 1]].first) dup = std::min(dup, order[k]);
     }
-    if (dup != n) fail_at(key_pos[dup], str_cat("duplicate key ", quote_for_error(o[dup].first)));
+    if (dup != n) fail_at(key_pos[dup], str_cat("duplicate key ", quote_for_message(o[dup].first)));
   }
 
   unsigned parse_hex4() {
@@ -700,6 +681,36 @@ class Parser {
 };
 
 }  // namespace
+
+bool is_valid_utf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const size_t n = utf8_sequence_length(s, i);
+    if (n == 0) return false;
+    i += n;
+  }
+  return true;
+}
+
+std::string quote_for_message(std::string_view s, size_t max_bytes) {
+  std::string out = "'";
+  size_t i = 0;
+  while (i < s.size() && i < max_bytes) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    const size_t n = utf8_sequence_length(s, i);
+    if (n == 0 || c < 0x20 || c == 0x7F) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+      ++i;
+    } else {
+      out.append(s.data() + i, n);
+      i += n;
+    }
+  }
+  if (i < s.size()) out += "...";
+  out += "'";
+  return out;
+}
 
 std::string Json::dump(int indent) const {
   std::string out;

@@ -149,24 +149,9 @@ void convert_to_float(DType dtype, const unsigned char* src, int64_t n, float* d
 // Messages
 // ============================================================================
 
-// A name as it appears in messages: quoted, control bytes escaped, long
-// names shortened (hostile files can hold megabyte-long names).
-std::string show(std::string_view s) {
-  std::string out = "'";
-  const size_t limit = 120;
-  for (size_t i = 0; i < s.size() && i < limit; ++i) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c == 0x7F) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    } else {
-      out += static_cast<char>(c);
-    }
-  }
-  if (s.size() > limit) out += "...";
-  return out + "'";
-}
+// A name or path as it appears in messages (hostile files can hold
+// megabyte-long names; paths need not be UTF-8).
+std::string show(std::string_view s) { return quote_for_message(s); }
 
 std::string short_shape_str(const Shape& shape) {
   if (shape.size() <= 16) return shape_str(shape);
@@ -177,9 +162,14 @@ std::string short_shape_str(const Shape& shape) {
 
 std::string where(const std::string& path) { return str_cat("checkpoint ", show(path)); }
 
+[[noreturn]] void throw_file_error(const std::string& path, const std::string& reason, int err) {
+  throw FileError(str_cat(where(path), ": ", reason), err, path, reason);
+}
+
+// An OS call failed with errno `err`: the reason ends with its description.
 [[noreturn]] void throw_os(const std::string& path, const std::string& what, int err) {
   if (err == 0) err = EIO;
-  throw FileError(str_cat(where(path), ": ", what, ": ", std::generic_category().message(err)), err, path);
+  throw_file_error(path, str_cat(what, ": ", std::generic_category().message(err)), err);
 }
 
 void check_path(const std::string& path) {
@@ -201,7 +191,7 @@ class InputFile {
     if (::fstat(fd_, &st) != 0) throw_os(path, "cannot stat", errno);
     if (S_ISDIR(st.st_mode)) throw_os(path, "cannot read", EISDIR);
     if (!S_ISREG(st.st_mode))
-      throw FileError(str_cat(where(path), ": not a regular file"), EINVAL, path);
+      throw_file_error(path, "not a regular file", EINVAL);
     size_ = static_cast<int64_t>(st.st_size);
   }
   ~InputFile() {
@@ -224,9 +214,9 @@ class InputFile {
         throw_os(path_, str_cat("read of ", want, " bytes at offset ", offset, " failed"), errno);
       }
       if (r == 0)
-        throw FileError(str_cat(where(path_), ": unexpected end of file at offset ", offset,
-                                " (was the file truncated while being read?)"),
-                        EIO, path_);
+        throw_file_error(path_, str_cat("unexpected end of file at offset ", offset,
+                                        " (was the file truncated while being read?)"),
+                         EIO);
       p += r;
       offset += r;
       n -= r;

@@ -8,6 +8,7 @@
 //   std::string text = cfg.dump();          // {"n_layer":12,"dropout":0.1,"name":"gpt2"}
 //   Json back = Json::parse(text);
 //   int64_t n = back["n_layer"].get<int64_t>();
+//   double p = back.value("resid_pdrop", 0.0);   // default when missing
 //
 // Contract:
 // - Objects keep their keys in insertion (or document) order; keys are unique.
@@ -69,8 +70,9 @@ class Json {
   Json(Array a);
   Json(Object o);
 
-  static Json object() { return Json(Object{}); }
-  static Json array() { return Json(Array{}); }
+  // Json::object({{"n_layer", 12}, {"name", "gpt2"}}), Json::array({1, 2.5, "x"})
+  static Json object(Object members = {}) { return Json(std::move(members)); }
+  static Json array(Array elements = {}) { return Json(std::move(elements)); }
 
   Json(const Json& other);
   Json(Json&& other) noexcept;
@@ -122,6 +124,16 @@ class Json {
       static_assert(sizeof(T) == 0, "Json::get<T>: T must be bool, an integer, a floating-point type or std::string");
     }
   }
+
+  // get<T>() of a member, or `fallback` when the key is missing or null:
+  //   float p = cfg.value("dropout", 0.0f);
+  template <class T>
+  T value(std::string_view key, T fallback) const {
+    as_object();  // ValueError unless this is an object
+    const Json* j = find(key);
+    return j && !j->is_null() ? j->get<T>() : fallback;
+  }
+  std::string value(std::string_view key, const char* fallback) const { return value<std::string>(key, fallback); }
 
   // ---- objects ----
   // Mutable access: a null value becomes an empty object; a missing key is
@@ -184,5 +196,14 @@ class Json {
     Object* o;
   } v_{};
 };
+
+// Whether `s` is valid UTF-8 (no overlong forms, surrogates or code points
+// above U+10FFFF).
+bool is_valid_utf8(std::string_view s);
+
+// `s` in single quotes for an error message: control bytes and invalid UTF-8
+// escaped as \xNN (so the message itself is valid UTF-8), shortened with
+// "..." past `max_bytes`.
+std::string quote_for_message(std::string_view s, size_t max_bytes = 120);
 
 }  // namespace cpuformer

@@ -31,11 +31,13 @@
 namespace cpuformer {
 
 // An operating-system failure on a file (open, read, write, fsync, rename).
+// what() is "checkpoint '<path>': <reason>".
 struct FileError : Error {
-  FileError(const std::string& message, int code, std::string path)
-      : Error(message), code(code), path(std::move(path)) {}
-  int code;          // errno value (EIO when the OS gave none)
-  std::string path;  // the file the operation was about
+  FileError(const std::string& message, int code, std::string path, std::string reason)
+      : Error(message), code(code), path(std::move(path)), reason(std::move(reason)) {}
+  int code;            // errno value (EIO when the OS gave none)
+  std::string path;    // the file the operation was about
+  std::string reason;  // the message without the path: "cannot open for reading: No such file or directory"
 };
 
 struct NamedTensor {
