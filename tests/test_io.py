@@ -317,6 +317,8 @@ HOSTILE = {
     "header is a string": raw_file('"w"', GOOD_DATA),
     "header is a number": raw_file("48", GOOD_DATA),
     "header is null": raw_file("null", GOOD_DATA),
+    "header is an array after spaces": raw_file("  \n [" + "0," * 100000 + "0]", GOOD_DATA),
+    "shape with too many dimensions": raw_file({"w": entry(shape=[1] * 2000 + [3, 4])}, GOOD_DATA),
     "entry is not an object": raw_file({"w": [0, 48]}, GOOD_DATA),
     "unknown dtype": raw_file({"w": entry(dtype="F7")}, GOOD_DATA),
     "8-bit float dtype": raw_file({"w": entry(dtype="F8_E4M3")}, GOOD_DATA),

@@ -207,7 +207,9 @@ CF_TEST(json_rejects_malformed_input) {
   CHECK(throws_value_error(std::string(65, '[') + std::string(65, ']')));
   CHECK(throws_value_error(std::string(100000, '[')));  // no stack overflow
   CHECK(!throws_value_error(std::string(3, '[') + std::string(3, ']')));
-  CHECK_THROWS(ValueError, Json::parse("[[[]]]", 2));
+  CHECK_THROWS(ValueError, Json::parse("[[[]]]", JsonLimits{2}));
+  CHECK(Json::parse("[[1,2],[3]]", JsonLimits{64, 2}).size() == 2);
+  CHECK(contains(error_of([] { Json::parse("[[1,2,3]]", JsonLimits{64, 2}); }), "array longer than 2 elements"));
   // Values JSON cannot hold.
   CHECK_THROWS(ValueError, Json(std::nan("")).dump());
   CHECK_THROWS(ValueError, Json(HUGE_VAL).dump());
@@ -217,6 +219,27 @@ CF_TEST(json_rejects_malformed_input) {
   CHECK(quote_for_message("a\xff\n\xc3\xa9") == "'a\\xff\\x0a\xc3\xa9'");
   CHECK(quote_for_message(std::string(200, 'x'), 10) == "'xxxxxxxxxx...'");
   CHECK(is_valid_utf8("\xf0\x9f\x98\x80") && !is_valid_utf8("\xf0\x9f\x98") && !is_valid_utf8("\xed\xa0\x80"));
+}
+
+CF_TEST(json_parse_members_streams_an_object) {
+  std::vector<std::string> keys;
+  int64_t sum = 0;
+  Json::parse_members(R"( {"b": 1, "a": {"x": 2}, "c": [3]} )", [&](std::string&& key, Json&& value) {
+    keys.push_back(key);
+    sum += value.is_int() ? value.get<int64_t>() : value.is_object() ? value["x"].get<int64_t>() : value[0].get<int64_t>();
+  });
+  CHECK((keys == std::vector<std::string>{"b", "a", "c"}) && sum == 6);
+  const auto ignore = [](std::string&&, Json&&) {};
+  CHECK_THROWS(ValueError, Json::parse_members(R"({"a":1,"b":2,"a":3})", ignore));
+  CHECK_THROWS(ValueError, Json::parse_members("[1]", ignore));
+  CHECK_THROWS(ValueError, Json::parse_members(R"({"a":1} {})", ignore));
+  CHECK_THROWS(ValueError, Json::parse_members(R"({"a":[1,2,3]})", ignore, JsonLimits{64, 2}));
+  // The callback's exception stops the parse at once.
+  int calls = 0;
+  CHECK_THROWS(IndexError, Json::parse_members(R"({"a":1,"b":2,"c":3})", [&](std::string&&, Json&&) {
+    if (++calls == 2) throw IndexError("stop");
+  }));
+  CHECK(calls == 2);
 }
 
 // ---------------------------------------------------------------------------
@@ -349,7 +372,10 @@ CF_TEST(safetensors_rejects_corrupt_files) {
       {le64(uint64_t{1} << 62) + std::string(100, ' '), "header length"},
       {raw_file("{\"w\":", good_data), "not valid JSON"},
       {raw_file("[1,2]", good_data), "header is a JSON array"},
-      {raw_file("\"w\"", good_data), "header is a JSON string"},
+      {raw_file(" \"w\"", good_data), "header is a JSON string"},
+      {raw_file("48", good_data), "header is not a JSON object"},
+      {raw_file("   ", good_data), "not valid JSON"},
+      {raw_file(R"({"w":{"dtype":"F32","shape":[3,4],"data_offsets":[0,48]}} x)", good_data), "not valid JSON"},
       {raw_file("", good_data), "not valid JSON"},
       {entry(R"("dtype":"F7","shape":[3,4],"data_offsets":[0,48])"), "unsupported dtype 'F7'"},
       {entry(R"("dtype":1,"shape":[3,4],"data_offsets":[0,48])"), "dtype is a JSON int"},

@@ -395,7 +395,48 @@ void dump_value(std::string& out, const Json& j, int indent, int level) {
 
 class Parser {
  public:
-  Parser(std::string_view text, int max_depth) : s_(text), max_depth_(max_depth) {}
+  Parser(std::string_view text, const JsonLimits& limits) : s_(text), limits_(limits) {}
+
+  // A whole document that must be one object, streamed member by member.
+  void parse_document_members(const std::function<void(std::string&&, Json&&)>& on_member) {
+    skip_ws();
+    if (pos_ >= s_.size() || s_[pos_] != '{') fail(str_cat("expected an object, got ", describe_here()));
+    // Keys are not kept: remember (hash, position) and find duplicates at the
+    // end by sorting, re-reading the keys of equal hashes from the text.
+    struct Seen {
+      size_t hash;
+      size_t at;
+    };
+    std::vector<Seen> seen;
+    parse_members(1, [&](size_t at, std::string&& key, Json&& value) {
+      seen.push_back({std::hash<std::string_view>()(key), at});
+      on_member(std::move(key), std::move(value));
+    });
+    skip_ws();
+    if (pos_ != s_.size()) fail("unexpected content after the JSON value");
+    std::sort(seen.begin(), seen.end(),
+              [](const Seen& a, const Seen& b) { return a.hash != b.hash ? a.hash < b.hash : a.at < b.at; });
+    size_t dup = std::string::npos;  // position of the first key (in document order) seen before
+    for (size_t lo = 0; lo < seen.size();) {
+      size_t hi = lo + 1;
+      while (hi < seen.size() && seen[hi].hash == seen[lo].hash) ++hi;
+      for (size_t k = lo + 1; k < hi; ++k)
+        for (size_t j = lo; j < k; ++j)
+          if (seen[k].at < dup && key_at(seen[j].at) == key_at(seen[k].at)) {
+            dup = seen[k].at;
+            break;
+          }
+      lo = hi;
+    }
+    if (dup != std::string::npos) fail_at(dup, str_cat("duplicate key ", quote_for_message(key_at(dup))));
+  }
+
+  // The string starting at `at` (already parsed once, so valid).
+  std::string key_at(size_t at) const {
+    Parser p(s_, limits_);
+    p.pos_ = at;
+    return p.parse_string();
+  }
 
   Json parse_document() {
     skip_ws();
@@ -465,7 +506,7 @@ class Parser {
   }
 
   void enter(int depth) const {
-    if (depth > max_depth_) fail(str_cat("nesting deeper than ", max_depth_, " levels"));
+    if (depth > limits_.max_depth) fail(str_cat("nesting deeper than ", limits_.max_depth, " levels"));
   }
 
   Json parse_array(int depth) {
@@ -479,6 +520,7 @@ class Parser {
     }
     for (;;) {
       skip_ws();
+      if (a.size() == limits_.max_array_size) fail(str_cat("array longer than ", limits_.max_array_size, " elements"));
       a.push_back(parse_value(depth));
       skip_ws();
       if (pos_ < s_.size() && s_[pos_] == ',') {
@@ -495,25 +537,38 @@ class Parser {
   }
 
   Json parse_object(int depth) {
-    enter(depth);
-    ++pos_;  // '{'
     Json::Object o;
     std::vector<size_t> key_pos;  // where each key starts, for duplicate errors
+    parse_members(depth, [&](size_t at, std::string&& key, Json&& value) {
+      key_pos.push_back(at);
+      o.emplace_back(std::move(key), std::move(value));
+    });
+    check_unique_keys(o, key_pos);
+    return Json(std::move(o));
+  }
+
+  // The members of the object at pos_, in order, as on_member(key position,
+  // key, value); does not check for duplicate keys.
+  template <class OnMember>
+  void parse_members(int depth, OnMember&& on_member) {
+    enter(depth);
+    ++pos_;  // '{'
     skip_ws();
     if (pos_ < s_.size() && s_[pos_] == '}') {
       ++pos_;
-      return Json(std::move(o));
+      return;
     }
     for (;;) {
       skip_ws();
       if (pos_ >= s_.size() || s_[pos_] != '"') fail(str_cat("expected a string key in an object, got ", describe_here()));
-      key_pos.push_back(pos_);
+      const size_t at = pos_;
       std::string key = parse_string();
       skip_ws();
       if (pos_ >= s_.size() || s_[pos_] != ':') fail(str_cat("expected ':' after an object key, got ", describe_here()));
       ++pos_;
       skip_ws();
-      o.emplace_back(std::move(key), parse_value(depth));
+      Json value = parse_value(depth);
+      on_member(at, std::move(key), std::move(value));
       skip_ws();
       if (pos_ < s_.size() && s_[pos_] == ',') {
         ++pos_;
@@ -525,8 +580,6 @@ class Parser {
       }
       fail(str_cat("expected ',' or '}' in an object, got ", describe_here()));
     }
-    check_unique_keys(o, key_pos);
-    return Json(std::move(o));
   }
 
   void check_unique_keys(const Json::Object& o, const std::vector<size_t>& key_pos) const {
@@ -677,7 +730,7 @@ class Parser {
 
   std::string_view s_;
   size_t pos_ = 0;
-  int max_depth_;
+  JsonLimits limits_;
 };
 
 }  // namespace
@@ -718,9 +771,15 @@ std::string Json::dump(int indent) const {
   return out;
 }
 
-Json Json::parse(std::string_view text, int max_depth) {
-  CF_CHECK_VALUE(max_depth >= 1, "Json::parse: max_depth must be >= 1, got ", max_depth);
-  return Parser(text, max_depth).parse_document();
+void Json::parse_members(std::string_view text, const std::function<void(std::string&&, Json&&)>& on_member,
+                         const JsonLimits& limits) {
+  CF_CHECK_VALUE(limits.max_depth >= 1, "Json::parse_members: max_depth must be >= 1, got ", limits.max_depth);
+  Parser(text, limits).parse_document_members(on_member);
+}
+
+Json Json::parse(std::string_view text, const JsonLimits& limits) {
+  CF_CHECK_VALUE(limits.max_depth >= 1, "Json::parse: max_depth must be >= 1, got ", limits.max_depth);
+  return Parser(text, limits).parse_document();
 }
 
 }  // namespace cpuformer

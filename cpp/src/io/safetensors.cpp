@@ -257,29 +257,29 @@ Metadata parse_metadata(const std::string& path, const Json& j) {
   return out;
 }
 
-Entry parse_entry(const std::string& path, const std::string& name, const Json& j, int64_t data_size) {
-  const std::string ctx = str_cat(where(path), ": tensor ", show(name), ": ");
-  CF_CHECK_VALUE(j.is_object(), ctx, "entry is a JSON ", j.type_name(),
+Entry parse_entry(const std::string& path, std::string name, const Json& j, int64_t data_size) {
+  // Messages are built only on failure (headers can hold millions of entries).
+  const auto ctx = [&]() { return str_cat(where(path), ": tensor ", show(name), ": "); };
+  CF_CHECK_VALUE(j.is_object(), ctx(), "entry is a JSON ", j.type_name(),
                  ", expected an object with \"dtype\", \"shape\" and \"data_offsets\"");
   const Json* dtype = j.find("dtype");
   const Json* shape = j.find("shape");
   const Json* offsets = j.find("data_offsets");
-  CF_CHECK_VALUE(dtype, ctx, "missing \"dtype\"");
-  CF_CHECK_VALUE(shape, ctx, "missing \"shape\"");
-  CF_CHECK_VALUE(offsets, ctx, "missing \"data_offsets\"");
+  CF_CHECK_VALUE(dtype, ctx(), "missing \"dtype\"");
+  CF_CHECK_VALUE(shape, ctx(), "missing \"shape\"");
+  CF_CHECK_VALUE(offsets, ctx(), "missing \"data_offsets\"");
 
   Entry e;
-  e.name = name;
-  CF_CHECK_VALUE(dtype->is_string(), ctx, "dtype is a JSON ", dtype->type_name(), ", expected a string");
+  CF_CHECK_VALUE(dtype->is_string(), ctx(), "dtype is a JSON ", dtype->type_name(), ", expected a string");
   e.dtype = find_dtype(dtype->as_string());
-  CF_CHECK_VALUE(e.dtype, ctx, "unsupported dtype ", show(dtype->as_string()), " (supported: ", supported_dtypes(),
+  CF_CHECK_VALUE(e.dtype, ctx(), "unsupported dtype ", show(dtype->as_string()), " (supported: ", supported_dtypes(),
                  ")");
 
-  CF_CHECK_VALUE(shape->is_array(), ctx, "shape is a JSON ", shape->type_name(),
+  CF_CHECK_VALUE(shape->is_array(), ctx(), "shape is a JSON ", shape->type_name(),
                  ", expected an array of non-negative integers");
   e.shape.reserve(shape->size());
   for (const Json& d : shape->as_array()) {
-    CF_CHECK_VALUE(d.is_int(), ctx, "shape has a JSON ", d.type_name(),
+    CF_CHECK_VALUE(d.is_int(), ctx(), "shape has a JSON ", d.type_name(),
                    " element, expected an array of non-negative integers");
     e.shape.push_back(d.as_int());
   }
@@ -289,12 +289,12 @@ Entry parse_entry(const std::string& path, const std::string& name, const Json& 
   int64_t nonzero_product = 1;
   bool has_zero = false;
   for (int64_t d : e.shape) {
-    CF_CHECK_VALUE(d >= 0, ctx, "shape ", short_shape_str(e.shape), " has a negative dimension");
+    CF_CHECK_VALUE(d >= 0, ctx(), "shape ", short_shape_str(e.shape), " has a negative dimension");
     if (d == 0) {
       has_zero = true;
       continue;
     }
-    CF_CHECK_VALUE(nonzero_product <= limit / d, ctx, "shape ", short_shape_str(e.shape),
+    CF_CHECK_VALUE(nonzero_product <= limit / d, ctx(), "shape ", short_shape_str(e.shape),
                    " has too many elements");
     nonzero_product *= d;
   }
@@ -302,7 +302,7 @@ Entry parse_entry(const std::string& path, const std::string& name, const Json& 
   const int64_t nbytes = e.numel * e.dtype->size;  // cannot overflow: numel <= INT64_MAX / 8
 
   const auto offsets_error = [&]() {
-    return ValueError(str_cat(ctx, "data_offsets must be an array of 2 non-negative integers [begin, end], got ",
+    return ValueError(str_cat(ctx(), "data_offsets must be an array of 2 non-negative integers [begin, end], got ",
                               offsets->is_array() ? str_cat("an array of ", offsets->size(), " elements")
                                                   : str_cat("a JSON ", offsets->type_name())));
   };
@@ -312,14 +312,19 @@ Entry parse_entry(const std::string& path, const std::string& name, const Json& 
   if (!jb.is_int() || !je.is_int() || jb.as_int() < 0 || je.as_int() < 0) throw offsets_error();
   e.begin = jb.as_int();
   e.end = je.as_int();
-  const std::string range = str_cat("data_offsets [", e.begin, ", ", e.end, "]");
-  CF_CHECK_VALUE(e.begin <= e.end, ctx, range, " are reversed (begin > end)");
-  CF_CHECK_VALUE(e.end - e.begin == nbytes, ctx, range, " do not match shape ", short_shape_str(e.shape), " of ",
+  const auto range = [&]() { return str_cat("data_offsets [", e.begin, ", ", e.end, "]"); };
+  CF_CHECK_VALUE(e.begin <= e.end, ctx(), range(), " are reversed (begin > end)");
+  CF_CHECK_VALUE(e.end - e.begin == nbytes, ctx(), range(), " do not match shape ", short_shape_str(e.shape), " of ",
                  e.dtype->name, " (", nbytes, " bytes)");
-  CF_CHECK_VALUE(e.end <= data_size, ctx, range, " extend past the end of the data buffer (", data_size,
+  CF_CHECK_VALUE(e.end <= data_size, ctx(), range(), " extend past the end of the data buffer (", data_size,
                  " bytes after the header)");
+  e.name = std::move(name);
   return e;
 }
+
+// No tensor format in use goes near this many dimensions (NumPy and PyTorch
+// stop at 64); it bounds every array in a header.
+constexpr size_t kMaxRank = 1024;
 
 Header read_header(const std::string& path, const InputFile& file) {
   const int64_t size = file.size();
@@ -335,23 +340,43 @@ Header read_header(const std::string& path, const InputFile& file) {
 
   std::string text(static_cast<size_t>(header_len), '\0');
   if (header_len) file.read_at(8, text.data(), static_cast<int64_t>(header_len));
-  Json j;
-  try {
-    j = Json::parse(text);
-  } catch (const ValueError& e) {
-    throw ValueError(str_cat(where(path), ": header is not valid JSON: ", e.what()));
+  // The header must be an object (checked up front for a clear message).
+  const size_t first = text.find_first_not_of(" \t\r\n");
+  if (first != std::string::npos && text[first] != '{') {
+    const char c = text[first];
+    throw ValueError(str_cat(where(path), ": header is ",
+                             c == '[' ? "a JSON array" : c == '"' ? "a JSON string" : "not a JSON object",
+                             ", expected a JSON object of tensor entries"));
   }
-  CF_CHECK_VALUE(j.is_object(), where(path), ": header is a JSON ", j.type_name(), ", expected an object");
-
+  // Its only arrays are shapes and offsets.
+  JsonLimits limits;
+  limits.max_array_size = kMaxRank;
   Header h;
   h.data_start = 8 + static_cast<int64_t>(header_len);
   h.data_size = size - h.data_start;
-  h.entries.reserve(j.size());
-  for (const auto& [name, value] : j.as_object()) {
-    if (name == "__metadata__")
-      h.metadata = parse_metadata(path, value);
-    else
-      h.entries.push_back(parse_entry(path, name, value, h.data_size));
+  // Each entry is validated as soon as it is parsed, so a hostile header
+  // fails at its first bad entry and never becomes a large document.
+  struct EntryError {
+    ValueError error;
+  };
+  try {
+    Json::parse_members(
+        text,
+        [&](std::string&& name, Json&& value) {
+          try {
+            if (name == "__metadata__")
+              h.metadata = parse_metadata(path, value);
+            else
+              h.entries.push_back(parse_entry(path, std::move(name), value, h.data_size));
+          } catch (const ValueError& e) {
+            throw EntryError{e};
+          }
+        },
+        limits);
+  } catch (const EntryError& e) {
+    throw e.error;
+  } catch (const ValueError& e) {
+    throw ValueError(str_cat(where(path), ": header is not valid JSON: ", e.what()));
   }
 
   // No two tensors may share bytes (empty tensors own no bytes).

@@ -18,8 +18,8 @@
 //   \uXXXX and surrogate pairs, and rejects lone surrogates.
 // - The parser is strict: no comments, trailing commas, leading zeros, NaN,
 //   duplicate keys, control characters in strings, or trailing content other
-//   than whitespace; nesting is limited (64 levels by default). Malformed input
-//   throws ValueError naming the line, column and byte offset.
+//   than whitespace; nesting is limited (64 levels by default, see JsonLimits).
+//   Malformed input throws ValueError naming the line, column and byte offset.
 // - Accessors throw ValueError naming the expected and actual type; a missing
 //   key throws ValueError naming the key; an array index out of range throws
 //   IndexError.
@@ -28,6 +28,7 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <string>
 #include <string_view>
@@ -39,14 +40,18 @@
 
 namespace cpuformer {
 
+// Bounds on what Json::parse accepts (untrusted input stays cheap to reject).
+struct JsonLimits {
+  int max_depth = 64;                                        // nesting of arrays/objects
+  size_t max_array_size = std::numeric_limits<size_t>::max();  // elements of any one array
+};
+
 class Json {
  public:
   enum class Type : uint8_t { Null, Bool, Int, Double, String, Array, Object };
   using Array = std::vector<Json>;
   using Member = std::pair<std::string, Json>;
   using Object = std::vector<Member>;
-
-  static constexpr int kDefaultMaxDepth = 64;
 
   // ---- construction ----
   Json() noexcept {}
@@ -164,7 +169,16 @@ class Json {
   // Compact when indent < 0; otherwise one element per line, indented by
   // `indent` spaces per level.
   std::string dump(int indent = -1) const;
-  static Json parse(std::string_view text, int max_depth = kDefaultMaxDepth);
+  static Json parse(std::string_view text, const JsonLimits& limits = {});
+  // Parses `text`, which must be one JSON object, handing each member to
+  // on_member(key, value) as soon as it is parsed instead of building the
+  // object: memory stays bounded by what the callback keeps, and a callback
+  // that throws stops the parse at the first bad member. Same strictness as
+  // parse(); a duplicate key is reported after the last member was handed
+  // over, so discard what the callback built when this throws.
+  static void parse_members(std::string_view text,
+                            const std::function<void(std::string&& key, Json&& value)>& on_member,
+                            const JsonLimits& limits = {});
 
   // Structural equality; objects compare as sets of members (order ignored);
   // Int 1 and Double 1.0 are different values.
