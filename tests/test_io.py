@@ -3,10 +3,14 @@ writer (struct + json) in both directions, the `safetensors` package when it is
 installed, hostile files, and atomic saves."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pathlib
+import signal
 import struct
+import subprocess
+import sys
 import threading
 
 import numpy as np
@@ -494,6 +498,33 @@ def test_os_failures_raise_and_clean_up(tmp_path):
                 save_file(x, ro / "x.safetensors")
         finally:
             ro.chmod(0o700)
+
+
+@pytest.mark.skipif(not hasattr(signal, "SIGXFSZ"), reason="needs POSIX file size limits")
+def test_write_failure_mid_file_keeps_old_checkpoint(tmp_path):
+    """A write that fails half-way (file size limit -> EFBIG, as a full disk
+    would) raises OSError, keeps the old file and removes the temporary."""
+    path = tmp_path / "ckpt.safetensors"
+    save_file({"old": np.arange(4, dtype=np.float32)}, path)
+    before = path.read_bytes()
+    code = f"""
+import os, resource, signal, sys
+import numpy as np
+sys.path[:0] = {sys.path!r}
+from cpuformer.io import save_file
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (65536, 65536))
+try:
+    save_file({{"big": np.ones((1024, 1024), np.float32)}}, {str(path)!r})
+except OSError as e:
+    print("OSError", e.errno)
+else:
+    print("saved")
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == f"OSError {errno.EFBIG}", out.stdout + out.stderr
+    assert path.read_bytes() == before
+    assert leftovers(tmp_path) == []
 
 
 def test_successful_overwrite_replaces_content_and_leaves_no_temp(tmp_path):

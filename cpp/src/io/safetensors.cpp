@@ -172,6 +172,13 @@ std::string where(const std::string& path) { return str_cat("checkpoint ", show(
   throw_file_error(path, str_cat(what, ": ", std::generic_category().message(err)), err);
 }
 
+// The OS call just made failed: errno is read before any message is built
+// (building one allocates, which may change errno).
+[[noreturn]] void throw_last_error(const std::string& path, const char* what) {
+  const int err = errno;
+  throw_os(path, what, err);
+}
+
 void check_path(const std::string& path) {
   CF_CHECK_VALUE(!path.empty(), "checkpoint path is empty");
   CF_CHECK_VALUE(path.find('\0') == std::string::npos, where(path), ": path contains a NUL byte");
@@ -186,9 +193,9 @@ class InputFile {
   explicit InputFile(const std::string& path) : path_(path) {
     do fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
     while (fd_ < 0 && errno == EINTR);
-    if (fd_ < 0) throw_os(path, "cannot open for reading", errno);
+    if (fd_ < 0) throw_last_error(path, "cannot open for reading");
     struct stat st;
-    if (::fstat(fd_, &st) != 0) throw_os(path, "cannot stat", errno);
+    if (::fstat(fd_, &st) != 0) throw_last_error(path, "cannot stat");
     if (S_ISDIR(st.st_mode)) throw_os(path, "cannot read", EISDIR);
     if (!S_ISREG(st.st_mode))
       throw_file_error(path, "not a regular file", EINVAL);
@@ -210,8 +217,9 @@ class InputFile {
       const size_t want = static_cast<size_t>(std::min<int64_t>(n, int64_t{1} << 30));
       const ssize_t r = ::pread(fd_, p, want, static_cast<off_t>(offset));
       if (r < 0) {
-        if (errno == EINTR) continue;
-        throw_os(path_, str_cat("read of ", want, " bytes at offset ", offset, " failed"), errno);
+        const int err = errno;
+        if (err == EINTR) continue;
+        throw_os(path_, str_cat("read of ", want, " bytes at offset ", offset, " failed"), err);
       }
       if (r == 0)
         throw_file_error(path_, str_cat("unexpected end of file at offset ", offset,
@@ -464,7 +472,8 @@ class TempFile {
         }
         return;
       }
-      if (errno != EEXIST || attempt >= 16) throw_os(dest_, "cannot create temporary file " + show(path_), errno);
+      const int err = errno;
+      if (err != EEXIST || attempt >= 16) throw_os(dest_, "cannot create temporary file " + show(path_), err);
     }
   }
   ~TempFile() {
@@ -476,20 +485,34 @@ class TempFile {
 
   void write(const void* data, size_t n) {
     errno = 0;
-    if (n && std::fwrite(data, 1, n, file_) != n) throw_os(dest_, "write to " + show(path_) + " failed", errno);
+    if (n && std::fwrite(data, 1, n, file_) != n) {
+      const int err = errno;
+      throw_os(dest_, "write to " + show(path_) + " failed", err);
+    }
   }
 
   // Flush, fsync, close, rename over the destination, fsync the directory.
   void commit() {
     errno = 0;
-    if (std::fflush(file_) != 0) throw_os(dest_, "write to " + show(path_) + " failed", errno);
-    if (::fsync(::fileno(file_)) != 0) throw_os(dest_, "fsync of " + show(path_) + " failed", errno);
+    if (std::fflush(file_) != 0) {
+      const int err = errno;
+      throw_os(dest_, "write to " + show(path_) + " failed", err);
+    }
+    if (::fsync(::fileno(file_)) != 0) {
+      const int err = errno;
+      throw_os(dest_, "fsync of " + show(path_) + " failed", err);
+    }
     FILE* f = file_;
     file_ = nullptr;
     errno = 0;
-    if (std::fclose(f) != 0) throw_os(dest_, "closing " + show(path_) + " failed", errno);
-    if (std::rename(path_.c_str(), dest_.c_str()) != 0)
-      throw_os(dest_, "cannot rename " + show(path_) + " over it", errno);
+    if (std::fclose(f) != 0) {
+      const int err = errno;
+      throw_os(dest_, "closing " + show(path_) + " failed", err);
+    }
+    if (std::rename(path_.c_str(), dest_.c_str()) != 0) {
+      const int err = errno;
+      throw_os(dest_, "cannot rename " + show(path_) + " over it", err);
+    }
     committed_ = true;
     sync_directory();
   }
@@ -500,7 +523,10 @@ class TempFile {
     int fd;
     do fd = ::open(dir.c_str(), O_RDONLY | O_CLOEXEC);
     while (fd < 0 && errno == EINTR);
-    if (fd < 0) throw_os(dest_, "saved, but cannot open its directory " + show(dir) + " to fsync it", errno);
+    if (fd < 0) {
+      const int err = errno;
+      throw_os(dest_, "saved, but cannot open its directory " + show(dir) + " to fsync it", err);
+    }
     const int rc = ::fsync(fd);
     const int err = errno;
     ::close(fd);
