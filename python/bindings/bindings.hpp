@@ -10,4 +10,5 @@ void bind_functional_embed_loss(pybind11::module_& m);  // functional_embed_loss
 void bind_nn(pybind11::module_& m);          // nn.cpp: modules
 void bind_models(pybind11::module_& m);      // models.cpp: GPT, ...
 void bind_optim(pybind11::module_& m);       // optim.cpp: AdamW, SGD, clip_grad_norm
+void bind_io(pybind11::module_& m);          // io.cpp: safetensors checkpoints
 }  // namespace cfpy

@@ -27,4 +27,5 @@ PYBIND11_MODULE(_core, m) {
   cfpy::bind_nn(m);
   cfpy::bind_models(m);
   cfpy::bind_optim(m);
+  cfpy::bind_io(m);
 }
