@@ -8,7 +8,8 @@ void bind_functional(pybind11::module_& m);  // functional.cpp: elementwise, nor
 void bind_attention(pybind11::module_& m);   // attention.cpp: scaled_dot_product_attention(+_backward)
 void bind_functional_embed_loss(pybind11::module_& m);  // functional_embed_loss.cpp: embedding, positional encoding, cross-entropy
 void bind_nn(pybind11::module_& m);          // nn.cpp: modules
-void bind_models(pybind11::module_& m);      // models.cpp: GPT, ...
+void bind_models(pybind11::module_& m);      // models.cpp: GPT, Seq2Seq
+void bind_models_bert_vit(pybind11::module_& m);  // models_bert_vit.cpp: BERT, ViT
 void bind_optim(pybind11::module_& m);       // optim.cpp: AdamW, SGD, clip_grad_norm
 void bind_io(pybind11::module_& m);          // io.cpp: safetensors checkpoints
 }  // namespace cfpy

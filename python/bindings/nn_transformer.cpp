@@ -18,8 +18,8 @@ namespace {
 
 void bind_nn_transformer(py::module_& m) {
   py::class_<TransformerEncoder, Module, std::shared_ptr<TransformerEncoder>>(m, "TransformerEncoder")
-      .def(py::init([](CF_LAYER_ARGS, int64_t num_layers, bool final_norm) {
-        return make_root<TransformerEncoder>(CF_LAYER_OPTS, num_layers, final_norm);
+      .def(py::init([](CF_LAYER_ARGS, int64_t num_layers, bool final_norm, float norm_eps) {
+        return make_root<TransformerEncoder>(CF_LAYER_OPTS, num_layers, final_norm, norm_eps);
       }))
       .def("forward",
            [](TransformerEncoder& self, py::handle src, py::handle mask, py::handle kpm, bool is_causal) {
@@ -45,8 +45,8 @@ void bind_nn_transformer(py::module_& m) {
       });
 
   py::class_<TransformerDecoder, Module, std::shared_ptr<TransformerDecoder>>(m, "TransformerDecoder")
-      .def(py::init([](CF_LAYER_ARGS, int64_t num_layers, bool final_norm) {
-        return make_root<TransformerDecoder>(CF_LAYER_OPTS, num_layers, final_norm);
+      .def(py::init([](CF_LAYER_ARGS, int64_t num_layers, bool final_norm, float norm_eps) {
+        return make_root<TransformerDecoder>(CF_LAYER_OPTS, num_layers, final_norm, norm_eps);
       }))
       .def("forward",
            [](TransformerDecoder& self, py::handle tgt, py::handle memory, py::handle tgt_mask, py::handle memory_mask,

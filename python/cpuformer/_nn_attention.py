@@ -52,6 +52,10 @@ class MultiheadAttention(Module):
 
 
 class _LayerBase(Module):
+    def _layer_args(self):
+        return (self.d_model, self.nhead, self.dim_feedforward, self.dropout, self.activation, self.layer_norm_eps,
+                self.norm_first, self.bias)
+
     def __init__(self, core_cls, d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps, norm_first,
                  bias):
         self.d_model = _check_int("d_model", d_model)
@@ -65,6 +69,7 @@ class _LayerBase(Module):
         if not self.layer_norm_eps > 0:
             raise ValueError(f"layer_norm_eps: expected > 0, got {layer_norm_eps}")
         self.norm_first = bool(norm_first)
+        self.bias = bool(bias)
         self._impl = core_cls(self.d_model, self.nhead, self.dim_feedforward, self.dropout, self.activation,
                               self.layer_norm_eps, self.norm_first, bool(bias))
 

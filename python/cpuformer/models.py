@@ -131,6 +131,10 @@ class GPT(Module):
                 f"n_embd={c.n_embd}, params={self.num_parameters():,}")
 
 
-MODEL_CLASSES = {"GPT": GPT}
+from ._models_bert_vit import *  # noqa: E402,F401,F403
+from ._models_bert_vit import MODEL_CLASSES as _BERT_VIT_CLASSES  # noqa: E402
+from ._models_bert_vit import __all__ as _bert_vit_all  # noqa: E402
 
-__all__ = ["GPT", "GPTConfig", "MODEL_CLASSES"]
+MODEL_CLASSES = {"GPT": GPT, **_BERT_VIT_CLASSES}
+
+__all__ = ["GPT", "GPTConfig", "MODEL_CLASSES", *_bert_vit_all]

@@ -142,5 +142,7 @@ from ._nn_embed_loss import *  # noqa: E402,F401,F403
 from ._nn_embed_loss import __all__ as _embed_loss_all  # noqa: E402
 from ._nn_layers import *  # noqa: E402,F401,F403
 from ._nn_layers import __all__ as _layers_all  # noqa: E402
+from ._nn_transformer import *  # noqa: E402,F401,F403
+from ._nn_transformer import __all__ as _transformer_all  # noqa: E402
 
-__all__ = ["Module", "Linear", *_layers_all, *_embed_loss_all, *_attention_all]
+__all__ = ["Module", "Linear", *_layers_all, *_embed_loss_all, *_attention_all, *_transformer_all]

@@ -7,14 +7,15 @@
 
 namespace cpuformer {
 
-TransformerEncoder::TransformerEncoder(const TransformerLayerOptions& opt, int64_t num_layers, bool final_norm) {
+TransformerEncoder::TransformerEncoder(const TransformerLayerOptions& opt, int64_t num_layers, bool final_norm,
+                                        float norm_eps) {
   CF_CHECK_VALUE(num_layers >= 1, "num_layers must be >= 1, got ", num_layers);
   for (int64_t i = 0; i < num_layers; ++i) {
     layers_.push_back(std::make_unique<TransformerEncoderLayer>(opt));
     register_module("layers." + std::to_string(i), layers_.back().get());
   }
   if (final_norm) {
-    norm_ = std::make_unique<LayerNorm>(opt.d_model, opt.layer_norm_eps);
+    norm_ = std::make_unique<LayerNorm>(opt.d_model, norm_eps > 0.0f ? norm_eps : opt.layer_norm_eps);
     register_module("norm", norm_.get());
   }
 }
@@ -31,14 +32,15 @@ Tensor TransformerEncoder::backward(const Tensor& dout) {
   return d;
 }
 
-TransformerDecoder::TransformerDecoder(const TransformerLayerOptions& opt, int64_t num_layers, bool final_norm) {
+TransformerDecoder::TransformerDecoder(const TransformerLayerOptions& opt, int64_t num_layers, bool final_norm,
+                                        float norm_eps) {
   CF_CHECK_VALUE(num_layers >= 1, "num_layers must be >= 1, got ", num_layers);
   for (int64_t i = 0; i < num_layers; ++i) {
     layers_.push_back(std::make_unique<TransformerDecoderLayer>(opt));
     register_module("layers." + std::to_string(i), layers_.back().get());
   }
   if (final_norm) {
-    norm_ = std::make_unique<LayerNorm>(opt.d_model, opt.layer_norm_eps);
+    norm_ = std::make_unique<LayerNorm>(opt.d_model, norm_eps > 0.0f ? norm_eps : opt.layer_norm_eps);
     register_module("norm", norm_.get());
   }
 }

@@ -14,8 +14,9 @@ namespace cpuformer {
 
 class TransformerEncoder : public Module {
  public:
-  // num_layers layers built from `opt`; a final LayerNorm when final_norm.
-  TransformerEncoder(const TransformerLayerOptions& opt, int64_t num_layers, bool final_norm);
+  // num_layers layers built from `opt`; a final LayerNorm when final_norm
+  // (eps norm_eps, or opt.layer_norm_eps when norm_eps <= 0).
+  TransformerEncoder(const TransformerLayerOptions& opt, int64_t num_layers, bool final_norm, float norm_eps = 0.0f);
   Tensor forward(const Tensor& src, const AttentionMask& mask = {});
   Tensor backward(const Tensor& dout);
   int64_t num_layers() const { return static_cast<int64_t>(layers_.size()); }
@@ -28,7 +29,7 @@ class TransformerEncoder : public Module {
 
 class TransformerDecoder : public Module {
  public:
-  TransformerDecoder(const TransformerLayerOptions& opt, int64_t num_layers, bool final_norm);
+  TransformerDecoder(const TransformerLayerOptions& opt, int64_t num_layers, bool final_norm, float norm_eps = 0.0f);
   Tensor forward(const Tensor& tgt, const Tensor& memory, const AttentionMask& tgt_mask = {},
                  const AttentionMask& memory_mask = {});
   std::array<Tensor, 2> backward(const Tensor& dout);  // {dtgt, dmemory}

@@ -1,0 +1,2 @@
+"""Data helpers (filled in by their owner)."""
+__all__ = []
