@@ -4,6 +4,7 @@
 #include "bindings.hpp"
 #include "convert.hpp"
 #include "cpuformer/models/gpt.hpp"
+#include "cpuformer/models/seq2seq.hpp"
 #include "nn_common.hpp"
 
 namespace cfpy {
@@ -24,6 +25,19 @@ py::array_t<int64_t> ids_to_numpy(std::vector<int64_t>&& v, int64_t B, int64_t T
   auto* keep = new std::vector<int64_t>(std::move(v));
   py::capsule owner(keep, [](void* p) { delete static_cast<std::vector<int64_t>*>(p); });
   return py::array_t<int64_t>({static_cast<py::ssize_t>(B), static_cast<py::ssize_t>(T)}, keep->data(), owner);
+}
+
+std::vector<uint8_t> padding_of(py::handle mask, int64_t B, int64_t S) {
+  std::vector<uint8_t> out;
+  if (mask.is_none()) return out;
+  py::array a = py::array::ensure(mask);
+  if (!a || a.dtype().kind() != 'b')
+    throw TypeError("src_key_padding_mask: expected a boolean array (True = padding)");
+  auto u = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>::ensure(a);
+  if (shape_of(u) != Shape({B, S}))
+    throw ValueError(str_cat("src_key_padding_mask: expected shape [", B, ", ", S, "], got ", shape_str(u)));
+  out.assign(u.data(), u.data() + u.size());
+  return out;
 }
 
 }  // namespace
@@ -89,6 +103,75 @@ void bind_models(py::module_& m) {
           out = self.generate(ids.data(), B, T, max_new_tokens, o);
         }
         return ids_to_numpy(std::move(out), B, T + max_new_tokens);
+      });
+
+  py::class_<Seq2SeqConfig>(m, "Seq2SeqConfigCore")
+      .def(py::init<>())
+      .def_readwrite("src_vocab_size", &Seq2SeqConfig::src_vocab_size)
+      .def_readwrite("tgt_vocab_size", &Seq2SeqConfig::tgt_vocab_size)
+      .def_readwrite("d_model", &Seq2SeqConfig::d_model)
+      .def_readwrite("nhead", &Seq2SeqConfig::nhead)
+      .def_readwrite("num_encoder_layers", &Seq2SeqConfig::num_encoder_layers)
+      .def_readwrite("num_decoder_layers", &Seq2SeqConfig::num_decoder_layers)
+      .def_readwrite("dim_feedforward", &Seq2SeqConfig::dim_feedforward)
+      .def_readwrite("dropout", &Seq2SeqConfig::dropout)
+      .def_readwrite("max_len", &Seq2SeqConfig::max_len);
+
+  py::class_<Seq2Seq, Module, std::shared_ptr<Seq2Seq>>(m, "Seq2Seq")
+      .def(py::init(&make_root<Seq2Seq, Seq2SeqConfig>), py::arg("config"))
+      .def("forward",
+           [](Seq2Seq& self, py::handle src, py::handle tgt_in, py::handle pad) {
+             IndexArray s = ids_2d(src, "src");
+             IndexArray t = ids_2d(tgt_in, "tgt_in");
+             if (s.shape(0) != t.shape(0))
+               throw ValueError(str_cat("tgt_in: expected batch size ", s.shape(0), " (from src), got ", t.shape(0)));
+             std::vector<uint8_t> p = padding_of(pad, s.shape(0), s.shape(1));
+             Tensor out;
+             {
+               py::gil_scoped_release nogil;
+               out = self.forward(s.data(), s.shape(0), s.shape(1), t.data(), t.shape(1), p);
+             }
+             return to_numpy(out);
+           })
+      .def("loss",
+           [](Seq2Seq& self, py::handle src, py::handle tgt_in, py::handle tgt_out, py::handle pad) {
+             IndexArray s = ids_2d(src, "src");
+             IndexArray t = ids_2d(tgt_in, "tgt_in");
+             IndexArray o = as_index(tgt_out, "tgt_out");
+             if (s.shape(0) != t.shape(0))
+               throw ValueError(str_cat("tgt_in: expected batch size ", s.shape(0), " (from src), got ", t.shape(0)));
+             if (shape_of(o) != shape_of(t))
+               throw ValueError(str_cat("tgt_out: expected shape ", shape_str(t), " (same as tgt_in), got ", shape_str(o)));
+             std::vector<uint8_t> p = padding_of(pad, s.shape(0), s.shape(1));
+             py::gil_scoped_release nogil;
+             return self.loss(s.data(), s.shape(0), s.shape(1), t.data(), o.data(), t.shape(1), p);
+           })
+      .def("backward",
+           [](Seq2Seq& self) {
+             py::gil_scoped_release nogil;
+             self.backward();
+           })
+      .def("greedy_decode",
+           [](Seq2Seq& self, py::handle src, int64_t bos, int64_t eos, int64_t max_len, py::handle pad) {
+             IndexArray s = ids_2d(src, "src");
+             std::vector<uint8_t> p = padding_of(pad, s.shape(0), s.shape(1));
+             std::vector<int64_t> out;
+             {
+               py::gil_scoped_release nogil;
+               out = self.greedy_decode(s.data(), s.shape(0), s.shape(1), bos, eos, max_len, p);
+             }
+             return ids_to_numpy(std::move(out), s.shape(0), max_len);
+           })
+      .def("beam_search", [](Seq2Seq& self, py::handle src, int64_t bos, int64_t eos, int64_t max_len,
+                             int64_t beam_size, float length_penalty, py::handle pad) {
+        IndexArray s = ids_2d(src, "src");
+        std::vector<uint8_t> p = padding_of(pad, s.shape(0), s.shape(1));
+        std::vector<int64_t> out;
+        {
+          py::gil_scoped_release nogil;
+          out = self.beam_search(s.data(), s.shape(0), s.shape(1), bos, eos, max_len, beam_size, length_penalty, p);
+        }
+        return ids_to_numpy(std::move(out), s.shape(0), max_len);
       });
 }
 

@@ -57,7 +57,33 @@ class GPTConfig:
         return dataclasses.asdict(self)
 
 
-class GPT(Module):
+class _ModelBase(Module):
+    """Shared by the model families: config handling, save, repr."""
+
+    config_class = None
+
+    def _init_core(self, config, core_config_cls, core_model_cls):
+        if not isinstance(config, self.config_class):
+            raise TypeError(f"{type(self).__name__}: expected a {self.config_class.__name__}, "
+                            f"got {type(config).__name__}")
+        self.config = config
+        core = core_config_cls()
+        for k, v in config.to_dict().items():
+            setattr(core, k, v)
+        self._impl = core_model_cls(core)
+
+    def save(self, path) -> str:
+        """Write parameters + config to one safetensors file (atomic); ``cpuformer.load(path)`` reads it back."""
+        from .checkpoint import save
+
+        return save(self, path)
+
+    def extra_repr(self) -> str:
+        fields = ", ".join(f"{k}={v}" for k, v in self.config.to_dict().items())
+        return f"{fields}, params={self.num_parameters():,}"
+
+
+class GPT(_ModelBase):
     """GPT-2 architecture: pre-LN blocks, learned positions, tanh GELU, 4x MLP,
     final LayerNorm, LM head tied to the token embedding.
 
@@ -70,14 +96,7 @@ class GPT(Module):
     config_class = GPTConfig
 
     def __init__(self, config: GPTConfig):
-        if not isinstance(config, GPTConfig):
-            raise TypeError(f"GPT: expected a GPTConfig, got {type(config).__name__}")
-        self.config = config
-        core = _core.GPTConfigCore()
-        for k, v in config.to_dict().items():
-            setattr(core, k, v)
-        self._impl = _core.GPT(core)
-        self._last_loss = None
+        self._init_core(config, _core.GPTConfigCore, _core.GPT)
 
     def forward(self, idx):
         return self._impl.forward(idx)
@@ -119,22 +138,80 @@ class GPT(Module):
                                   1.0 if top_p is None else float(top_p), None if seed is None else int(seed))
         return out[0] if one_d else out
 
-    def save(self, path) -> str:
-        """Write parameters + config to one safetensors file (atomic); ``cpuformer.load(path)`` reads it back."""
-        from .checkpoint import save
 
-        return save(self, path)
+@dataclass
+class Seq2SeqConfig:
+    """The original encoder-decoder: vocabularies, width, depth, max sequence length."""
 
-    def extra_repr(self) -> str:
-        c = self.config
-        return (f"vocab_size={c.vocab_size}, block_size={c.block_size}, n_layer={c.n_layer}, n_head={c.n_head}, "
-                f"n_embd={c.n_embd}, params={self.num_parameters():,}")
+    src_vocab_size: int
+    tgt_vocab_size: int
+    d_model: int = 512
+    nhead: int = 8
+    num_encoder_layers: int = 6
+    num_decoder_layers: int = 6
+    dim_feedforward: int = 2048
+    dropout: float = 0.1
+    max_len: int = 512
+
+    def __post_init__(self):
+        _validate_fields(self, ints=("src_vocab_size", "tgt_vocab_size", "d_model", "nhead", "num_encoder_layers",
+                                     "num_decoder_layers", "dim_feedforward", "max_len"), floats=("dropout",))
+        _check_dropout(self)
+        if self.d_model % self.nhead:
+            raise ValueError(f"Seq2SeqConfig: d_model ({self.d_model}) must be divisible by nhead ({self.nhead})")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _check_token(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name}: expected an int token id, got {type(value).__name__}")
+    return int(value)
+
+
+class Seq2Seq(_ModelBase):
+    """Encoder-decoder transformer ("Attention Is All You Need"): embeddings scaled
+    by sqrt(d_model), sinusoidal positions, post-LN, ReLU, output projection.
+
+    ``logits = m(src, tgt_in, src_key_padding_mask=None)`` [B, T, V_tgt];
+    ``loss = m.loss(src, tgt_in, tgt_out)``; ``m.backward()``;
+    ``m.greedy_decode(src, bos_id, eos_id, max_len)`` and
+    ``m.beam_search(src, bos_id, eos_id, max_len, beam_size=4)`` return int64
+    arrays [B, max_len] of generated tokens (BOS not included, rows padded
+    with eos_id after they stop).
+    """
+
+    config_class = Seq2SeqConfig
+
+    def __init__(self, config: Seq2SeqConfig):
+        self._init_core(config, _core.Seq2SeqConfigCore, _core.Seq2Seq)
+
+    def forward(self, src, tgt_in, src_key_padding_mask=None):
+        return self._impl.forward(src, tgt_in, src_key_padding_mask)
+
+    def loss(self, src, tgt_in, tgt_out, src_key_padding_mask=None) -> float:
+        return self._impl.loss(src, tgt_in, tgt_out, src_key_padding_mask)
+
+    def backward(self) -> None:
+        self._impl.backward()
+
+    def greedy_decode(self, src, bos_id: int, eos_id: int, max_len: int, src_key_padding_mask=None):
+        return self._impl.greedy_decode(src, _check_token("bos_id", bos_id), _check_token("eos_id", eos_id),
+                                        _check_token("max_len", max_len), src_key_padding_mask)
+
+    def beam_search(self, src, bos_id: int, eos_id: int, max_len: int, beam_size: int = 4,
+                    length_penalty: float = 1.0, src_key_padding_mask=None):
+        """Beam search ranking hypotheses by sum(log p) / length**length_penalty."""
+        return self._impl.beam_search(src, _check_token("bos_id", bos_id), _check_token("eos_id", eos_id),
+                                      _check_token("max_len", max_len), _check_token("beam_size", beam_size),
+                                      float(length_penalty), src_key_padding_mask)
 
 
 from ._models_bert_vit import *  # noqa: E402,F401,F403
 from ._models_bert_vit import MODEL_CLASSES as _BERT_VIT_CLASSES  # noqa: E402
 from ._models_bert_vit import __all__ as _bert_vit_all  # noqa: E402
 
-MODEL_CLASSES = {"GPT": GPT, **_BERT_VIT_CLASSES}
+MODEL_CLASSES = {"GPT": GPT, "Seq2Seq": Seq2Seq, **_BERT_VIT_CLASSES}
 
-__all__ = ["GPT", "GPTConfig", "MODEL_CLASSES", *_bert_vit_all]
+__all__ = ["GPT", "GPTConfig", "MODEL_CLASSES", "Seq2Seq", "Seq2SeqConfig", *_bert_vit_all]
