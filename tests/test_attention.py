@@ -284,6 +284,27 @@ def test_long_sequence_matches_torch(rng):
     assert_close(out[0, 1, rows], _softmax(s) @ v[0, 1], 1e-5, "rows vs float64")
 
 
+def test_large_logits_are_stable(rng):
+    # scores of order 1e4: the online softmax must not overflow
+    q, k, v, g = make(rng, 1, 2, 70, 90, 16, 8, qscale=300.0)
+    check_all(q, k, v, g, tol_fwd=1e-4, tol_bwd=1e-3, with_torch=False)
+    check_all(q, k, v, g, is_causal=True, tol_fwd=1e-4, tol_bwd=1e-3, with_torch=False)
+    assert np.isfinite(sdpa(q, k, v, scale=50.0)).all()
+
+
+def test_nan_propagates(rng):
+    q, k, v, g = make(rng, 1, 1, 70, 90, 16, 8)
+    qn = q.copy()
+    qn[0, 0, 3, 2] = np.nan
+    out = sdpa(qn, k, v)
+    assert np.isnan(out[0, 0, 3]).all() and np.isfinite(np.delete(out[0, 0], 3, axis=0)).all()
+    kn = k.copy()
+    kn[0, 0, 5, 1] = np.nan
+    out = sdpa(q, kn, v, is_causal=True)
+    # rows that see key 5 are NaN, the five before it are not
+    assert np.isnan(out[0, 0, 5:]).all(-1).all() and np.isfinite(out[0, 0, :5]).all()
+
+
 def test_results_do_not_depend_on_thread_count(rng):
     q, k, v, g = make(rng, 1, 3, 150, 140, 16, 8)
     mask = rng.standard_normal((150, 140))
