@@ -7,7 +7,10 @@
 //   out_i = Σ_j drop_ij · p_ij · v_j          (drop_ij = keep_ij / (1 - p_drop))
 //
 // A query row whose every key is masked gets out = 0, lse = -inf, and zero
-// gradients (no NaN).
+// gradients (no NaN). NaN inputs propagate to the outputs they touch.
+// Sizes B, H, L, S may be 0 (S = 0: every row is fully masked); D, Dv >= 1,
+// scale finite, 0 <= dropout_p < 1 (ValueError otherwise). Results do not
+// depend on the number of threads. Scratch is linear in L and S.
 #pragma once
 #include <cstdint>
 
@@ -45,8 +48,10 @@ void attention_forward(StridedBHT<float> out, float* lse, StridedBHT<const float
                        StridedBHT<const float> v, const AttentionParams& p);
 
 // dq/dk/dv += gradients (any may have a null data pointer when not wanted).
-// Uses out and lse saved by forward. Parallel over batch x heads x blocks in
-// both passes.
+// Uses out and lse saved by forward. Deterministic, no atomics: one task per
+// (b, h) when there are enough heads to balance the threads, otherwise a pass
+// over (b, h, key block) for dk/dv and one over (b, h, query block) for dq;
+// both orders add the same terms in the same sequence (bitwise equal).
 void attention_backward(StridedBHT<float> dq, StridedBHT<float> dk, StridedBHT<float> dv,
                         StridedBHT<const float> dout, StridedBHT<const float> q, StridedBHT<const float> k,
                         StridedBHT<const float> v, StridedBHT<const float> out, const float* lse,
