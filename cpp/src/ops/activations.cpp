@@ -30,21 +30,40 @@ void relu_backward(float* dinp, const float* dout, const float* inp, int64_t n) 
   for (int64_t i = 0; i < n; ++i) dinp[i] += inp[i] > 0.0f ? dout[i] : 0.0f;
 }
 
+// Both forms are evaluated without the cancellation in 1 + erf / 1 + tanh,
+// which in float flushes gelu(x) to 0 for x below about -5.5 although the
+// true value (e.g. gelu(-6) = -5.9e-9) is a normal float:
+//   exact: Φ(x) = 0.5 erfc(-x/√2)
+//   tanh:  0.5 (1 + tanh u) = σ(2u), with the logistic σ evaluated from
+//          a = exp(-2|u|) <= 1 so it never overflows.
+namespace {
+
+// σ(2u) and 1 - σ(2u), both to full relative precision.
+inline void sigmoid2(float u, float* s, float* one_minus_s) {
+  const float a = std::exp(-2.0f * std::fabs(u));
+  const float r = 1.0f / (1.0f + a);
+  *s = u >= 0.0f ? r : a * r;
+  *one_minus_s = u >= 0.0f ? a * r : r;
+}
+
+}  // namespace
+
 void gelu_forward(float* out, const float* inp, int64_t n, GeluApproximate approximate) {
   if (approximate == GeluApproximate::None) {
-    // out = x Φ(x) = 0.5 x (1 + erf(x/√2))
+    // out = x Φ(x) = 0.5 x (1 + erf(x/√2)) = 0.5 x erfc(-x/√2)
 #pragma omp parallel for schedule(static) if (n >= kMinParallel / 8)
     for (int64_t i = 0; i < n; ++i) {
       const float x = inp[i];
-      out[i] = 0.5f * x * (1.0f + std::erf(x * kSqrt1_2));
+      out[i] = 0.5f * x * std::erfc(-x * kSqrt1_2);
     }
   } else {
-    // out = 0.5 x (1 + tanh(u)), u = √(2/π) (x + κ x³)
+    // out = 0.5 x (1 + tanh(u)) = x σ(2u), u = √(2/π) (x + κ x³)
 #pragma omp parallel for schedule(static) if (n >= kMinParallel / 8)
     for (int64_t i = 0; i < n; ++i) {
       const float x = inp[i];
-      const float u = kSqrt2OverPi * (x + kKappa * x * x * x);
-      out[i] = 0.5f * x * (1.0f + std::tanh(u));
+      float s, sc;
+      sigmoid2(kSqrt2OverPi * (x + kKappa * x * x * x), &s, &sc);
+      out[i] = x * s;
     }
   }
 }
@@ -55,19 +74,21 @@ void gelu_backward(float* dinp, const float* dout, const float* inp, int64_t n, 
 #pragma omp parallel for schedule(static) if (n >= kMinParallel / 8)
     for (int64_t i = 0; i < n; ++i) {
       const float x = inp[i];
-      const float cdf = 0.5f * (1.0f + std::erf(x * kSqrt1_2));
+      const float cdf = 0.5f * std::erfc(-x * kSqrt1_2);
       const float pdf = kInvSqrt2Pi * std::exp(-0.5f * x * x);
       dinp[i] += dout[i] * (cdf + x * pdf);
     }
   } else {
-    // gelu'(x) = 0.5 (1 + t) + 0.5 x (1 - t²) √(2/π) (1 + 3κ x²), t = tanh(u)
+    // gelu'(x) = 0.5 (1 + t) + 0.5 x (1 - t²) u'(x), t = tanh(u), u' = √(2/π) (1 + 3κ x²)
+    //          = s + 2 x s (1 - s) u'(x),           s = σ(2u)
 #pragma omp parallel for schedule(static) if (n >= kMinParallel / 8)
     for (int64_t i = 0; i < n; ++i) {
       const float x = inp[i];
       const float x2 = x * x;
-      const float t = std::tanh(kSqrt2OverPi * (x + kKappa * x2 * x));
+      float s, sc;
+      sigmoid2(kSqrt2OverPi * (x + kKappa * x2 * x), &s, &sc);
       const float du = kSqrt2OverPi * (1.0f + 3.0f * kKappa * x2);
-      dinp[i] += dout[i] * (0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * du);
+      dinp[i] += dout[i] * (s + 2.0f * x * (s * sc) * du);
     }
   }
 }

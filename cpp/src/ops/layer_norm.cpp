@@ -12,35 +12,43 @@ namespace {
 // Below this many elements a loop runs on the calling thread (forking costs more).
 constexpr int64_t kMinParallelElems = 1 << 14;
 
-// mean and rstd of one row x[C]: two passes in float (the second on x - mean,
-// so a large common offset does not cancel), the vector lanes' partial sums
-// keeping rounding error at O(C/lanes) ulp.
-inline void row_stats(const float* x, int64_t C, float eps, float* mean, float* rstd) {
+// Statistics of one row x[C] by the corrected two-pass algorithm: m = Σx/C
+// in float, then d = x - m (exact when x is near m) and the residual mean
+// c = Σd/C, which recovers what rounding m to a float lost; var = Σd²/C - c².
+// With a large common offset (x ~ 1000 ± 0.01) this keeps x̂ accurate to
+// ~1e-7 where plain float two-pass (and torch) lose ~1e-3. The vector lanes'
+// partial sums keep summation error at O(C/lanes) ulp.
+struct RowStats {
+  float m, c, rstd;  // mean = m + c
+};
+
+inline RowStats row_stats(const float* x, int64_t C, float eps) {
   float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
-  for (int64_t c = 0; c < C; ++c) sum += x[c];
+  for (int64_t i = 0; i < C; ++i) sum += x[i];
   const float m = sum / static_cast<float>(C);
-  float ss = 0.0f;
-#pragma omp simd reduction(+ : ss)
-  for (int64_t c = 0; c < C; ++c) {
-    const float d = x[c] - m;
+  float sd = 0.0f, ss = 0.0f;
+#pragma omp simd reduction(+ : sd, ss)
+  for (int64_t i = 0; i < C; ++i) {
+    const float d = x[i] - m;
+    sd += d;
     ss += d * d;
   }
-  *mean = m;
-  *rstd = 1.0f / std::sqrt(ss / static_cast<float>(C) + eps);
+  const float c = sd / static_cast<float>(C);
+  const float var = std::max(ss / static_cast<float>(C) - c * c, 0.0f);
+  return {m, c, 1.0f / std::sqrt(var + eps)};
 }
 
 // Forward on one row; kWeight/kBias select the affine terms at compile time
 // so the inner loop stays branch-free.
 template <bool kWeight, bool kBias>
-inline void row_forward(float* y, const float* x, const float* weight, const float* bias, float m, float r,
-                        int64_t C) {
+inline void row_forward(float* y, const float* x, const float* weight, const float* bias, RowStats st, int64_t C) {
 #pragma omp simd
-  for (int64_t c = 0; c < C; ++c) {
-    float v = (x[c] - m) * r;
-    if (kWeight) v *= weight[c];
-    if (kBias) v += bias[c];
-    y[c] = v;
+  for (int64_t i = 0; i < C; ++i) {
+    float v = ((x[i] - st.m) - st.c) * st.rstd;
+    if (kWeight) v *= weight[i];
+    if (kBias) v += bias[i];
+    y[i] = v;
   }
 }
 
@@ -50,16 +58,17 @@ void forward_rows(float* out, float* mean, float* rstd, const float* inp, const 
 #pragma omp parallel for schedule(static) if (N * C >= kMinParallelElems && N > 1)
   for (int64_t n = 0; n < N; ++n) {
     const float* x = inp + n * C;  // [C]
-    float m, r;
-    row_stats(x, C, eps, &m, &r);
-    if (mean) mean[n] = m;
-    if (rstd) rstd[n] = r;
-    row_forward<kWeight, kBias>(out + n * C, x, weight, bias, m, r, C);
+    const RowStats st = row_stats(x, C, eps);
+    if (mean) mean[n] = st.m + st.c;
+    if (rstd) rstd[n] = st.rstd;
+    row_forward<kWeight, kBias>(out + n * C, x, weight, bias, st, C);
   }
 }
 
 // Backward over rows [n0, n1). dw/db, when not null, are this block's private
-// partial sums [C]; dinp may be null.
+// partial sums [C]; dinp may be null. x̂ = (d - c)·rstd with d = x - mean and
+// c = Σd/C, the same residual correction as in row_stats (mean is stored as a
+// float, so its rounding is recovered here rather than stored).
 template <bool kWeight>
 void backward_rows(float* dinp, float* dw, float* db, const float* dout, const float* inp, const float* weight,
                    const float* mean, const float* rstd, int64_t n0, int64_t n1, int64_t C) {
@@ -68,31 +77,34 @@ void backward_rows(float* dinp, float* dw, float* db, const float* dout, const f
     const float* x = inp + n * C;    // [C]
     const float* dy = dout + n * C;  // [C]
     const float m = mean[n], r = rstd[n];
-    // g = dy * weight; sums of g and g * xhat over the row.
-    float sg = 0.0f, sgx = 0.0f;
-#pragma omp simd reduction(+ : sg, sgx)
-    for (int64_t c = 0; c < C; ++c) {
-      const float xhat = (x[c] - m) * r;
-      const float g = kWeight ? dy[c] * weight[c] : dy[c];
+    // g = dy·weight; Σg, Σg·d and Σd over the row.
+    float sg = 0.0f, sgd = 0.0f, sd = 0.0f;
+#pragma omp simd reduction(+ : sg, sgd, sd)
+    for (int64_t i = 0; i < C; ++i) {
+      const float d = x[i] - m;
+      const float g = kWeight ? dy[i] * weight[i] : dy[i];
       sg += g;
-      sgx += g * xhat;
+      sgd += g * d;
+      sd += d;
     }
+    const float c = sd * invC;
+    const float mg = sg * invC;                   // mean(g)
+    const float mgx = (sgd - c * sg) * r * invC;  // mean(g·x̂)
     if (dw) {
 #pragma omp simd
-      for (int64_t c = 0; c < C; ++c) dw[c] += dy[c] * ((x[c] - m) * r);
+      for (int64_t i = 0; i < C; ++i) dw[i] += dy[i] * (((x[i] - m) - c) * r);
     }
     if (db) {
 #pragma omp simd
-      for (int64_t c = 0; c < C; ++c) db[c] += dy[c];
+      for (int64_t i = 0; i < C; ++i) db[i] += dy[i];
     }
     if (dinp) {
-      const float mg = sg * invC, mgx = sgx * invC;
       float* dx = dinp + n * C;  // [C]
 #pragma omp simd
-      for (int64_t c = 0; c < C; ++c) {
-        const float xhat = (x[c] - m) * r;
-        const float g = kWeight ? dy[c] * weight[c] : dy[c];
-        dx[c] += r * (g - mg - xhat * mgx);
+      for (int64_t i = 0; i < C; ++i) {
+        const float xhat = ((x[i] - m) - c) * r;
+        const float g = kWeight ? dy[i] * weight[i] : dy[i];
+        dx[i] += r * (g - mg - xhat * mgx);
       }
     }
   }
@@ -144,7 +156,11 @@ void backward_impl(float* dinp, float* dweight, float* dbias, const float* dout,
 
 void layer_norm_stats(float* mean, float* rstd, const float* inp, int64_t N, int64_t C, float eps) {
 #pragma omp parallel for schedule(static) if (N * C >= kMinParallelElems && N > 1)
-  for (int64_t n = 0; n < N; ++n) row_stats(inp + n * C, C, eps, &mean[n], &rstd[n]);
+  for (int64_t n = 0; n < N; ++n) {
+    const RowStats st = row_stats(inp + n * C, C, eps);
+    mean[n] = st.m + st.c;
+    rstd[n] = st.rstd;
+  }
 }
 
 void layer_norm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,

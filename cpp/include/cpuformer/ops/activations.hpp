@@ -13,6 +13,8 @@ void relu_backward(float* dinp, const float* dout, const float* inp, int64_t n);
 
 // None: out = x * Φ(x) = 0.5 x (1 + erf(x/√2));
 // Tanh: out = 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))). out and inp may alias.
+// Evaluated as 0.5 x erfc(-x/√2) and x σ(2u) (exact identities) so that the
+// small negative tail is not lost to cancellation in 1 + erf / 1 + tanh.
 void gelu_forward(float* out, const float* inp, int64_t n, GeluApproximate approximate);
 // dinp += dout * gelu'(inp)
 void gelu_backward(float* dinp, const float* dout, const float* inp, int64_t n, GeluApproximate approximate);
