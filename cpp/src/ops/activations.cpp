@@ -4,6 +4,8 @@
 
 #include <cmath>
 
+#include "cpuformer/ops/vec_math.hpp"
+
 namespace cpuformer {
 namespace {
 
@@ -33,14 +35,16 @@ void relu_backward(float* dinp, const float* dout, const float* inp, int64_t n) 
 // Both forms are evaluated without the cancellation in 1 + erf / 1 + tanh,
 // which in float flushes gelu(x) to 0 for x below about -5.5 although the
 // true value (e.g. gelu(-6) = -5.9e-9) is a normal float:
-//   exact: Φ(x) = 0.5 erfc(-x/√2)
+//   exact: Φ(x) from vmath::normal_cdf (erfc-based in the tail)
 //   tanh:  0.5 (1 + tanh u) = σ(2u), with the logistic σ evaluated from
 //          a = exp(-2|u|) <= 1 so it never overflows.
+// All loops vectorise (vec_math.hpp); the *_reference versions below use
+// libm in double and exist for the tests.
 namespace {
 
 // σ(2u) and 1 - σ(2u), both to full relative precision.
 inline void sigmoid2(float u, float* s, float* one_minus_s) {
-  const float a = std::exp(-2.0f * std::fabs(u));
+  const float a = vmath::exp_f(-2.0f * std::fabs(u));
   const float r = 1.0f / (1.0f + a);
   *s = u >= 0.0f ? r : a * r;
   *one_minus_s = u >= 0.0f ? a * r : r;
@@ -50,15 +54,16 @@ inline void sigmoid2(float u, float* s, float* one_minus_s) {
 
 void gelu_forward(float* out, const float* inp, int64_t n, GeluApproximate approximate) {
   if (approximate == GeluApproximate::None) {
-    // out = x Φ(x) = 0.5 x (1 + erf(x/√2)) = 0.5 x erfc(-x/√2)
-#pragma omp parallel for schedule(static) if (n >= kMinParallel / 8)
+    // out = x Φ(x)
+#pragma omp parallel for simd schedule(static) if (n >= kMinParallel)
     for (int64_t i = 0; i < n; ++i) {
       const float x = inp[i];
-      out[i] = 0.5f * x * std::erfc(-x * kSqrt1_2);
+      float e;
+      out[i] = x * vmath::normal_cdf(x, &e);
     }
   } else {
     // out = 0.5 x (1 + tanh(u)) = x σ(2u), u = √(2/π) (x + κ x³)
-#pragma omp parallel for schedule(static) if (n >= kMinParallel / 8)
+#pragma omp parallel for simd schedule(static) if (n >= kMinParallel)
     for (int64_t i = 0; i < n; ++i) {
       const float x = inp[i];
       float s, sc;
@@ -71,25 +76,54 @@ void gelu_forward(float* out, const float* inp, int64_t n, GeluApproximate appro
 void gelu_backward(float* dinp, const float* dout, const float* inp, int64_t n, GeluApproximate approximate) {
   if (approximate == GeluApproximate::None) {
     // gelu'(x) = Φ(x) + x φ(x), φ(x) = exp(-x²/2) / √(2π)
-#pragma omp parallel for schedule(static) if (n >= kMinParallel / 8)
+#pragma omp parallel for simd schedule(static) if (n >= kMinParallel)
     for (int64_t i = 0; i < n; ++i) {
       const float x = inp[i];
-      const float cdf = 0.5f * std::erfc(-x * kSqrt1_2);
-      const float pdf = kInvSqrt2Pi * std::exp(-0.5f * x * x);
-      dinp[i] += dout[i] * (cdf + x * pdf);
+      float e;
+      const float cdf = vmath::normal_cdf(x, &e);
+      const float xpdf = e == 0.0f ? 0.0f : x * (kInvSqrt2Pi * e);  // 0, not inf·0, for |x| -> inf
+      dinp[i] += dout[i] * (cdf + xpdf);
     }
   } else {
     // gelu'(x) = 0.5 (1 + t) + 0.5 x (1 - t²) u'(x), t = tanh(u), u' = √(2/π) (1 + 3κ x²)
     //          = s + 2 x s (1 - s) u'(x),           s = σ(2u)
-#pragma omp parallel for schedule(static) if (n >= kMinParallel / 8)
+#pragma omp parallel for simd schedule(static) if (n >= kMinParallel)
     for (int64_t i = 0; i < n; ++i) {
       const float x = inp[i];
       const float x2 = x * x;
       float s, sc;
       sigmoid2(kSqrt2OverPi * (x + kKappa * x2 * x), &s, &sc);
       const float du = kSqrt2OverPi * (1.0f + 3.0f * kKappa * x2);
-      dinp[i] += dout[i] * (s + 2.0f * x * (s * sc) * du);
+      const float ss = s * sc;
+      const float tail = ss == 0.0f ? 0.0f : 2.0f * x * ss * du;  // 0, not 0·inf, once x² overflows
+      dinp[i] += dout[i] * (s + tail);
     }
+  }
+}
+
+void gelu_forward_reference(float* out, const float* inp, int64_t n, GeluApproximate approximate) {
+  for (int64_t i = 0; i < n; ++i) {
+    const double x = inp[i];
+    // 1 + tanh(u) = 2 / (1 + exp(-2u)): the same value without the double
+    // cancellation of 1 + tanh(u) for u << 0.
+    const double u = std::sqrt(2.0 / M_PI) * (x + 0.044715 * x * x * x);
+    out[i] = approximate == GeluApproximate::None ? static_cast<float>(0.5 * x * std::erfc(-x / std::sqrt(2.0)))
+                                                  : static_cast<float>(x / (1.0 + std::exp(-2.0 * u)));
+  }
+}
+
+void gelu_backward_reference(float* dinp, const float* dout, const float* inp, int64_t n,
+                             GeluApproximate approximate) {
+  for (int64_t i = 0; i < n; ++i) {
+    const double x = inp[i];
+    double d;
+    if (approximate == GeluApproximate::None) {
+      d = 0.5 * std::erfc(-x / std::sqrt(2.0)) + x * std::exp(-0.5 * x * x) / std::sqrt(2.0 * M_PI);
+    } else {
+      const double k = std::sqrt(2.0 / M_PI), t = std::tanh(k * (x + 0.044715 * x * x * x));
+      d = 0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * k * (1.0 + 3.0 * 0.044715 * x * x);
+    }
+    dinp[i] += static_cast<float>(dout[i] * d);
   }
 }
 
