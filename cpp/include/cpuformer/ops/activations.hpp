@@ -13,9 +13,17 @@ void relu_backward(float* dinp, const float* dout, const float* inp, int64_t n);
 
 // None: out = x * Φ(x) = 0.5 x (1 + erf(x/√2));
 // Tanh: out = 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³))). out and inp may alias.
+// Evaluated as x Φ(x) with an erfc-based tail and as x σ(2u) (exact
+// identities) so the small negative tail is not lost to cancellation in
+// 1 + erf / 1 + tanh; vectorised (ops/vec_math.hpp), relative error ~1e-7.
 void gelu_forward(float* out, const float* inp, int64_t n, GeluApproximate approximate);
 // dinp += dout * gelu'(inp)
 void gelu_backward(float* dinp, const float* dout, const float* inp, int64_t n, GeluApproximate approximate);
+// Plain scalar references (libm erfc / exp / tanh in double), kept beside
+// the fast kernels so tests can compare them. Same contracts.
+void gelu_forward_reference(float* out, const float* inp, int64_t n, GeluApproximate approximate);
+void gelu_backward_reference(float* dinp, const float* dout, const float* inp, int64_t n,
+                             GeluApproximate approximate);
 
 // out = a + b (residual connection); out may alias a or b. Backward is the
 // identity into both inputs, so callers just accumulate dout.

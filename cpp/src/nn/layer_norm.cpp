@@ -1,0 +1,43 @@
+#include "cpuformer/nn/layer_norm.hpp"
+
+#include <cmath>
+
+#include "cpuformer/error.hpp"
+#include "cpuformer/nn/linear.hpp"
+#include "cpuformer/ops/layer_norm.hpp"
+
+namespace cpuformer {
+
+LayerNorm::LayerNorm(int64_t normalized_shape, float eps) : C_(normalized_shape), eps_(eps) {
+  CF_CHECK_VALUE(normalized_shape >= 1, "LayerNorm: normalized_shape must be >= 1, got ", normalized_shape);
+  CF_CHECK_VALUE(std::isfinite(eps) && eps > 0.0f, "LayerNorm: eps must be a finite number > 0, got ", eps);
+  weight_ = &register_parameter("weight", {C_});
+  weight_->value.fill(1.0f);
+  bias_ = &register_parameter("bias", {C_});  // zeros
+}
+
+Tensor LayerNorm::forward(const Tensor& x) {
+  check_last_dim(x, C_, "LayerNorm input");
+  const int64_t N = x.numel() / C_;
+  Tensor y = Tensor::empty(x.shape());
+  Tensor mean = Tensor::empty({N}), rstd = Tensor::empty({N});  // [N]
+  layer_norm_forward(y.data(), mean.data(), rstd.data(), x.data(), weight_->value.data(), bias_->value.data(), N,
+                     C_, eps_);
+  x_ = x;
+  mean_ = mean;
+  rstd_ = rstd;
+  return y;
+}
+
+Tensor LayerNorm::backward(const Tensor& dout) {
+  CF_CHECK_STATE(x_.defined(), "LayerNorm.backward called before forward");
+  CF_CHECK_VALUE(dout.shape() == x_.shape(), "LayerNorm.backward: grad_output: expected shape ",
+                 shape_str(x_.shape()), " (the output of the last forward), got ", shape_str(dout.shape()));
+  Tensor dx = Tensor::zeros(x_.shape());
+  const int64_t N = x_.numel() / C_;
+  layer_norm_backward(dx.data(), weight_->grad.data(), bias_->grad.data(), dout.data(), x_.data(),
+                      weight_->value.data(), mean_.data(), rstd_.data(), N, C_);
+  return dx;
+}
+
+}  // namespace cpuformer
