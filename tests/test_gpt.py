@@ -27,7 +27,7 @@ def torch_gpt(torch, cfg):
                                            activation=lambda x: F.gelu(x, approximate="tanh"),
                                            batch_first=True, norm_first=True, bias=cfg.bias)
                 for _ in range(cfg.n_layer)])
-            self.ln_f = nn.LayerNorm(cfg.n_embd)
+            self.ln_f = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
 
         def forward(self, idx):
             T = idx.shape[1]

@@ -48,7 +48,7 @@ GPT::GPT(const GPTConfig& cfg)
       wte_(cfg.vocab_size, cfg.n_embd),
       wpe_(cfg.block_size, cfg.n_embd),
       drop_(cfg.dropout),
-      ln_f_(cfg.n_embd, 1e-5f) {
+      ln_f_(cfg.n_embd, 1e-5f, cfg.bias) {
   register_module("wte", &wte_);
   register_module("wpe", &wpe_);
   for (int64_t l = 0; l < cfg.n_layer; ++l) {
