@@ -63,6 +63,7 @@ void bind_models(py::module_& m) {
              Tensor out;
              {
                py::gil_scoped_release nogil;
+               std::lock_guard<std::mutex> guard(self.call_mutex());
                out = self.forward(ids.data(), ids.shape(0), ids.shape(1));
              }
              return to_numpy(out);
