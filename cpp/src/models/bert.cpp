@@ -75,6 +75,7 @@ BERT::BERT(const BERTConfig& cfg)
   register_module("embeddings.position_embeddings", &position_embeddings_);
   register_module("embeddings.token_type_embeddings", &token_type_embeddings_);
   register_module("embeddings.LayerNorm", &emb_layer_norm_);
+  register_module("embeddings.dropout", &emb_dropout_);  // no parameters; follows train()/eval()
   register_module("encoder", &encoder_);
   register_module("mlm", &mlm_);
   // BERT initialisation: every matrix (embeddings, projections) ~ N(0, 0.02),

@@ -57,6 +57,7 @@ ViT::ViT(const ViTConfig& cfg)
   position_embeddings_ =
       &register_parameter("embeddings.position_embeddings", {1, 1 + cfg.num_patches(), cfg.hidden_size});
   register_module("embeddings.patch_embeddings.projection", &projection_);
+  register_module("embeddings.dropout", &dropout_);  // no parameters; follows train()/eval()
   register_module("encoder", &encoder_);
   register_module("layernorm", &layernorm_);
   register_module("classifier", &classifier_);
