@@ -167,16 +167,17 @@ def test_bert_matches_torch(padded, rng):
     loss_t = torch.nn.functional.cross_entropy(logits_t.reshape(-1, cfg.vocab_size), torch.tensor(labels).reshape(-1))
     loss_t.backward()
 
-    assert_close(m(ids, types, mask), h_t.detach().numpy(), 1e-5, "hidden")
-    assert_close(m.mlm_logits(ids, token_type_ids=types, attention_mask=mask), logits_t.detach().numpy(), 1e-5,
-                 "mlm logits")
+    e_h = assert_close(m(ids, types, mask), h_t.detach().numpy(), 1e-5, "hidden")
+    e_l = assert_close(m.mlm_logits(ids, token_type_ids=types, attention_mask=mask), logits_t.detach().numpy(),
+                       1e-5, "mlm logits")
     loss = m.mlm_loss(ids, labels, token_type_ids=types, attention_mask=mask)
     assert abs(loss - loss_t.item()) < 1e-5 * max(1.0, abs(loss_t.item()))
     m.zero_grad()
     m.backward()
     grads = m.gradients()
-    for name, p in t.named_parameters():
-        assert_close(grads[name], p.grad.numpy(), 1e-4, f"grad {name}")
+    e_g = max(assert_close(grads[name], p.grad.numpy(), 2e-5, f"grad {name}") for name, p in t.named_parameters())
+    print(f"BERT (padded={padded}) vs torch float64: hidden {e_h:.2g}, logits {e_l:.2g}, "
+          f"loss {abs(loss - loss_t.item()) / abs(loss_t.item()):.2g}, worst grad {e_g:.2g}")
 
 
 def test_bert_backward_from_hidden_matches_torch(rng):
@@ -193,11 +194,13 @@ def test_bert_backward_from_hidden_matches_torch(rng):
     m.zero_grad()
     m.backward(grad_hidden=g.astype(np.float32))
     grads = m.gradients()
+    worst = 0.0
     for name, p in t.named_parameters():
         if name.startswith("mlm."):
             assert p.grad is None and not grads[name].any()
             continue
-        assert_close(grads[name], p.grad.numpy(), 1e-4, f"grad {name}")
+        worst = max(worst, assert_close(grads[name], p.grad.numpy(), 2e-5, f"grad {name}"))
+    print(f"BERT backward(grad_hidden) vs torch float64: worst grad {worst:.2g}")
 
 
 def test_vit_matches_torch(rng):
@@ -211,14 +214,15 @@ def test_vit_matches_torch(rng):
     logits_t = t(torch.tensor(images))
     loss_t = torch.nn.functional.cross_entropy(logits_t, torch.tensor(labels))
     loss_t.backward()
-    assert_close(m(images), logits_t.detach().numpy(), 1e-5, "logits")
+    e_l = assert_close(m(images), logits_t.detach().numpy(), 1e-5, "logits")
     loss = m.loss(images, labels)
     assert abs(loss - loss_t.item()) < 1e-5 * max(1.0, abs(loss_t.item()))
     m.zero_grad()
     m.backward()
     grads = m.gradients()
-    for name, p in t.named_parameters():
-        assert_close(grads[name], p.grad.numpy(), 1e-4, f"grad {name}")
+    e_g = max(assert_close(grads[name], p.grad.numpy(), 2e-5, f"grad {name}") for name, p in t.named_parameters())
+    print(f"ViT vs torch float64: logits {e_l:.2g}, loss {abs(loss - loss_t.item()) / abs(loss_t.item()):.2g}, "
+          f"worst grad {e_g:.2g}")
 
 
 def test_parameter_counts_follow_the_architecture():

@@ -2,10 +2,16 @@
 //   x = drop(LN(word[ids] + pos[t] + type[tt]))         [B, T, H]
 //   h = layer_l(x) for l < n_layer                       post-LN, exact-erf GELU, key padding mask
 //   logits = LN(gelu(dense(h))) · wordᵀ + bias           [B, T, V]  (decoder tied to word embeddings)
-// Parameter names (chosen to map 1:1 onto Hugging Face BertForMaskedLM):
+// Parameter names:
 //   embeddings.{word_embeddings,position_embeddings,token_type_embeddings}.weight,
 //   embeddings.LayerNorm.{weight,bias}, encoder.layers.<l>.<TransformerEncoderLayer names>,
 //   mlm.dense.{weight,bias}, mlm.LayerNorm.{weight,bias}, mlm.bias.
+// From Hugging Face BertForMaskedLM: bert.embeddings.* keep their names; in each
+// encoder layer attention.self.{query,key,value} stack (in that order) into
+// self_attn.in_proj_{weight,bias}, attention.output.dense -> self_attn.out_proj,
+// attention.output.LayerNorm -> norm1, intermediate.dense -> linear1,
+// output.dense -> linear2, output.LayerNorm -> norm2; cls.predictions.transform.*
+// -> mlm.*, cls.predictions.bias -> mlm.bias (the decoder weight is tied).
 // Padding positions still get hidden states (they attend to the real tokens),
 // as in Hugging Face. A sequence that is padding throughout has no key to
 // attend to: its attention outputs are 0 (Hugging Face would attend uniformly).
@@ -29,7 +35,8 @@ struct BERTConfig {
   int64_t n_head = 0;
   int64_t hidden_size = 0;
   int64_t intermediate_size = 0;
-  float dropout = 0.1f;  // embeddings, attention probabilities, residual branches, feed-forward
+  float dropout = 0.1f;  // embeddings, attention probabilities, residual branches and, as torch's
+                         // TransformerEncoderLayer (not Hugging Face), after the feed-forward activation
   float layer_norm_eps = 1e-12f;
   void validate() const;
 };

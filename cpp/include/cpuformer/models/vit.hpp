@@ -3,11 +3,16 @@
 //   x = drop([cls; p·Wᵀ + b] + pos)                      [B, 1+Np, H]
 //   h = layer_l(x) for l < n_layer                       pre-LN, exact-erf GELU, no mask
 //   logits = classifier(LN(h[:, 0]))                     [B, num_classes]
-// Parameter names (chosen to map onto Hugging Face ViTForImageClassification;
-// its conv weight [H, C, P, P] reshapes to projection.weight [H, K]):
+// Parameter names:
 //   embeddings.cls_token [1, 1, H], embeddings.position_embeddings [1, 1+Np, H],
-//   embeddings.patch_embeddings.projection.{weight,bias}, encoder.layers.<l>.<TransformerEncoderLayer names>,
-//   layernorm.{weight,bias}, classifier.{weight,bias}.
+//   embeddings.patch_embeddings.projection.{weight [H, K], bias}, encoder.layers.<l>.<TransformerEncoderLayer
+//   names>, layernorm.{weight,bias}, classifier.{weight,bias}.
+// From Hugging Face ViTForImageClassification: vit.embeddings.* keep their names
+// (the conv weight [H, C, P, P] reshapes to [H, K]); in each layer
+// attention.attention.{query,key,value} stack into self_attn.in_proj_*,
+// attention.output.dense -> self_attn.out_proj, layernorm_before -> norm1,
+// layernorm_after -> norm2, intermediate.dense -> linear1, output.dense -> linear2;
+// vit.layernorm -> layernorm; classifier keeps its name.
 #pragma once
 #include <cstdint>
 #include <vector>
@@ -28,7 +33,8 @@ struct ViTConfig {
   int64_t n_layer = 0;
   int64_t n_head = 0;
   int64_t intermediate_size = 0;
-  float dropout = 0.0f;  // embeddings, attention probabilities, residual branches, feed-forward
+  float dropout = 0.0f;  // embeddings, attention probabilities, residual branches and, as torch's
+                         // TransformerEncoderLayer (not Hugging Face), after the feed-forward activation
   float layer_norm_eps = 1e-12f;
   void validate() const;
   int64_t num_patches() const { return (image_size / patch_size) * (image_size / patch_size); }
