@@ -1,6 +1,8 @@
 // BERT and ViT: argument checking and NumPy conversion only.
 #include <cmath>
 
+#include <mutex>
+
 #include "bindings.hpp"
 #include "cpuformer/models/bert.hpp"
 #include "cpuformer/models/vit.hpp"
@@ -100,6 +102,7 @@ void bind_models_bert_vit(py::module_& m) {
              Tensor out;
              {
                py::gil_scoped_release nogil;
+               std::lock_guard<std::mutex> guard(self.call_mutex());
                out = self.forward(a.ids.data(), a.types_ptr(), a.B(), a.T(), a.pad);
              }
              return to_numpy(out);
@@ -110,6 +113,7 @@ void bind_models_bert_vit(py::module_& m) {
              Tensor out;
              {
                py::gil_scoped_release nogil;
+               std::lock_guard<std::mutex> guard(self.call_mutex());
                out = self.mlm_logits(a.ids.data(), a.types_ptr(), a.B(), a.T(), a.pad);
              }
              return to_numpy(out);
@@ -120,22 +124,26 @@ void bind_models_bert_vit(py::module_& m) {
              BertArgs a = bert_args(input_ids, token_type_ids, attention_mask);
              IndexArray lab = same_shape_ids(labels, a.ids, "labels");
              py::gil_scoped_release nogil;
+             std::lock_guard<std::mutex> guard(self.call_mutex());
              return self.mlm_loss(a.ids.data(), lab.data(), a.types_ptr(), a.B(), a.T(), a.pad);
            })
       .def("backward",
            [](BERT& self) {
              py::gil_scoped_release nogil;
+             std::lock_guard<std::mutex> guard(self.call_mutex());
              self.backward();
            })
       .def("backward_hidden",
            [](BERT& self, py::handle g) {
              Tensor t = to_tensor(g, "grad_hidden");
              py::gil_scoped_release nogil;
+             std::lock_guard<std::mutex> guard(self.call_mutex());
              self.backward_hidden(t);
            })
       .def("backward_logits", [](BERT& self, py::handle g) {
         Tensor t = to_tensor(g, "grad_logits");
         py::gil_scoped_release nogil;
+        std::lock_guard<std::mutex> guard(self.call_mutex());
         self.backward_logits(t);
       });
 
@@ -160,6 +168,7 @@ void bind_models_bert_vit(py::module_& m) {
              Tensor out;
              {
                py::gil_scoped_release nogil;
+               std::lock_guard<std::mutex> guard(self.call_mutex());
                out = self.forward(x.data(), x.shape(0), x.shape(1), x.shape(2), x.shape(3));
              }
              return to_numpy(out);
@@ -172,16 +181,19 @@ void bind_models_bert_vit(py::module_& m) {
                throw ValueError(str_cat("labels: expected shape [", x.shape(0), "] (one class per image), got ",
                                         shape_str(lab)));
              py::gil_scoped_release nogil;
+             std::lock_guard<std::mutex> guard(self.call_mutex());
              return self.loss(x.data(), lab.data(), x.shape(0), x.shape(1), x.shape(2), x.shape(3));
            })
       .def("backward",
            [](ViT& self) {
              py::gil_scoped_release nogil;
+             std::lock_guard<std::mutex> guard(self.call_mutex());
              self.backward();
            })
       .def("backward_logits", [](ViT& self, py::handle g) {
         Tensor t = to_tensor(g, "grad_logits");
         py::gil_scoped_release nogil;
+        std::lock_guard<std::mutex> guard(self.call_mutex());
         self.backward_logits(t);
       });
 }
