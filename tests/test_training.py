@@ -129,3 +129,42 @@ def test_demo_runs_end_to_end(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "sample" in r.stdout and "loss" in r.stdout + r.stderr
     assert cf.load(out).config.vocab_size > 20
+
+
+@pytest.mark.parametrize("task", ["seq2seq", "bert", "vit"])
+def test_other_demo_tasks_run(task, tmp_path):
+    if task == "vit":
+        pytest.importorskip("sklearn", reason="the ViT demo uses scikit-learn's bundled digits")
+    r = subprocess.run([sys.executable, "-m", "cpuformer", "demo", "--task", task, "--steps", "4"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "accuracy" in r.stdout or "exact match" in r.stdout
+
+
+def test_vit_demo_without_scikit_learn_says_so(monkeypatch, capsys):
+    import builtins
+
+    from cpuformer._demo_models import run_vit_demo
+
+    real_import = builtins.__import__
+
+    def fake_import(name, *a, **k):
+        if name.startswith("sklearn"):
+            raise ImportError("no sklearn")
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+
+    class Args:
+        steps, out, threads, task = 1, None, None, "vit"
+
+    assert run_vit_demo(Args()) == 2
+    assert "scikit-learn" in capsys.readouterr().out
+
+
+def test_plot_history_writes_a_png(tmp_path):
+    pytest.importorskip("matplotlib", reason="plot_history needs matplotlib")
+    hist = {"step": [0, 1, 2], "loss": [3.0, 2.0, 1.5], "eval_step": [2], "eval_loss": [1.8]}
+    path = cf.plot_history(hist, tmp_path / "loss.png")
+    with open(path, "rb") as f:
+        assert f.read(8) == b"\x89PNG\r\n\x1a\n"
