@@ -51,6 +51,7 @@ GPT::GPT(const GPTConfig& cfg)
       ln_f_(cfg.n_embd, 1e-5f) {
   register_module("wte", &wte_);
   register_module("wpe", &wpe_);
+  register_module("drop", &drop_);  // no parameters; registered so train()/eval() reach it
   for (int64_t l = 0; l < cfg.n_layer; ++l) {
     h_.push_back(std::make_unique<TransformerEncoderLayer>(block_options(cfg)));
     register_module("h." + std::to_string(l), h_.back().get());
