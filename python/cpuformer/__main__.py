@@ -7,6 +7,8 @@ import sys
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cpuformer", description="cpuformer command line")
+    parser.add_argument("--cmake-dir", action="store_true",
+                        help="print the folder to pass as CMAKE_PREFIX_PATH to find_package(cpuformer) and exit")
     sub = parser.add_subparsers(dest="command")
     demo = sub.add_parser("demo", help="train a small model and show what it learned")
     demo.add_argument("--task", default="gpt", choices=["gpt", "seq2seq", "bert", "vit"],
@@ -16,6 +18,15 @@ def main(argv=None) -> int:
     demo.add_argument("--out", default=None, help="checkpoint path to write")
     sub.add_parser("info", help="print build information")
     args = parser.parse_args(argv)
+    if args.cmake_dir:
+        from ._cmake import cmake_dir
+
+        try:
+            print(cmake_dir())
+        except FileNotFoundError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        return 0
     if args.command == "demo":
         from ._demo import run_demo
 

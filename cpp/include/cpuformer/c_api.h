@@ -1,0 +1,141 @@
+/* cpuformer C API: load a checkpoint written by Python's `model.save(path)`
+ * (or C++'s cpuformer::save_model) and run it from C or any language with a
+ * C FFI. C99; link the `cpuformer::cpuformer` CMake target (see README,
+ * "Use from C++ and C").
+ *
+ *   char err[256];
+ *   cf_model *m = cf_model_load("model.safetensors", err, sizeof err);
+ *   if (!m) { fprintf(stderr, "%s\n", err); return 1; }
+ *   int32_t tokens[2 * 8] = {...};                         // [batch=2, seq_len=8]
+ *   int64_t n = cf_model_output_size(m, 2, 8);              // 2 * 8 * vocab_size floats
+ *   float *logits = malloc(n * sizeof(float));
+ *   if (cf_model_forward(m, tokens, 2, 8, logits, n, err, sizeof err) != CF_OK) ...
+ *   cf_model_free(m);
+ *
+ * Errors: every function that can fail returns a status code (CF_OK = 0,
+ * otherwise one of the CF_ERR_* values below) or NULL/-1, and writes a
+ * human-readable message into `err`: at most err_len bytes including the
+ * terminating NUL (longer messages are cut at a UTF-8 character boundary).
+ * `err` may be NULL (or err_len 0) when the message is not wanted. Bad input
+ * (NULL pointers, negative sizes, token ids out of range, buffers too small,
+ * missing or corrupt files, an operation the model class does not support)
+ * is reported this way, never by crashing; no C++ exception ever crosses
+ * this interface.
+ *
+ * Threads: a cf_model caches activations during forward, so one cf_model
+ * must not be used by two threads at the same time (a call that finds the
+ * model busy in another thread fails with CF_ERR_BUSY rather than corrupting
+ * it, but do not rely on that for synchronisation, and never call
+ * cf_model_free while another thread uses the model). Different cf_model
+ * objects are independent and may be used concurrently, including two
+ * loaded from the same file. The kernels inside each call are themselves
+ * multithreaded (see cf_set_num_threads).
+ *
+ * Tokens: int32 ids in [0, vocab_size), row-major [batch, seq_len].
+ * Outputs: float32, row-major.
+ */
+#ifndef CPUFORMER_C_API_H
+#define CPUFORMER_C_API_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(_WIN32) && defined(CPUFORMER_SHARED_LIBRARY)
+#if defined(CPUFORMER_BUILDING_LIBRARY)
+#define CF_API __declspec(dllexport)
+#else
+#define CF_API __declspec(dllimport)
+#endif
+#elif defined(__GNUC__)
+#define CF_API __attribute__((visibility("default")))
+#else
+#define CF_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Status codes. */
+#define CF_OK 0
+#define CF_ERR_INVALID_ARGUMENT 1 /* NULL pointer, negative or zero size, option out of range, sequence too long */
+#define CF_ERR_OUT_OF_RANGE 2     /* a token id outside [0, vocab_size) */
+#define CF_ERR_BUFFER_TOO_SMALL 3 /* out_len smaller than what the call writes */
+#define CF_ERR_IO 4               /* the file cannot be opened, read or written */
+#define CF_ERR_FORMAT 5           /* the file is not a valid cpuformer checkpoint */
+#define CF_ERR_UNSUPPORTED 6      /* the operation does not apply to this model class */
+#define CF_ERR_OUT_OF_MEMORY 7
+#define CF_ERR_BUSY 8             /* the model is in use by another thread */
+#define CF_ERR_INTERNAL 9         /* anything else (a bug: please report it) */
+
+/* "CF_OK", "CF_ERR_INVALID_ARGUMENT", ...; "CF_ERR_UNKNOWN" for other values. */
+CF_API const char *cf_status_name(int status);
+
+/* The library version, e.g. "0.1.0". */
+CF_API const char *cf_version(void);
+
+/* Threads used by the kernels (OpenMP). cf_set_num_threads(n) needs n >= 1
+ * and returns CF_OK or CF_ERR_INVALID_ARGUMENT; it applies to calls made from
+ * the calling thread (OpenMP's rule: another thread keeps the default, which
+ * is OMP_NUM_THREADS or all cores, until it calls cf_set_num_threads itself).
+ * Builds without OpenMP always use 1 thread. */
+CF_API int cf_set_num_threads(int n);
+CF_API int cf_get_num_threads(void);
+
+typedef struct cf_model cf_model;
+
+/* Loads a checkpoint (any registered class: "GPT", "Seq2Seq", ...) in
+ * inference mode (dropout off). Returns NULL on failure with the reason in
+ * err (CF_ERR_IO / CF_ERR_FORMAT situations). Free with cf_model_free. */
+CF_API cf_model *cf_model_load(const char *path, char *err, size_t err_len);
+
+/* Frees the model; NULL is allowed. */
+CF_API void cf_model_free(cf_model *m);
+
+/* The checkpoint's model class ("GPT", "Seq2Seq", ...), valid while m lives;
+ * NULL when m is NULL. */
+CF_API const char *cf_model_class_name(const cf_model *m);
+
+/* The number of token ids the model accepts (ids are in [0, vocab_size));
+ * for Seq2Seq the target vocabulary. -1 when m is NULL or the class has no
+ * token input. */
+CF_API int64_t cf_model_vocab_size(const cf_model *m);
+
+/* The longest seq_len cf_model_forward accepts (GPT: block_size); -1 when m is
+ * NULL or the class has no token forward. */
+CF_API int64_t cf_model_max_seq_len(const cf_model *m);
+
+/* The number of floats cf_model_forward writes for tokens [batch, seq_len]:
+ * GPT batch*seq_len*vocab_size (logits), BERT batch*seq_len*hidden (last
+ * hidden state). -1 when m is NULL, batch or seq_len < 1, the size overflows
+ * int64, or the class has no token forward (Seq2Seq). */
+CF_API int64_t cf_model_output_size(const cf_model *m, int64_t batch, int64_t seq_len);
+
+/* Forward pass over tokens [batch, seq_len] (seq_len <= cf_model_max_seq_len):
+ * writes cf_model_output_size(m, batch, seq_len) floats to out, which holds
+ * out_len floats. GPT: logits [batch, seq_len, vocab_size]; BERT: the last
+ * hidden state [batch, seq_len, hidden]. Returns CF_OK or an error code; out
+ * is unspecified after an error. */
+CF_API int cf_model_forward(cf_model *m, const int32_t *tokens, int64_t batch, int64_t seq_len, float *out,
+                            int64_t out_len, char *err, size_t err_len);
+
+/* Autoregressive generation (GPT, with a KV cache). prompt is [batch,
+ * prompt_len]; writes the prompt followed by max_new_tokens new ids per row,
+ * [batch, prompt_len + max_new_tokens], into out (out_len ints). Prompts
+ * longer than the context are cropped to the last max_seq_len tokens.
+ *   temperature  0 = greedy (argmax); > 0 samples from softmax(logits / temperature)
+ *   top_k        0 = off; otherwise keep the top_k most likely tokens
+ *   top_p        1 = off; in (0, 1]: keep the smallest set with probability >= top_p
+ *   seed         sampling is a pure function of (seed, weights, prompt): equal
+ *                seeds give equal tokens, the same as Python's
+ *                model.generate(..., seed=seed)
+ * Returns CF_OK or an error code (CF_ERR_UNSUPPORTED for non-GPT models). */
+CF_API int cf_model_generate(cf_model *m, const int32_t *prompt, int64_t batch, int64_t prompt_len,
+                             int64_t max_new_tokens, float temperature, int64_t top_k, float top_p, uint64_t seed,
+                             int32_t *out, int64_t out_len, char *err, size_t err_len);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+#endif /* CPUFORMER_C_API_H */

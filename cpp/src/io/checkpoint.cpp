@@ -1,0 +1,288 @@
+#include "cpuformer/io/checkpoint.hpp"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <variant>
+
+#include "cpuformer/error.hpp"
+#include "cpuformer/runtime/build_info.hpp"
+
+namespace cpuformer {
+
+namespace {
+
+// ============================================================================
+// Config fields: one table per config struct drives both directions
+// ============================================================================
+
+template <class C>
+struct Field {
+  const char* name;
+  std::variant<int64_t C::*, float C::*, bool C::*> member;
+  bool required;
+};
+
+template <class C>
+using FieldList = std::vector<Field<C>>;
+
+constexpr bool kRequired = true;
+constexpr bool kOptional = false;  // missing -> the C++ struct's default (= the Python dataclass default)
+
+// Field names, order and defaults follow python/cpuformer/models.py.
+const FieldList<GPTConfig>& gpt_fields() {
+  static const FieldList<GPTConfig> f = {
+      {"vocab_size", &GPTConfig::vocab_size, kRequired}, {"block_size", &GPTConfig::block_size, kRequired},
+      {"n_layer", &GPTConfig::n_layer, kRequired},       {"n_head", &GPTConfig::n_head, kRequired},
+      {"n_embd", &GPTConfig::n_embd, kRequired},         {"dropout", &GPTConfig::dropout, kOptional},
+      {"bias", &GPTConfig::bias, kOptional},
+  };
+  return f;
+}
+
+const FieldList<Seq2SeqConfig>& seq2seq_fields() {
+  static const FieldList<Seq2SeqConfig> f = {
+      {"src_vocab_size", &Seq2SeqConfig::src_vocab_size, kRequired},
+      {"tgt_vocab_size", &Seq2SeqConfig::tgt_vocab_size, kRequired},
+      {"d_model", &Seq2SeqConfig::d_model, kOptional},
+      {"nhead", &Seq2SeqConfig::nhead, kOptional},
+      {"num_encoder_layers", &Seq2SeqConfig::num_encoder_layers, kOptional},
+      {"num_decoder_layers", &Seq2SeqConfig::num_decoder_layers, kOptional},
+      {"dim_feedforward", &Seq2SeqConfig::dim_feedforward, kOptional},
+      {"dropout", &Seq2SeqConfig::dropout, kOptional},
+      {"max_len", &Seq2SeqConfig::max_len, kOptional},
+  };
+  return f;
+}
+
+// The shortest decimal that reads back as `f`, as a double: 0.1f is stored as
+// 0.1 (what Python wrote), not 0.10000000149011612.
+double float_for_json(float f) {
+  char buf[32];
+  for (int prec = 1; prec <= 9; ++prec) {
+    std::snprintf(buf, sizeof buf, "%.*g", prec, static_cast<double>(f));
+    const double d = std::strtod(buf, nullptr);
+    if (static_cast<float>(d) == f) return d;
+  }
+  return static_cast<double>(f);
+}
+
+template <class C>
+C config_from_json(const char* config_name, const FieldList<C>& fields, const Json& j) {
+  CF_CHECK_VALUE(j.is_object(), config_name, ": expected a JSON object, got ", j.type_name());
+  for (const auto& member : j.as_object()) {
+    bool known = false;
+    for (const auto& f : fields) known = known || member.first == f.name;
+    CF_CHECK_VALUE(known, config_name, ": unknown field ", quote_for_message(member.first));
+  }
+  C cfg;
+  for (const auto& f : fields) {
+    const Json* v = j.find(f.name);
+    if (!v) {
+      CF_CHECK_VALUE(!f.required, config_name, ": missing required field '", f.name, "'");
+      continue;
+    }
+    if (auto* pi = std::get_if<int64_t C::*>(&f.member)) {
+      CF_CHECK_VALUE(v->is_int(), config_name, ".", f.name, ": expected an int, got ", v->type_name());
+      cfg.*(*pi) = v->as_int();
+    } else if (auto* pf = std::get_if<float C::*>(&f.member)) {
+      CF_CHECK_VALUE(v->is_number(), config_name, ".", f.name, ": expected a number, got ", v->type_name());
+      cfg.*(*pf) = static_cast<float>(v->as_double());
+    } else {
+      CF_CHECK_VALUE(v->is_bool(), config_name, ".", f.name, ": expected a bool, got ", v->type_name());
+      cfg.*std::get<bool C::*>(f.member) = v->as_bool();
+    }
+  }
+  cfg.validate();
+  return cfg;
+}
+
+template <class C>
+Json config_to_json(const FieldList<C>& fields, const C& cfg) {
+  Json j = Json::object();
+  for (const auto& f : fields) {
+    if (auto* pi = std::get_if<int64_t C::*>(&f.member)) {
+      j[f.name] = cfg.*(*pi);
+    } else if (auto* pf = std::get_if<float C::*>(&f.member)) {
+      j[f.name] = float_for_json(cfg.*(*pf));
+    } else {
+      j[f.name] = cfg.*std::get<bool C::*>(f.member);
+    }
+  }
+  return j;
+}
+
+// ============================================================================
+// The registry: one entry per model class
+// ============================================================================
+
+struct ModelClass {
+  std::string name;
+  std::function<std::unique_ptr<Module>(const Json& config)> create;
+  std::function<bool(const Module&)> is_instance;
+  std::function<Json(const Module&)> config_json;
+};
+
+// M must have `explicit M(const C&)` and `const C& config() const`.
+template <class M, class C>
+ModelClass model_class(const char* name, C (*from_json)(const Json&), Json (*to_json)(const C&)) {
+  return {name, [from_json](const Json& j) -> std::unique_ptr<Module> { return std::make_unique<M>(from_json(j)); },
+          [](const Module& m) { return dynamic_cast<const M*>(&m) != nullptr; },
+          [to_json](const Module& m) { return to_json(static_cast<const M&>(m).config()); }};
+}
+
+const std::vector<ModelClass>& registry() {
+  static const std::vector<ModelClass> classes = {
+      model_class<GPT, GPTConfig>("GPT", gpt_config_from_json, gpt_config_to_json),
+      model_class<Seq2Seq, Seq2SeqConfig>("Seq2Seq", seq2seq_config_from_json, seq2seq_config_to_json),
+  };
+  return classes;
+}
+
+const ModelClass& class_of(const Module& model) {
+  for (const auto& c : registry())
+    if (c.is_instance(model)) return c;
+  std::string known;
+  for (const auto& c : registry()) known += (known.empty() ? "" : ", ") + c.name;
+  throw TypeError(str_cat("expected a cpuformer model (", known, "), got another Module"));
+}
+
+// ============================================================================
+// Loading
+// ============================================================================
+
+std::string where(const std::string& path) { return "checkpoint " + quote_for_message(path); }
+
+const std::string* find_meta(const Metadata& meta, std::string_view key) {
+  for (const auto& kv : meta)
+    if (kv.first == key) return &kv.second;
+  return nullptr;
+}
+
+std::string join_names(const std::vector<std::string>& names) {
+  constexpr size_t kMaxShown = 8;
+  std::string s = "[";
+  for (size_t i = 0; i < names.size() && i < kMaxShown; ++i) s += (i ? ", " : "") + quote_for_message(names[i], 80);
+  if (names.size() > kMaxShown) s += str_cat(", ... (", names.size(), " in all)");
+  return s + "]";
+}
+
+// Copies the file's tensors into the model's parameters: every parameter
+// must be present with its exact shape and nothing else may be (optimizer
+// buffers "optim.*" of training-state files excepted). All checked before
+// anything is copied.
+void assign_parameters(const std::string& path, const std::string& class_name, Module& model,
+                       std::vector<NamedTensor>& tensors) {
+  std::unordered_map<std::string, Parameter*> params;
+  const auto named = model.named_parameters();
+  for (const auto& p : named) params.emplace(p.first, p.second);
+  std::unordered_map<std::string, const Tensor*> given;
+  std::vector<std::string> unexpected, missing;
+  for (const auto& t : tensors) {
+    std::string_view name = t.name;
+    if (name.substr(0, 6) == "optim.") continue;
+    if (name.substr(0, 6) == "model.") name.remove_prefix(6);
+    const std::string key(name);
+    CF_CHECK_VALUE(given.emplace(key, &t.value).second, where(path), ": parameter ", quote_for_message(key),
+                   " is stored twice");
+    if (!params.count(key)) unexpected.push_back(key);
+  }
+  for (const auto& p : named)
+    if (!given.count(p.first)) missing.push_back(p.first);
+  CF_CHECK_VALUE(missing.empty() && unexpected.empty(), where(path), ": tensors do not match its ", class_name,
+                 " config: missing ", join_names(missing), ", unexpected ", join_names(unexpected));
+  for (const auto& p : named) {
+    const Tensor& src = *given.at(p.first);
+    CF_CHECK_VALUE(src.shape() == p.second->value.shape(), where(path), ": ", p.first, ": expected shape ",
+                   shape_str(p.second->value.shape()), " for its ", class_name, " config, got ",
+                   shape_str(src.shape()));
+  }
+  for (const auto& p : named) {
+    const Tensor& src = *given.at(p.first);
+    std::copy(src.data(), src.data() + src.numel(), p.second->value.data());
+  }
+}
+
+template <class M>
+std::unique_ptr<M> load_as(const std::string& path, const char* class_name) {
+  LoadedModel loaded = load_model(path);
+  CF_CHECK_VALUE(loaded.as<M>() != nullptr, where(path), ": expected a ", class_name, " checkpoint, got class '",
+                 loaded.class_name, "'");
+  return std::unique_ptr<M>(static_cast<M*>(loaded.module.release()));
+}
+
+}  // namespace
+
+GPTConfig gpt_config_from_json(const Json& config) { return config_from_json("GPTConfig", gpt_fields(), config); }
+Json gpt_config_to_json(const GPTConfig& config) { return config_to_json(gpt_fields(), config); }
+Seq2SeqConfig seq2seq_config_from_json(const Json& config) {
+  return config_from_json("Seq2SeqConfig", seq2seq_fields(), config);
+}
+Json seq2seq_config_to_json(const Seq2SeqConfig& config) { return config_to_json(seq2seq_fields(), config); }
+
+std::vector<std::string> model_class_names() {
+  std::vector<std::string> names;
+  for (const auto& c : registry()) names.push_back(c.name);
+  return names;
+}
+
+std::string model_class_name(const Module& model) { return class_of(model).name; }
+Json model_config_json(const Module& model) { return class_of(model).config_json(model); }
+
+LoadedModel load_model(const std::string& path) {
+  SafetensorsContent content = load_safetensors(path);
+  const Metadata& meta = content.metadata;
+  const std::string* format = find_meta(meta, "format");
+  CF_CHECK_VALUE(format && *format == kCheckpointFormat, where(path),
+                 ": not a cpuformer checkpoint (its metadata has no format=\"cpuformer\")");
+  const std::string* version = find_meta(meta, "format_version");
+  CF_CHECK_VALUE(version && *version == kCheckpointFormatVersion, where(path),
+                 ": unsupported checkpoint format_version ", version ? quote_for_message(*version) : "(missing)",
+                 " (this library reads \"", kCheckpointFormatVersion, "\")");
+  const std::string* cls = find_meta(meta, "class");
+  CF_CHECK_VALUE(cls, where(path), ": the metadata has no model 'class'");
+  const ModelClass* entry = nullptr;
+  for (const auto& c : registry())
+    if (c.name == *cls) entry = &c;
+  if (!entry) {
+    std::string known;
+    for (const auto& c : registry()) known += (known.empty() ? "" : ", ") + c.name;
+    throw ValueError(str_cat(where(path), ": unknown model class ", quote_for_message(*cls), " (known: ", known, ")"));
+  }
+  const std::string* config_text = find_meta(meta, "config");
+  CF_CHECK_VALUE(config_text, where(path), ": the metadata has no model 'config'");
+
+  LoadedModel out;
+  out.class_name = entry->name;
+  try {
+    out.config = Json::parse(*config_text);
+    out.module = entry->create(out.config);
+  } catch (const ValueError& e) {
+    throw ValueError(str_cat(where(path), ": invalid ", entry->name, " config in the metadata: ", e.what()));
+  }
+  assign_parameters(path, entry->name, *out.module, content.tensors);
+  return out;
+}
+
+std::unique_ptr<GPT> load_gpt(const std::string& path) { return load_as<GPT>(path, "GPT"); }
+std::unique_ptr<Seq2Seq> load_seq2seq(const std::string& path) { return load_as<Seq2Seq>(path, "Seq2Seq"); }
+
+void save_model(const std::string& path, Module& model) {
+  const ModelClass& entry = class_of(model);
+  std::vector<NamedTensor> tensors;
+  for (const auto& p : model.named_parameters()) tensors.push_back({p.first, p.second->value});
+  const Metadata meta = {
+      {"format", kCheckpointFormat},
+      {"format_version", kCheckpointFormatVersion},
+      {"class", entry.name},
+      {"config", entry.config_json(model).dump()},
+      {"cpuformer_version", version()},
+  };
+  save_safetensors(path, tensors, meta);
+}
+
+}  // namespace cpuformer

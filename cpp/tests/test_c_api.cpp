@@ -1,0 +1,489 @@
+// The C API (c_api.h): results equal to the C++ models, every kind of bad
+// input reported as a status code and a NUL-terminated message, and models
+// used from several threads.
+#include "cpuformer/c_api.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "check.hpp"
+#include "cpuformer/cpuformer.hpp"
+
+using namespace cpuformer;
+
+namespace {
+
+std::string scratch_path(const std::string& stem) {
+  return "test_c_api_" + std::to_string(static_cast<long>(::getpid())) + "_" + stem + ".safetensors";
+}
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+GPTConfig gpt_config(int64_t vocab, int64_t layers, int64_t embd) {
+  GPTConfig c;
+  c.vocab_size = vocab;
+  c.block_size = 12;
+  c.n_layer = layers;
+  c.n_head = 2;
+  c.n_embd = embd;
+  c.dropout = 0.1f;  // the C API runs in inference mode: no effect
+  return c;
+}
+
+// Writes a GPT checkpoint once per process.
+const std::string& gpt_path() {
+  static const std::string path = [] {
+    manual_seed(11);
+    GPT g(gpt_config(23, 2, 16));
+    const std::string p = scratch_path("gpt");
+    save_model(p, g);
+    return p;
+  }();
+  return path;
+}
+
+const std::string& gpt2_path() {
+  static const std::string path = [] {
+    manual_seed(12);
+    GPT g(gpt_config(31, 1, 24));
+    const std::string p = scratch_path("gpt2");
+    save_model(p, g);
+    return p;
+  }();
+  return path;
+}
+
+const std::string& seq2seq_path() {
+  static const std::string path = [] {
+    Seq2SeqConfig c;
+    c.src_vocab_size = 9;
+    c.tgt_vocab_size = 7;
+    c.d_model = 8;
+    c.nhead = 2;
+    c.num_encoder_layers = 1;
+    c.num_decoder_layers = 1;
+    c.dim_feedforward = 16;
+    c.max_len = 16;
+    Seq2Seq s(c);
+    const std::string p = scratch_path("seq2seq");
+    save_model(p, s);
+    return p;
+  }();
+  return path;
+}
+
+std::vector<int32_t> tokens(int64_t n, int64_t vocab, int64_t salt) {
+  std::vector<int32_t> t(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) t[static_cast<size_t>(i)] = static_cast<int32_t>((i * 7 + salt * 3 + 1) % vocab);
+  return t;
+}
+
+std::vector<int64_t> widen(const std::vector<int32_t>& t) { return std::vector<int64_t>(t.begin(), t.end()); }
+
+// Reference outputs from the C++ model.
+std::vector<float> reference_logits(const std::string& path, const std::vector<int32_t>& tok, int64_t B, int64_t T) {
+  auto g = load_gpt(path);
+  g->eval();
+  const std::vector<int64_t> ids = widen(tok);
+  Tensor y = g->forward(ids.data(), B, T);
+  return std::vector<float>(y.data(), y.data() + y.numel());
+}
+
+std::vector<int32_t> reference_generate(const std::string& path, const std::vector<int32_t>& prompt, int64_t B,
+                                        int64_t T, int64_t n, float temperature, int64_t top_k, float top_p,
+                                        uint64_t seed) {
+  auto g = load_gpt(path);
+  g->eval();
+  SamplingOptions o;
+  o.temperature = temperature;
+  o.top_k = top_k;
+  o.top_p = top_p;
+  o.seed = seed;
+  o.has_seed = true;
+  const std::vector<int64_t> ids = widen(prompt);
+  const std::vector<int64_t> out = g->generate(ids.data(), B, T, n, o);
+  return std::vector<int32_t>(out.begin(), out.end());
+}
+
+struct Model {
+  cf_model* m = nullptr;
+  explicit Model(const std::string& path) {
+    char err[512];
+    m = cf_model_load(path.c_str(), err, sizeof err);
+    if (!m) std::printf("  cf_model_load(%s) failed: %s\n", path.c_str(), err);
+  }
+  ~Model() { cf_model_free(m); }
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+};
+
+// Runs a failing call and returns its message; checks the code.
+struct Err {
+  char buf[512];
+  Err() { std::memset(buf, 'x', sizeof buf); }
+  std::string str() const { return buf; }
+};
+
+}  // namespace
+
+CF_TEST(load_reports_the_model) {
+  Model m(gpt_path());
+  CHECK(m.m != nullptr);
+  if (!m.m) return;
+  CHECK(std::string(cf_model_class_name(m.m)) == "GPT");
+  CHECK(cf_model_vocab_size(m.m) == 23);
+  CHECK(cf_model_max_seq_len(m.m) == 12);
+  CHECK(cf_model_output_size(m.m, 3, 5) == 3 * 5 * 23);
+  CHECK(cf_model_output_size(m.m, 0, 5) == -1);
+  CHECK(cf_model_output_size(m.m, 3, -1) == -1);
+  CHECK(cf_model_output_size(m.m, std::numeric_limits<int64_t>::max(), 2) == -1);
+  CHECK(cf_model_output_size(nullptr, 1, 1) == -1);
+  CHECK(cf_model_vocab_size(nullptr) == -1);
+  CHECK(cf_model_class_name(nullptr) == nullptr);
+  CHECK(std::string(cf_version()) == version());
+  CHECK(std::string(cf_status_name(CF_ERR_OUT_OF_RANGE)) == "CF_ERR_OUT_OF_RANGE");
+  CHECK(std::string(cf_status_name(12345)) == "CF_ERR_UNKNOWN");
+  cf_model_free(nullptr);
+}
+
+CF_TEST(forward_equals_the_cpp_model) {
+  Model m(gpt_path());
+  if (!m.m) {
+    CHECK(m.m != nullptr);
+    return;
+  }
+  const int64_t B = 2, T = 12, V = 23;
+  const auto tok = tokens(B * T, V, 1);
+  const auto ref = reference_logits(gpt_path(), tok, B, T);
+  std::vector<float> out(static_cast<size_t>(B * T * V), -1.0f);
+  Err e;
+  CHECK(cf_model_forward(m.m, tok.data(), B, T, out.data(), static_cast<int64_t>(out.size()), e.buf, sizeof e.buf) ==
+        CF_OK);
+  CHECK(e.str().empty());  // success clears err
+  double worst = 0.0;
+  for (size_t i = 0; i < out.size(); ++i) worst = std::max(worst, std::fabs(static_cast<double>(out[i] - ref[i])));
+  CHECK(worst == 0.0);
+  // A second call of another shape on the same model (caches replaced).
+  std::vector<float> out1(static_cast<size_t>(V * 3));
+  CHECK(cf_model_forward(m.m, tok.data(), 1, 3, out1.data(), V * 3, nullptr, 0) == CF_OK);
+  const auto ref1 = reference_logits(gpt_path(), std::vector<int32_t>(tok.begin(), tok.begin() + 3), 1, 3);
+  CHECK(out1 == ref1);
+}
+
+CF_TEST(generate_equals_the_cpp_model) {
+  Model m(gpt_path());
+  if (!m.m) {
+    CHECK(m.m != nullptr);
+    return;
+  }
+  const int64_t B = 2, T = 3, N = 15;  // runs past block_size 12: context cropping
+  const auto prompt = tokens(B * T, 23, 2);
+  std::vector<int32_t> out(static_cast<size_t>(B * (T + N)), -1);
+  // Greedy.
+  CHECK(cf_model_generate(m.m, prompt.data(), B, T, N, 0.0f, 0, 1.0f, 0, out.data(), static_cast<int64_t>(out.size()),
+                          nullptr, 0) == CF_OK);
+  CHECK(out == reference_generate(gpt_path(), prompt, B, T, N, 0.0f, 0, 1.0f, 0));
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T; ++t) CHECK(out[b * (T + N) + t] == prompt[b * T + t]);
+  // Sampled: a pure function of the seed.
+  std::vector<int32_t> again(out.size());
+  CHECK(cf_model_generate(m.m, prompt.data(), B, T, N, 0.9f, 10, 0.95f, 1234, out.data(),
+                          static_cast<int64_t>(out.size()), nullptr, 0) == CF_OK);
+  CHECK(cf_model_generate(m.m, prompt.data(), B, T, N, 0.9f, 10, 0.95f, 1234, again.data(),
+                          static_cast<int64_t>(again.size()), nullptr, 0) == CF_OK);
+  CHECK(out == again);
+  CHECK(out == reference_generate(gpt_path(), prompt, B, T, N, 0.9f, 10, 0.95f, 1234));
+  CHECK(cf_model_generate(m.m, prompt.data(), B, T, N, 0.9f, 10, 0.95f, 1235, again.data(),
+                          static_cast<int64_t>(again.size()), nullptr, 0) == CF_OK);
+  CHECK(out != again);
+  // Zero new tokens copies the prompt.
+  std::vector<int32_t> copy(prompt.size());
+  CHECK(cf_model_generate(m.m, prompt.data(), B, T, 0, 1.0f, 0, 1.0f, 0, copy.data(),
+                          static_cast<int64_t>(copy.size()), nullptr, 0) == CF_OK);
+  CHECK(copy == prompt);
+}
+
+CF_TEST(bad_files_fail_with_a_message) {
+  Err e;
+  CHECK(cf_model_load(scratch_path("missing").c_str(), e.buf, sizeof e.buf) == nullptr);
+  CHECK(contains(e.str(), "cf_model_load: checkpoint") && contains(e.str(), "No such file"));
+  CHECK(cf_model_load(nullptr, e.buf, sizeof e.buf) == nullptr);
+  CHECK(e.str() == "cf_model_load: path is NULL");
+  CHECK(cf_model_load("", e.buf, sizeof e.buf) == nullptr);
+  CHECK(cf_model_load(scratch_path("missing").c_str(), nullptr, 0) == nullptr);  // err may be NULL
+
+  const std::string garbage = scratch_path("garbage");
+  FILE* f = std::fopen(garbage.c_str(), "wb");
+  std::fputs("this is not a checkpoint at all, just some text that is long enough", f);
+  std::fclose(f);
+  CHECK(cf_model_load(garbage.c_str(), e.buf, sizeof e.buf) == nullptr);
+  CHECK(contains(e.str(), "cf_model_load: checkpoint"));
+  std::remove(garbage.c_str());
+
+  // A valid safetensors file that is not a cpuformer checkpoint.
+  const std::string plain = scratch_path("plain");
+  save_safetensors(plain, {{"w", Tensor::zeros({2, 2})}});
+  CHECK(cf_model_load(plain.c_str(), e.buf, sizeof e.buf) == nullptr);
+  CHECK(contains(e.str(), "not a cpuformer checkpoint"));
+  std::remove(plain.c_str());
+
+  // A truncated checkpoint.
+  const std::string cut = scratch_path("cut");
+  {
+    FILE* in = std::fopen(gpt_path().c_str(), "rb");
+    std::vector<char> bytes(1 << 20);
+    const size_t n = std::fread(bytes.data(), 1, bytes.size(), in);
+    std::fclose(in);
+    FILE* out = std::fopen(cut.c_str(), "wb");
+    std::fwrite(bytes.data(), 1, n - 100, out);
+    std::fclose(out);
+  }
+  CHECK(cf_model_load(cut.c_str(), e.buf, sizeof e.buf) == nullptr);
+  CHECK(contains(e.str(), "cf_model_load:") && !e.str().empty());
+  std::remove(cut.c_str());
+}
+
+CF_TEST(bad_forward_arguments_return_codes) {
+  Model m(gpt_path());
+  if (!m.m) {
+    CHECK(m.m != nullptr);
+    return;
+  }
+  const int64_t V = 23;
+  auto tok = tokens(2 * 4, V, 3);
+  std::vector<float> out(static_cast<size_t>(2 * 4 * V));
+  const int64_t n = static_cast<int64_t>(out.size());
+  Err e;
+  auto fwd = [&](cf_model* mm, const int32_t* t, int64_t B, int64_t T, float* o, int64_t len) {
+    return cf_model_forward(mm, t, B, T, o, len, e.buf, sizeof e.buf);
+  };
+  CHECK(fwd(nullptr, tok.data(), 2, 4, out.data(), n) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(e.str() == "cf_model_forward: m is NULL");
+  CHECK(fwd(m.m, nullptr, 2, 4, out.data(), n) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(e.str() == "cf_model_forward: tokens is NULL");
+  CHECK(fwd(m.m, tok.data(), 2, 4, nullptr, n) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(e.str() == "cf_model_forward: out is NULL");
+  CHECK(fwd(m.m, tok.data(), 0, 4, out.data(), n) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(e.str() == "cf_model_forward: batch must be >= 1, got 0");
+  CHECK(fwd(m.m, tok.data(), 2, -3, out.data(), n) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(e.str() == "cf_model_forward: seq_len must be >= 1, got -3");
+  CHECK(fwd(m.m, tok.data(), std::numeric_limits<int64_t>::max(), 4, out.data(), n) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(contains(e.str(), "overflows"));
+  CHECK(fwd(m.m, tok.data(), 1, 13, out.data(), n) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(e.str() == "cf_model_forward: seq_len 13 exceeds the model's maximum sequence length 12");
+  CHECK(fwd(m.m, tok.data(), 2, 4, out.data(), n - 1) == CF_ERR_BUFFER_TOO_SMALL);
+  CHECK(e.str() == "cf_model_forward: out_len is 183 but the output [2, 4, 23] needs 184 floats");
+  tok[5] = 23;
+  CHECK(fwd(m.m, tok.data(), 2, 4, out.data(), n) == CF_ERR_OUT_OF_RANGE);
+  CHECK(e.str() == "cf_model_forward: tokens[1][1] = 23 is out of range [0, 23)");
+  tok[5] = -1;
+  CHECK(fwd(m.m, tok.data(), 2, 4, out.data(), n) == CF_ERR_OUT_OF_RANGE);
+  tok[5] = 0;
+  // The model still works after all of that.
+  CHECK(fwd(m.m, tok.data(), 2, 4, out.data(), n) == CF_OK);
+}
+
+CF_TEST(bad_generate_arguments_return_codes) {
+  Model m(gpt_path());
+  if (!m.m) {
+    CHECK(m.m != nullptr);
+    return;
+  }
+  const auto prompt = tokens(2 * 3, 23, 4);
+  std::vector<int32_t> out(2 * (3 + 5));
+  const int64_t n = static_cast<int64_t>(out.size());
+  Err e;
+  auto gen = [&](const int32_t* p, int64_t B, int64_t T, int64_t N, float temp, int64_t k, float top_p, int32_t* o,
+                 int64_t len) {
+    return cf_model_generate(m.m, p, B, T, N, temp, k, top_p, 7, o, len, e.buf, sizeof e.buf);
+  };
+  CHECK(gen(prompt.data(), 2, 3, 5, 1.0f, 0, 1.0f, out.data(), n) == CF_OK);
+  CHECK(gen(nullptr, 2, 3, 5, 1.0f, 0, 1.0f, out.data(), n) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(e.str() == "cf_model_generate: prompt is NULL");
+  CHECK(gen(prompt.data(), 2, 3, 5, 1.0f, 0, 1.0f, nullptr, n) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(gen(prompt.data(), 2, 0, 5, 1.0f, 0, 1.0f, out.data(), n) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(gen(prompt.data(), -2, 3, 5, 1.0f, 0, 1.0f, out.data(), n) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(gen(prompt.data(), 2, 3, -1, 1.0f, 0, 1.0f, out.data(), n) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(e.str() == "cf_model_generate: max_new_tokens must be >= 0, got -1");
+  CHECK(gen(prompt.data(), 2, 3, std::numeric_limits<int64_t>::max(), 1.0f, 0, 1.0f, out.data(), n) ==
+        CF_ERR_INVALID_ARGUMENT);
+  CHECK(contains(e.str(), "overflows"));
+  CHECK(gen(prompt.data(), 2, 3, 5, -0.5f, 0, 1.0f, out.data(), n) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(gen(prompt.data(), 2, 3, 5, NAN, 0, 1.0f, out.data(), n) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(gen(prompt.data(), 2, 3, 5, INFINITY, 0, 1.0f, out.data(), n) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(gen(prompt.data(), 2, 3, 5, 1.0f, -1, 1.0f, out.data(), n) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(gen(prompt.data(), 2, 3, 5, 1.0f, 0, 0.0f, out.data(), n) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(gen(prompt.data(), 2, 3, 5, 1.0f, 0, 1.5f, out.data(), n) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(gen(prompt.data(), 2, 3, 5, 1.0f, 0, NAN, out.data(), n) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(contains(e.str(), "top_p must be in (0, 1]"));
+  CHECK(gen(prompt.data(), 2, 3, 5, 1.0f, 0, 1.0f, out.data(), n - 1) == CF_ERR_BUFFER_TOO_SMALL);
+  CHECK(e.str() == "cf_model_generate: out_len is 15 but the output [2, 3 + 5] needs 16 ints");
+  auto bad = prompt;
+  bad[4] = 1000;
+  CHECK(gen(bad.data(), 2, 3, 5, 1.0f, 0, 1.0f, out.data(), n) == CF_ERR_OUT_OF_RANGE);
+  CHECK(e.str() == "cf_model_generate: prompt[1][1] = 1000 is out of range [0, 23)");
+  CHECK(cf_model_generate(nullptr, prompt.data(), 2, 3, 5, 1.0f, 0, 1.0f, 0, out.data(), n, nullptr, 0) ==
+        CF_ERR_INVALID_ARGUMENT);
+}
+
+CF_TEST(operations_a_class_lacks_are_unsupported) {
+  Model m(seq2seq_path());
+  if (!m.m) {
+    CHECK(m.m != nullptr);
+    return;
+  }
+  CHECK(std::string(cf_model_class_name(m.m)) == "Seq2Seq");
+  CHECK(cf_model_vocab_size(m.m) == 7);
+  CHECK(cf_model_output_size(m.m, 1, 4) == -1);
+  CHECK(cf_model_max_seq_len(m.m) == -1);
+  const auto tok = tokens(4, 7, 0);
+  std::vector<float> out(100);
+  std::vector<int32_t> ids(100);
+  Err e;
+  CHECK(cf_model_forward(m.m, tok.data(), 1, 4, out.data(), 100, e.buf, sizeof e.buf) == CF_ERR_UNSUPPORTED);
+  CHECK(e.str() == "cf_model_forward: forward over one token sequence is not supported for model class 'Seq2Seq'");
+  CHECK(cf_model_generate(m.m, tok.data(), 1, 4, 3, 0.0f, 0, 1.0f, 0, ids.data(), 100, e.buf, sizeof e.buf) ==
+        CF_ERR_UNSUPPORTED);
+  CHECK(e.str() == "cf_model_generate: generate is not supported for model class 'Seq2Seq'");
+}
+
+CF_TEST(messages_are_truncated_safely) {
+  // A path with multi-byte UTF-8 characters so cuts can fall inside one.
+  const std::string path = scratch_path("\xC3\xA9\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80_missing");
+  char full[1024];
+  CHECK(cf_model_load(path.c_str(), full, sizeof full) == nullptr);
+  const std::string msg = full;
+  CHECK(contains(msg, "\xE2\x82\xAC"));
+  for (size_t len = 1; len <= msg.size() + 2; ++len) {
+    std::vector<char> buf(len + 8, 'Z');
+    CHECK(cf_model_load(path.c_str(), buf.data(), len) == nullptr);
+    const size_t n = std::strlen(buf.data());
+    CHECK(n < len);                                 // NUL within err_len
+    CHECK(buf[len] == 'Z');                         // nothing written past it
+    CHECK(msg.compare(0, n, buf.data()) == 0);      // a prefix of the message
+    CHECK(is_valid_utf8(std::string(buf.data())));  // never cut inside a character
+    CHECK(n + 4 > std::min(len - 1, msg.size()));   // and not shorter than needed
+  }
+  char one = 'Z';
+  CHECK(cf_model_load(path.c_str(), &one, 1) == nullptr);
+  CHECK(one == '\0');
+}
+
+CF_TEST(threads_setting) {
+  const int before = cf_get_num_threads();
+  CHECK(before >= 1);
+  CHECK(cf_set_num_threads(0) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(cf_set_num_threads(-3) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(cf_set_num_threads(1) == CF_OK);
+  CHECK(cf_get_num_threads() == 1);
+  CHECK(cf_set_num_threads(before) == CF_OK);
+  CHECK(cf_get_num_threads() == before);
+}
+
+// Two models (and two copies of one file) used from different threads at
+// the same time give the single-threaded results.
+CF_TEST(different_models_run_concurrently) {
+  const int64_t B = 2, T = 10;
+  struct Job {
+    std::string path;
+    int64_t vocab;
+    std::vector<int32_t> tok, prompt;
+    std::vector<float> logits;
+    std::vector<int32_t> generated;
+  };
+  std::vector<Job> jobs = {{gpt_path(), 23, {}, {}, {}, {}}, {gpt2_path(), 31, {}, {}, {}, {}},
+                           {gpt_path(), 23, {}, {}, {}, {}}};
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    jobs[j].tok = tokens(B * T, jobs[j].vocab, static_cast<int64_t>(j));
+    jobs[j].prompt = tokens(B * 2, jobs[j].vocab, static_cast<int64_t>(j) + 5);
+    jobs[j].logits = reference_logits(jobs[j].path, jobs[j].tok, B, T);
+    jobs[j].generated = reference_generate(jobs[j].path, jobs[j].prompt, B, 2, 8, 0.8f, 5, 0.9f, 99 + j);
+  }
+  std::atomic<int> mismatches{0}, failures{0};
+  std::vector<std::thread> threads;
+  for (size_t j = 0; j < jobs.size(); ++j) {
+    threads.emplace_back([&, j] {
+      const Job& job = jobs[j];
+      char err[256];
+      cf_model* m = cf_model_load(job.path.c_str(), err, sizeof err);
+      if (!m) {
+        ++failures;
+        return;
+      }
+      std::vector<float> out(job.logits.size());
+      std::vector<int32_t> gen(job.generated.size());
+      for (int rep = 0; rep < 20; ++rep) {
+        if (cf_model_forward(m, job.tok.data(), B, T, out.data(), static_cast<int64_t>(out.size()), err,
+                             sizeof err) != CF_OK)
+          ++failures;
+        else if (out != job.logits)
+          ++mismatches;
+        if (cf_model_generate(m, job.prompt.data(), B, 2, 8, 0.8f, 5, 0.9f, 99 + j, gen.data(),
+                              static_cast<int64_t>(gen.size()), err, sizeof err) != CF_OK)
+          ++failures;
+        else if (gen != job.generated)
+          ++mismatches;
+      }
+      cf_model_free(m);
+    });
+  }
+  for (auto& t : threads) t.join();
+  CHECK(failures.load() == 0);
+  CHECK(mismatches.load() == 0);
+}
+
+// One model shared by two threads is a caller bug; the API reports it
+// (CF_ERR_BUSY) instead of computing garbage. Every call that succeeds is
+// correct, whatever the interleaving.
+CF_TEST(one_model_shared_by_threads_is_refused_not_corrupted) {
+  Model m(gpt_path());
+  if (!m.m) {
+    CHECK(m.m != nullptr);
+    return;
+  }
+  const int64_t B = 2, T = 12;
+  const auto tok = tokens(B * T, 23, 9);
+  const auto ref = reference_logits(gpt_path(), tok, B, T);
+  std::atomic<int> ok{0}, busy{0}, other{0}, wrong{0};
+  auto worker = [&] {
+    std::vector<float> out(ref.size());
+    char err[256];
+    for (int rep = 0; rep < 50; ++rep) {
+      const int rc =
+          cf_model_forward(m.m, tok.data(), B, T, out.data(), static_cast<int64_t>(out.size()), err, sizeof err);
+      if (rc == CF_OK) {
+        ++ok;
+        if (out != ref) ++wrong;
+      } else if (rc == CF_ERR_BUSY) {
+        ++busy;
+        if (!contains(err, "two threads")) ++other;
+      } else {
+        ++other;
+      }
+    }
+  };
+  std::thread a(worker), b(worker);
+  a.join();
+  b.join();
+  CHECK(ok.load() > 0);
+  CHECK(wrong.load() == 0);
+  CHECK(other.load() == 0);
+  CHECK(ok.load() + busy.load() == 100);
+}
+
+int main() {
+  const int rc = ::cftest::run_all();
+  std::remove(gpt_path().c_str());
+  std::remove(gpt2_path().c_str());
+  std::remove(seq2seq_path().c_str());
+  return rc;
+}

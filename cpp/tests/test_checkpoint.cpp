@@ -1,0 +1,302 @@
+// Model checkpoints from C++ (io/checkpoint.hpp): round trips for every
+// registered class, the Python file layout (metadata, config JSON, training
+// state prefixes), and files that must be rejected with a clear message.
+#include <unistd.h>
+
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "check.hpp"
+#include "cpuformer/cpuformer.hpp"
+
+using namespace cpuformer;
+
+namespace {
+
+std::string scratch_path(const std::string& stem) {
+  return "test_checkpoint_" + std::to_string(static_cast<long>(::getpid())) + "_" + stem + ".safetensors";
+}
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
+}
+
+bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+
+GPTConfig small_gpt_config() {
+  GPTConfig c;
+  c.vocab_size = 11;
+  c.block_size = 8;
+  c.n_layer = 2;
+  c.n_head = 2;
+  c.n_embd = 16;
+  c.dropout = 0.1f;
+  c.bias = false;
+  return c;
+}
+
+Metadata gpt_metadata(const std::string& config) {
+  return {{"format", "cpuformer"}, {"format_version", "1"}, {"class", "GPT"}, {"config", config}};
+}
+
+// The parameters of `m` as (name, tensor) pairs, renamed by `rename`.
+std::vector<NamedTensor> tensors_of(Module& m, const std::function<std::string(const std::string&)>& rename) {
+  std::vector<NamedTensor> out;
+  for (auto& p : m.named_parameters()) out.push_back({rename(p.first), p.second->value});
+  return out;
+}
+
+std::string same(const std::string& s) { return s; }
+
+bool same_parameters(Module& a, Module& b) {
+  auto pa = a.named_parameters(), pb = b.named_parameters();
+  if (pa.size() != pb.size()) return false;
+  for (size_t i = 0; i < pa.size(); ++i) {
+    const Tensor &x = pa[i].second->value, &y = pb[i].second->value;
+    if (pa[i].first != pb[i].first || x.shape() != y.shape()) return false;
+    for (int64_t j = 0; j < x.numel(); ++j)
+      if (x.data()[j] != y.data()[j]) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+CF_TEST(gpt_round_trips_parameters_config_and_outputs) {
+  manual_seed(1);
+  GPT a(small_gpt_config());
+  const std::string path = scratch_path("gpt");
+  save_model(path, a);
+  std::unique_ptr<GPT> b = load_gpt(path);
+  CHECK(b->training());  // like a fresh model and Python's cpuformer.load
+  CHECK(b->config().vocab_size == 11 && b->config().block_size == 8 && b->config().n_layer == 2);
+  CHECK(b->config().n_head == 2 && b->config().n_embd == 16 && b->config().dropout == 0.1f && !b->config().bias);
+  CHECK(same_parameters(a, *b));
+  a.eval();
+  b->eval();
+  const std::vector<int64_t> idx = {1, 2, 3, 4, 10, 0, 5, 7};
+  Tensor ya = a.forward(idx.data(), 2, 4), yb = b->forward(idx.data(), 2, 4);
+  bool equal = ya.shape() == yb.shape();
+  for (int64_t i = 0; equal && i < ya.numel(); ++i) equal = ya.data()[i] == yb.data()[i];
+  CHECK(equal);
+
+  // The metadata Python reads.
+  const Metadata meta = read_safetensors_metadata(path);
+  CHECK(meta.size() == 5);
+  CHECK(meta[0].first == "format" && meta[0].second == "cpuformer");
+  CHECK(meta[1].first == "format_version" && meta[1].second == "1");
+  CHECK(meta[2].first == "class" && meta[2].second == "GPT");
+  CHECK(meta[3].first == "config" &&
+        meta[3].second ==
+            R"({"vocab_size":11,"block_size":8,"n_layer":2,"n_head":2,"n_embd":16,"dropout":0.1,"bias":false})");
+  CHECK(meta[4].first == "cpuformer_version" && meta[4].second == version());
+  std::remove(path.c_str());
+}
+
+CF_TEST(load_model_returns_the_saved_class) {
+  Seq2SeqConfig c;
+  c.src_vocab_size = 9;
+  c.tgt_vocab_size = 7;
+  c.d_model = 16;
+  c.nhead = 4;
+  c.num_encoder_layers = 1;
+  c.num_decoder_layers = 2;
+  c.dim_feedforward = 24;
+  c.dropout = 0.25f;
+  c.max_len = 20;
+  manual_seed(2);
+  Seq2Seq s(c);
+  const std::string path = scratch_path("seq2seq");
+  save_model(path, s);
+  LoadedModel m = load_model(path);
+  CHECK(m.class_name == "Seq2Seq");
+  CHECK(m.as<GPT>() == nullptr);
+  Seq2Seq* back = m.as<Seq2Seq>();
+  CHECK(back != nullptr);
+  if (back) {
+    CHECK(back->config().num_decoder_layers == 2 && back->config().dim_feedforward == 24);
+    CHECK(back->config().dropout == 0.25f && back->config().max_len == 20);
+    CHECK(same_parameters(s, *back));
+  }
+  CHECK(m.config["tgt_vocab_size"].as_int() == 7);
+  CHECK(load_seq2seq(path) != nullptr);
+  const std::string e = error_of([&] { load_gpt(path); });
+  CHECK(contains(e, "expected a GPT checkpoint") && contains(e, "Seq2Seq"));
+  std::remove(path.c_str());
+}
+
+CF_TEST(registry_lists_classes_and_rejects_other_modules) {
+  const auto names = model_class_names();
+  CHECK(names.size() >= 2 && names[0] == "GPT" && names[1] == "Seq2Seq");
+  Linear lin(3, 4);
+  CHECK_THROWS(TypeError, save_model(scratch_path("linear"), lin));
+  CHECK_THROWS(TypeError, model_class_name(lin));
+  GPT g(small_gpt_config());
+  CHECK(model_class_name(g) == "GPT");
+}
+
+CF_TEST(configs_follow_the_python_dataclasses) {
+  // Optional fields take the dataclass defaults.
+  GPTConfig g = gpt_config_from_json(
+      Json::parse(R"({"vocab_size": 5, "block_size": 4, "n_layer": 1, "n_head": 1, "n_embd": 8})"));
+  CHECK(g.dropout == 0.0f && g.bias);
+  Seq2SeqConfig s = seq2seq_config_from_json(Json::parse(R"({"src_vocab_size": 5, "tgt_vocab_size": 6})"));
+  CHECK(s.d_model == 512 && s.nhead == 8 && s.num_encoder_layers == 6 && s.dim_feedforward == 2048);
+  CHECK(s.dropout == 0.1f && s.max_len == 512);
+  // An int where a float is expected is fine (Python accepts it too).
+  g = gpt_config_from_json(
+      Json::parse(R"({"vocab_size": 5, "block_size": 4, "n_layer": 1, "n_head": 1, "n_embd": 8, "dropout": 0})"));
+  CHECK(g.dropout == 0.0f);
+
+  auto err = [](const char* text) { return error_of([&] { gpt_config_from_json(Json::parse(text)); }); };
+  CHECK(contains(err(R"({"vocab_size": 5, "block_size": 4, "n_layer": 1, "n_head": 1})"),
+                 "missing required field 'n_embd'"));
+  CHECK(contains(err(R"({"vocab_size": 5, "block_size": 4, "n_layer": 1, "n_head": 1, "n_embd": 8, "x": 1})"),
+                 "unknown field 'x'"));
+  CHECK(contains(err(R"({"vocab_size": 5.0, "block_size": 4, "n_layer": 1, "n_head": 1, "n_embd": 8})"),
+                 "vocab_size: expected an int, got double"));
+  CHECK(contains(err(R"({"vocab_size": 5, "block_size": 4, "n_layer": 1, "n_head": 1, "n_embd": 8, "bias": 1})"),
+                 "bias: expected a bool, got int"));
+  CHECK(contains(err(R"({"vocab_size": 5, "block_size": 4, "n_layer": 1, "n_head": 3, "n_embd": 8})"),
+                 "divisible"));
+  CHECK(contains(err(R"([1, 2])"), "expected a JSON object"));
+  // Floats are written as the shortest decimal that reads back exactly.
+  GPTConfig d = small_gpt_config();
+  d.dropout = 0.3f;
+  CHECK(gpt_config_to_json(d)["dropout"].as_double() == 0.3);
+}
+
+CF_TEST(training_state_files_load_and_optimizer_buffers_are_ignored) {
+  manual_seed(3);
+  GPT a(small_gpt_config());
+  const std::string path = scratch_path("training_state");
+  std::vector<NamedTensor> tensors = tensors_of(a, [](const std::string& n) { return "model." + n; });
+  tensors.push_back({"optim.exp_avg", Tensor::zeros({3})});
+  save_safetensors(path, tensors, gpt_metadata(gpt_config_to_json(a.config()).dump()));
+  std::unique_ptr<GPT> b = load_gpt(path);
+  CHECK(same_parameters(a, *b));
+  std::remove(path.c_str());
+}
+
+CF_TEST(invalid_checkpoints_are_rejected_with_the_reason) {
+  manual_seed(4);
+  GPT a(small_gpt_config());
+  const std::string config = gpt_config_to_json(a.config()).dump();
+  const std::string path = scratch_path("bad");
+  auto load_err = [&](const std::vector<NamedTensor>& tensors, const Metadata& meta) {
+    save_safetensors(path, tensors, meta);
+    return error_of([&] { load_model(path); });
+  };
+  const auto params = tensors_of(a, same);
+
+  CHECK(contains(load_err(params, {}), "not a cpuformer checkpoint"));
+  CHECK(contains(load_err(params, {{"format", "cpuformer"}, {"format_version", "2"}, {"class", "GPT"},
+                                   {"config", config}}),
+                 "unsupported checkpoint format_version '2'"));
+  CHECK(contains(load_err(params, {{"format", "cpuformer"}, {"format_version", "1"}, {"class", "Llama"},
+                                   {"config", config}}),
+                 "unknown model class 'Llama' (known: GPT, Seq2Seq"));
+  CHECK(contains(load_err(params, {{"format", "cpuformer"}, {"format_version", "1"}, {"config", config}}),
+                 "no model 'class'"));
+  CHECK(contains(load_err(params, {{"format", "cpuformer"}, {"format_version", "1"}, {"class", "GPT"}}),
+                 "no model 'config'"));
+  CHECK(contains(load_err(params, gpt_metadata("{not json")), "invalid GPT config"));
+  CHECK(contains(load_err(params, gpt_metadata(R"({"vocab_size": 11})")), "missing required field"));
+
+  std::vector<NamedTensor> missing(params.begin() + 1, params.end());
+  std::string e = load_err(missing, gpt_metadata(config));
+  CHECK(contains(e, "missing ['wte.weight']") && contains(e, "unexpected []"));
+
+  std::vector<NamedTensor> extra = params;
+  extra.push_back({"lm_head.weight", Tensor::zeros({11, 16})});
+  CHECK(contains(load_err(extra, gpt_metadata(config)), "unexpected ['lm_head.weight']"));
+
+  std::vector<NamedTensor> twice = params;
+  twice.push_back({"model.wte.weight", params[0].value});
+  CHECK(contains(load_err(twice, gpt_metadata(config)), "'wte.weight' is stored twice"));
+
+  std::vector<NamedTensor> reshaped = params;
+  reshaped[0].value = Tensor::zeros({16, 11});
+  e = load_err(reshaped, gpt_metadata(config));
+  CHECK(contains(e, "wte.weight: expected shape [11, 16]") && contains(e, "got [16, 11]"));
+
+  // A config that disagrees with the tensors (wider model).
+  Json wider = gpt_config_to_json(a.config());
+  wider["n_embd"] = 32;
+  CHECK(contains(load_err(params, gpt_metadata(wider.dump())), "expected shape"));
+
+  std::remove(path.c_str());
+  const std::string nowhere = scratch_path("does_not_exist");
+  CHECK_THROWS(FileError, load_model(nowhere));
+  CHECK(contains(error_of([&] { load_model(nowhere); }), "No such file"));
+}
+
+CF_TEST(cpp_can_train_a_loaded_model_and_save_it) {
+  manual_seed(5);
+  GPTConfig c = small_gpt_config();
+  c.dropout = 0.0f;
+  GPT a(c);
+  const std::string path = scratch_path("train_in"), out = scratch_path("train_out");
+  save_model(path, a);
+  std::unique_ptr<GPT> m = load_gpt(path);
+  AdamW opt(*m, 1e-2f);
+  const std::vector<int64_t> idx = {1, 2, 3, 4, 5, 6, 7, 8}, tgt = {2, 3, 4, 5, 6, 7, 8, 9};
+  float first = 0.0f, last = 0.0f;
+  for (int step = 0; step < 20; ++step) {
+    opt.zero_grad();
+    last = m->loss(idx.data(), tgt.data(), 2, 4);
+    if (step == 0) first = last;
+    m->backward();
+    opt.step();
+  }
+  CHECK(last < first * 0.5f);
+  save_model(out, *m);
+  std::unique_ptr<GPT> back = load_gpt(out);
+  CHECK(same_parameters(*m, *back));
+  CHECK(!same_parameters(a, *back));
+  std::remove(path.c_str());
+  std::remove(out.c_str());
+}
+
+// eval() must reach every dropout, the embedding dropouts included: two
+// forwards in eval mode are identical, two in training mode are not.
+CF_TEST(eval_turns_off_every_dropout) {
+  GPTConfig c = small_gpt_config();
+  c.dropout = 0.5f;
+  GPT g(c);
+  const std::vector<int64_t> idx = {1, 2, 3, 4, 5, 6, 7, 8};
+  auto forward_twice_equal = [&](auto&& fwd) {
+    Tensor a = fwd().clone(), b = fwd();
+    for (int64_t i = 0; i < a.numel(); ++i)
+      if (a.data()[i] != b.data()[i]) return false;
+    return true;
+  };
+  auto gpt_fwd = [&] { return g.forward(idx.data(), 2, 4); };
+  CHECK(!forward_twice_equal(gpt_fwd));
+  g.eval();
+  CHECK(forward_twice_equal(gpt_fwd));
+
+  Seq2SeqConfig sc;
+  sc.src_vocab_size = 9;
+  sc.tgt_vocab_size = 9;
+  sc.d_model = 8;
+  sc.nhead = 2;
+  sc.num_encoder_layers = 1;
+  sc.num_decoder_layers = 1;
+  sc.dim_feedforward = 16;
+  sc.dropout = 0.5f;
+  Seq2Seq s(sc);
+  auto s_fwd = [&] { return s.forward(idx.data(), 2, 4, idx.data(), 4); };
+  CHECK(!forward_twice_equal(s_fwd));
+  s.eval();
+  CHECK(forward_twice_equal(s_fwd));
+}
+
+CF_TEST_MAIN()

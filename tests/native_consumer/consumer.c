@@ -1,0 +1,321 @@
+/* A C99 program using the cpuformer C API.
+ *
+ *   consumer_c info      <ckpt>
+ *   consumer_c forward   <ckpt> <batch> <seq_len> <out.f32> <tokens...>
+ *   consumer_c generate  <ckpt> <batch> <prompt_len> <max_new> <temperature> <top_k> <top_p> <seed> <tokens...>
+ *   consumer_c bad-input <gpt ckpt> [<seq2seq ckpt>]
+ *
+ * forward writes the logits as raw float32 to <out.f32>; generate prints one
+ * row of ids per line; bad-input feeds the API wrong arguments and checks
+ * every call fails cleanly with the right status and a message.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cpuformer/c_api.h>
+
+static int64_t parse_i64(const char *s) { return (int64_t)strtoll(s, NULL, 10); }
+
+/* Reads n int32 tokens from argv. */
+static int32_t *parse_tokens(char **argv, int argc, int64_t n) {
+  int32_t *t;
+  int64_t i;
+  if (argc < n) {
+    fprintf(stderr, "expected %lld tokens, got %d\n", (long long)n, argc);
+    return NULL;
+  }
+  t = (int32_t *)malloc((size_t)(n > 0 ? n : 1) * sizeof *t);
+  if (!t) return NULL;
+  for (i = 0; i < n; ++i) t[i] = (int32_t)strtol(argv[i], NULL, 10);
+  return t;
+}
+
+static int cmd_info(const char *path) {
+  char err[512];
+  cf_model *m = cf_model_load(path, err, sizeof err);
+  if (!m) {
+    fprintf(stderr, "load failed: %s\n", err);
+    return 1;
+  }
+  printf("version %s\nclass %s\nvocab_size %lld\nmax_seq_len %lld\nthreads %d\n", cf_version(),
+         cf_model_class_name(m), (long long)cf_model_vocab_size(m), (long long)cf_model_max_seq_len(m),
+         cf_get_num_threads());
+  cf_model_free(m);
+  return 0;
+}
+
+static int cmd_forward(char **argv, int argc) {
+  char err[512];
+  const char *path = argv[0];
+  const int64_t batch = parse_i64(argv[1]), seq_len = parse_i64(argv[2]);
+  const char *out_path = argv[3];
+  int32_t *tokens = parse_tokens(argv + 4, argc - 4, batch * seq_len);
+  cf_model *m = NULL;
+  float *out = NULL;
+  int64_t n;
+  int rc = 1;
+  FILE *f;
+  if (!tokens) return 1;
+  m = cf_model_load(path, err, sizeof err);
+  if (!m) {
+    fprintf(stderr, "load failed: %s\n", err);
+    goto done;
+  }
+  n = cf_model_output_size(m, batch, seq_len);
+  if (n < 0) {
+    fprintf(stderr, "no output size for [%lld, %lld]\n", (long long)batch, (long long)seq_len);
+    goto done;
+  }
+  out = (float *)malloc((size_t)n * sizeof *out);
+  if (!out) goto done;
+  if (cf_model_forward(m, tokens, batch, seq_len, out, n, err, sizeof err) != CF_OK) {
+    fprintf(stderr, "forward failed: %s\n", err);
+    goto done;
+  }
+  f = fopen(out_path, "wb");
+  if (!f || fwrite(out, sizeof *out, (size_t)n, f) != (size_t)n) {
+    fprintf(stderr, "cannot write %s\n", out_path);
+    if (f) fclose(f);
+    goto done;
+  }
+  fclose(f);
+  printf("wrote %lld floats\n", (long long)n);
+  rc = 0;
+done:
+  free(out);
+  free(tokens);
+  cf_model_free(m);
+  return rc;
+}
+
+static int cmd_generate(char **argv, int argc) {
+  char err[512];
+  const char *path = argv[0];
+  const int64_t batch = parse_i64(argv[1]), prompt_len = parse_i64(argv[2]), max_new = parse_i64(argv[3]);
+  const float temperature = strtof(argv[4], NULL);
+  const int64_t top_k = parse_i64(argv[5]);
+  const float top_p = strtof(argv[6], NULL);
+  const uint64_t seed = (uint64_t)strtoull(argv[7], NULL, 10);
+  int32_t *prompt = parse_tokens(argv + 8, argc - 8, batch * prompt_len);
+  const int64_t total = prompt_len + max_new;
+  int32_t *out = NULL;
+  cf_model *m = NULL;
+  int64_t b, t;
+  int rc = 1;
+  if (!prompt) return 1;
+  m = cf_model_load(path, err, sizeof err);
+  if (!m) {
+    fprintf(stderr, "load failed: %s\n", err);
+    goto done;
+  }
+  out = (int32_t *)malloc((size_t)(batch * total) * sizeof *out);
+  if (!out) goto done;
+  if (cf_model_generate(m, prompt, batch, prompt_len, max_new, temperature, top_k, top_p, seed, out, batch * total,
+                        err, sizeof err) != CF_OK) {
+    fprintf(stderr, "generate failed: %s\n", err);
+    goto done;
+  }
+  for (b = 0; b < batch; ++b) {
+    for (t = 0; t < total; ++t) printf(t ? " %d" : "%d", (int)out[b * total + t]);
+    printf("\n");
+  }
+  rc = 0;
+done:
+  free(out);
+  free(prompt);
+  cf_model_free(m);
+  return rc;
+}
+
+/* ---- bad input ---------------------------------------------------------- */
+
+static int failures = 0;
+
+/* strlen bounded by n (strnlen is POSIX, not C99). */
+static size_t bounded_len(const char *s, size_t n) {
+  size_t i = 0;
+  while (i < n && s[i]) ++i;
+  return i;
+}
+
+/* The call returned `got`; it should have returned `want` with a non-empty,
+ * NUL-terminated message in err (which was filled with 'Z' before). */
+static void expect(const char *what, int got, int want, const char *err, size_t err_len) {
+  const size_t n = bounded_len(err, err_len);
+  if (got != want) {
+    printf("FAIL %s: status %s, expected %s (%s)\n", what, cf_status_name(got), cf_status_name(want), err);
+    ++failures;
+  } else if (n == err_len) {
+    printf("FAIL %s: message not NUL-terminated\n", what);
+    ++failures;
+  } else if (want != CF_OK && n == 0) {
+    printf("FAIL %s: empty message\n", what);
+    ++failures;
+  } else {
+    printf("ok %s: %s: %s\n", what, cf_status_name(got), err);
+  }
+}
+
+#define ERR_RESET() memset(err, 'Z', sizeof err)
+
+static int cmd_bad_input(const char *gpt_path, const char *seq2seq_path) {
+  char err[256];
+  char tiny[8];
+  int32_t tokens[2 * 4] = {1, 2, 3, 4, 5, 6, 7, 8};
+  int32_t ids[64];
+  float out[2 * 4 * 512];
+  cf_model *m;
+  int64_t vocab, max_len, n;
+  int rc;
+
+  ERR_RESET();
+  m = cf_model_load("/nonexistent/dir/model.safetensors", err, sizeof err);
+  expect("load missing file", m ? CF_OK : CF_ERR_IO, CF_ERR_IO, err, sizeof err);
+  cf_model_free(m);
+  ERR_RESET();
+  m = cf_model_load(NULL, err, sizeof err);
+  expect("load NULL path", m ? CF_OK : CF_ERR_INVALID_ARGUMENT, CF_ERR_INVALID_ARGUMENT, err, sizeof err);
+  cf_model_free(m);
+  m = cf_model_load("/nonexistent/dir/model.safetensors", NULL, 0); /* err may be NULL */
+  expect("load with err NULL", m ? CF_OK : CF_ERR_IO, CF_ERR_IO, "(no message)", 13);
+  cf_model_free(m);
+  memset(tiny, 'Z', sizeof tiny);
+  m = cf_model_load("/nonexistent/dir/model.safetensors", tiny, sizeof tiny);
+  if (m || bounded_len(tiny, sizeof tiny) != sizeof tiny - 1) {
+    printf("FAIL load with an 8-byte err: expected a 7-character message, got '%.8s'\n", tiny);
+    ++failures;
+  } else {
+    printf("ok load with an 8-byte err: '%s'\n", tiny);
+  }
+  cf_model_free(m);
+  /* The checkpoint itself as garbage: a directory. */
+  ERR_RESET();
+  m = cf_model_load("/", err, sizeof err);
+  expect("load a directory", m ? CF_OK : CF_ERR_IO, CF_ERR_IO, err, sizeof err);
+  cf_model_free(m);
+
+  ERR_RESET();
+  m = cf_model_load(gpt_path, err, sizeof err);
+  if (!m) {
+    printf("FAIL load %s: %s\n", gpt_path, err);
+    return 1;
+  }
+  vocab = cf_model_vocab_size(m);
+  max_len = cf_model_max_seq_len(m);
+  n = cf_model_output_size(m, 2, 4);
+  if (n < 0 || n > (int64_t)(sizeof out / sizeof out[0])) {
+    printf("FAIL output size %lld\n", (long long)n);
+    return 1;
+  }
+
+  ERR_RESET();
+  expect("forward ok", cf_model_forward(m, tokens, 2, 4, out, n, err, sizeof err), CF_OK, err, sizeof err);
+  tokens[3] = (int32_t)vocab;
+  ERR_RESET();
+  expect("forward token == vocab_size", cf_model_forward(m, tokens, 2, 4, out, n, err, sizeof err),
+         CF_ERR_OUT_OF_RANGE, err, sizeof err);
+  tokens[3] = -5;
+  ERR_RESET();
+  expect("forward negative token", cf_model_forward(m, tokens, 2, 4, out, n, err, sizeof err), CF_ERR_OUT_OF_RANGE,
+         err, sizeof err);
+  tokens[3] = 4;
+  ERR_RESET();
+  expect("forward buffer too small", cf_model_forward(m, tokens, 2, 4, out, n - 1, err, sizeof err),
+         CF_ERR_BUFFER_TOO_SMALL, err, sizeof err);
+  ERR_RESET();
+  expect("forward NULL tokens", cf_model_forward(m, NULL, 2, 4, out, n, err, sizeof err), CF_ERR_INVALID_ARGUMENT,
+         err, sizeof err);
+  ERR_RESET();
+  expect("forward NULL out", cf_model_forward(m, tokens, 2, 4, NULL, n, err, sizeof err), CF_ERR_INVALID_ARGUMENT,
+         err, sizeof err);
+  ERR_RESET();
+  expect("forward NULL model", cf_model_forward(NULL, tokens, 2, 4, out, n, err, sizeof err),
+         CF_ERR_INVALID_ARGUMENT, err, sizeof err);
+  ERR_RESET();
+  expect("forward negative batch", cf_model_forward(m, tokens, -2, 4, out, n, err, sizeof err),
+         CF_ERR_INVALID_ARGUMENT, err, sizeof err);
+  ERR_RESET();
+  expect("forward zero seq_len", cf_model_forward(m, tokens, 2, 0, out, n, err, sizeof err), CF_ERR_INVALID_ARGUMENT,
+         err, sizeof err);
+  ERR_RESET();
+  expect("forward seq_len > max_seq_len", cf_model_forward(m, tokens, 1, max_len + 1, out, n, err, sizeof err),
+         CF_ERR_INVALID_ARGUMENT, err, sizeof err);
+  ERR_RESET();
+  expect("forward huge batch", cf_model_forward(m, tokens, INT64_MAX, 4, out, n, err, sizeof err),
+         CF_ERR_INVALID_ARGUMENT, err, sizeof err);
+  rc = cf_model_forward(m, tokens, 2, 4, out, n - 1, NULL, 0);
+  expect("forward error with err NULL", rc, CF_ERR_BUFFER_TOO_SMALL, "(no message)", 13);
+  if (cf_model_output_size(m, -1, 4) != -1 || cf_model_output_size(NULL, 1, 1) != -1) {
+    printf("FAIL output size of bad arguments is not -1\n");
+    ++failures;
+  }
+
+  ERR_RESET();
+  expect("generate ok", cf_model_generate(m, tokens, 2, 4, 3, 0.0f, 0, 1.0f, 0, ids, 2 * 7, err, sizeof err), CF_OK,
+         err, sizeof err);
+  ERR_RESET();
+  expect("generate buffer too small",
+         cf_model_generate(m, tokens, 2, 4, 3, 0.0f, 0, 1.0f, 0, ids, 2 * 7 - 1, err, sizeof err),
+         CF_ERR_BUFFER_TOO_SMALL, err, sizeof err);
+  ERR_RESET();
+  expect("generate negative temperature",
+         cf_model_generate(m, tokens, 2, 4, 3, -1.0f, 0, 1.0f, 0, ids, 64, err, sizeof err), CF_ERR_INVALID_ARGUMENT,
+         err, sizeof err);
+  ERR_RESET();
+  expect("generate top_p = 0", cf_model_generate(m, tokens, 2, 4, 3, 1.0f, 0, 0.0f, 0, ids, 64, err, sizeof err),
+         CF_ERR_INVALID_ARGUMENT, err, sizeof err);
+  ERR_RESET();
+  expect("generate negative top_k", cf_model_generate(m, tokens, 2, 4, 3, 1.0f, -2, 1.0f, 0, ids, 64, err, sizeof err),
+         CF_ERR_INVALID_ARGUMENT, err, sizeof err);
+  ERR_RESET();
+  expect("generate negative max_new_tokens",
+         cf_model_generate(m, tokens, 2, 4, -3, 1.0f, 0, 1.0f, 0, ids, 64, err, sizeof err), CF_ERR_INVALID_ARGUMENT,
+         err, sizeof err);
+  tokens[0] = (int32_t)(vocab + 100);
+  ERR_RESET();
+  expect("generate token out of range", cf_model_generate(m, tokens, 2, 4, 3, 1.0f, 0, 1.0f, 0, ids, 64, err, sizeof err),
+         CF_ERR_OUT_OF_RANGE, err, sizeof err);
+  tokens[0] = 1;
+  ERR_RESET();
+  expect("generate NULL out", cf_model_generate(m, tokens, 2, 4, 3, 1.0f, 0, 1.0f, 0, NULL, 64, err, sizeof err),
+         CF_ERR_INVALID_ARGUMENT, err, sizeof err);
+
+  ERR_RESET();
+  expect("set 0 threads", cf_set_num_threads(0), CF_ERR_INVALID_ARGUMENT, "(no message)", 13);
+  /* Still usable after every error above. */
+  ERR_RESET();
+  expect("forward after errors", cf_model_forward(m, tokens, 2, 4, out, n, err, sizeof err), CF_OK, err, sizeof err);
+  cf_model_free(m);
+
+  if (seq2seq_path) {
+    ERR_RESET();
+    m = cf_model_load(seq2seq_path, err, sizeof err);
+    if (!m) {
+      printf("FAIL load %s: %s\n", seq2seq_path, err);
+      return 1;
+    }
+    ERR_RESET();
+    expect("Seq2Seq forward", cf_model_forward(m, tokens, 2, 4, out, n, err, sizeof err), CF_ERR_UNSUPPORTED, err,
+           sizeof err);
+    ERR_RESET();
+    expect("Seq2Seq generate", cf_model_generate(m, tokens, 2, 4, 3, 0.0f, 0, 1.0f, 0, ids, 64, err, sizeof err),
+           CF_ERR_UNSUPPORTED, err, sizeof err);
+    if (cf_model_output_size(m, 2, 4) != -1) {
+      printf("FAIL Seq2Seq output size is not -1\n");
+      ++failures;
+    }
+    cf_model_free(m);
+  }
+  printf("%d failure(s)\n", failures);
+  return failures ? 1 : 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc >= 3 && strcmp(argv[1], "info") == 0) return cmd_info(argv[2]);
+  if (argc >= 6 && strcmp(argv[1], "forward") == 0) return cmd_forward(argv + 2, argc - 2);
+  if (argc >= 10 && strcmp(argv[1], "generate") == 0) return cmd_generate(argv + 2, argc - 2);
+  if (argc >= 3 && strcmp(argv[1], "bad-input") == 0) return cmd_bad_input(argv[2], argc >= 4 ? argv[3] : NULL);
+  fprintf(stderr, "usage: consumer_c info|forward|generate|bad-input ... (see the comment at the top)\n");
+  return 2;
+}

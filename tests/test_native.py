@@ -1,0 +1,241 @@
+"""Native embedding: an out-of-tree C and C++ application (tests/native_consumer)
+built against the INSTALLED library with find_package(cpuformer) gives the
+same results as Python for the same checkpoint.
+
+The library comes from ``python -m cpuformer --cmake-dir`` (an installed
+wheel); in a source checkout, where the package has no native library, it is
+built from this tree and installed into a temporary prefix first (a few
+minutes). ``CPUFORMER_NATIVE_PREFIX=<prefix>`` uses an existing install instead.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import cpuformer as cf
+
+ROOT = Path(__file__).resolve().parents[1]
+CONSUMER = ROOT / "tests" / "native_consumer"
+JOBS = "2"
+
+V, BLOCK = 37, 16
+
+
+def _which(*names):
+    for name in names:
+        if not name:
+            continue
+        found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+        if found:
+            return found
+    return None
+
+
+def _run(cmd, timeout=120, **kw):
+    r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, timeout=timeout, **kw)
+    if r.returncode != 0:
+        raise AssertionError(f"command failed ({r.returncode}): {' '.join(map(str, cmd))}\n"
+                             f"--- stdout\n{r.stdout[-4000:]}\n--- stderr\n{r.stderr[-4000:]}")
+    return r
+
+
+def _generator_args():
+    ninja = _which("ninja")
+    return ["-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={ninja}"] if ninja else []
+
+
+@pytest.fixture(scope="session")
+def toolchain():
+    cmake = _which("cmake")
+    if not cmake:
+        pytest.skip("cmake is not installed (pip install cmake): cannot build the native consumer")
+    cc = _which(os.environ.get("CC"), "cc", "gcc", "clang")
+    cxx = _which(os.environ.get("CXX"), "c++", "g++", "clang++")
+    if not cc or not cxx:
+        pytest.skip(f"no {'C' if not cc else 'C++'} compiler found (cc/gcc/clang, c++/g++/clang++): "
+                    "cannot build the native consumer")
+    return {"cmake": cmake, "cc": cc, "cxx": cxx}
+
+
+@pytest.fixture(scope="session")
+def cmake_prefix(toolchain, tmp_path_factory):
+    """The folder to pass as CMAKE_PREFIX_PATH."""
+    given = os.environ.get("CPUFORMER_NATIVE_PREFIX")
+    if given:
+        return given
+    r = subprocess.run([sys.executable, "-m", "cpuformer", "--cmake-dir"], capture_output=True, text=True)
+    if r.returncode == 0:
+        d = Path(r.stdout.strip())
+        assert (d / "cpuformerConfig.cmake").is_file(), r.stdout
+        return str(d)
+    assert "not installed from a wheel" in r.stderr, r.stderr  # the one expected failure
+    if not (ROOT / "CMakeLists.txt").is_file():
+        pytest.skip("this cpuformer has no native library (--cmake-dir failed) and there is no source tree to build")
+    # A source checkout: build the library as a user would and install it.
+    tmp = tmp_path_factory.mktemp("native_lib")
+    build, prefix = tmp / "build", tmp / "prefix"
+    _run([toolchain["cmake"], "-S", ROOT, "-B", build, *_generator_args(), "-DCMAKE_BUILD_TYPE=Release",
+          "-DCPUFORMER_BUILD_PYTHON=OFF", "-DCPUFORMER_BUILD_TESTS=OFF", f"-DPython_EXECUTABLE={sys.executable}",
+          f"-DCMAKE_C_COMPILER={toolchain['cc']}", f"-DCMAKE_CXX_COMPILER={toolchain['cxx']}"], timeout=600)
+    _run([toolchain["cmake"], "--build", build, "--parallel", JOBS], timeout=3600)
+    _run([toolchain["cmake"], "--install", build, "--prefix", prefix], timeout=600)
+    return str(prefix)
+
+
+@pytest.fixture(scope="session")
+def consumer(toolchain, cmake_prefix, tmp_path_factory):
+    """The consumer programs, configured and built against the installed package."""
+    build = tmp_path_factory.mktemp("native_consumer") / "build"
+    r = _run([toolchain["cmake"], "-S", CONSUMER, "-B", build, *_generator_args(), "-DCMAKE_BUILD_TYPE=Release",
+              f"-DCMAKE_PREFIX_PATH={cmake_prefix}", "-DCONSUMER_WERROR=ON",
+              f"-DCMAKE_C_COMPILER={toolchain['cc']}", f"-DCMAKE_CXX_COMPILER={toolchain['cxx']}"], timeout=600)
+    assert f"found cpuformer {cf.__version__}" in r.stdout
+    _run([toolchain["cmake"], "--build", build, "--parallel", JOBS], timeout=600)
+    exe = {name: build / name for name in ("consumer_c", "consumer_cpp")}
+    for path in exe.values():
+        assert path.is_file(), path
+    return exe
+
+
+@pytest.fixture(scope="session")
+def checkpoints(tmp_path_factory):
+    d = tmp_path_factory.mktemp("native_ckpt")
+    cf.manual_seed(1234)
+    # Dropout in the config: inference must run in eval mode to match.
+    cf.GPT(cf.GPTConfig(vocab_size=V, block_size=BLOCK, n_layer=2, n_head=2, n_embd=32, dropout=0.1)).save(
+        d / "gpt.safetensors")
+    cf.GPT(cf.GPTConfig(vocab_size=V, block_size=BLOCK, n_layer=2, n_head=4, n_embd=32, bias=False)).save(
+        d / "gpt_train.safetensors")
+    cf.Seq2Seq(cf.Seq2SeqConfig(src_vocab_size=11, tgt_vocab_size=13, d_model=16, nhead=2, num_encoder_layers=1,
+                                num_decoder_layers=1, dim_feedforward=32, max_len=32)).save(d / "seq2seq.safetensors")
+    return {"dir": d, "gpt": d / "gpt.safetensors", "train": d / "gpt_train.safetensors",
+            "seq2seq": d / "seq2seq.safetensors"}
+
+
+def _ids(a):
+    return [str(int(v)) for v in np.asarray(a).reshape(-1)]
+
+
+def _rows(stdout):
+    return np.array([[int(v) for v in line.split()] for line in stdout.strip().splitlines()])
+
+
+@pytest.mark.parametrize("program", ["consumer_c", "consumer_cpp"])
+def test_forward_matches_python(program, consumer, checkpoints, tmp_path):
+    rng = np.random.default_rng(0)
+    idx = rng.integers(0, V, (3, BLOCK))
+    out = tmp_path / "logits.f32"
+    _run([consumer[program], "forward", checkpoints["gpt"], 3, BLOCK, out, *_ids(idx)])
+    native = np.fromfile(out, dtype=np.float32).reshape(3, BLOCK, V)
+    m = cf.load(checkpoints["gpt"]).eval()
+    expected = m(idx)
+    assert np.abs(native - expected).max() <= 1e-5
+    assert np.abs(expected).max() > 0.1  # not a trivially zero comparison
+
+
+@pytest.mark.parametrize("program", ["consumer_c", "consumer_cpp"])
+@pytest.mark.parametrize("sampling", [dict(temperature=0.0), dict(temperature=0.8, top_k=10, top_p=0.9, seed=77)],
+                         ids=["greedy", "sampled"])
+def test_generate_matches_python(program, sampling, consumer, checkpoints):
+    rng = np.random.default_rng(1)
+    prompt = rng.integers(0, V, (2, 5))
+    new = 20  # past block_size: the context gets cropped
+    r = _run([consumer[program], "generate", checkpoints["gpt"], 2, 5, new, sampling["temperature"],
+              sampling.get("top_k", 0), sampling.get("top_p", 1.0), sampling.get("seed", 0), *_ids(prompt)])
+    native = _rows(r.stdout)
+    m = cf.load(checkpoints["gpt"])
+    expected = m.generate(prompt, new, **sampling)
+    assert native.shape == (2, 5 + new)
+    np.testing.assert_array_equal(native, expected)
+
+
+def test_cpp_trains_like_python_and_python_loads_the_result(consumer, checkpoints, tmp_path):
+    rng = np.random.default_rng(2)
+    B, T, steps, lr = 4, 12, 6, 3e-3
+    x = rng.integers(0, V, (B, T))
+    y = rng.integers(0, V, (B, T))
+    out = tmp_path / "trained.safetensors"
+    r = _run([consumer["consumer_cpp"], "train", checkpoints["train"], steps, lr, B, T, out, *_ids(x), *_ids(y)])
+    native_losses = [float(line.split()[3]) for line in r.stdout.splitlines() if line.startswith("step ")]
+
+    m = cf.load(checkpoints["train"])
+    opt = cf.optim.AdamW(m, lr=lr)
+    losses = []
+    for _ in range(steps):
+        opt.zero_grad()
+        losses.append(m.loss(x, y))
+        m.backward()
+        opt.step()
+    np.testing.assert_allclose(native_losses, losses, rtol=1e-5, atol=1e-6)
+    assert losses[-1] < losses[0]
+
+    trained = cf.load(out)
+    assert type(trained) is cf.GPT and trained.config == m.config
+    for name, value in m.parameters().items():
+        np.testing.assert_allclose(trained.parameters()[name], value, rtol=0, atol=1e-5, err_msg=name)
+    before = cf.load(checkpoints["train"]).parameters()
+    assert any(np.abs(trained.parameters()[k] - v).max() > 1e-4 for k, v in before.items())
+
+
+def test_c_api_reports_bad_input(consumer, checkpoints):
+    r = _run([consumer["consumer_c"], "bad-input", checkpoints["gpt"], checkpoints["seq2seq"]])
+    assert r.stdout.rstrip().endswith("0 failure(s)")
+    lines = r.stdout.splitlines()
+    assert not [line for line in lines if line.startswith("FAIL")]
+    expected = {
+        "forward token == vocab_size": f"CF_ERR_OUT_OF_RANGE: cf_model_forward: tokens[0][3] = {V} is out of "
+                                       f"range [0, {V})",
+        "forward buffer too small": "CF_ERR_BUFFER_TOO_SMALL: cf_model_forward: out_len is",
+        "load missing file": "CF_ERR_IO: cf_model_load: checkpoint '/nonexistent/dir/model.safetensors'",
+        "Seq2Seq forward": "CF_ERR_UNSUPPORTED: cf_model_forward: forward over one token sequence is not supported "
+                           "for model class 'Seq2Seq'",
+        "Seq2Seq generate": "CF_ERR_UNSUPPORTED",
+        "generate top_p = 0": "CF_ERR_INVALID_ARGUMENT: cf_model_generate: top_p must be in (0, 1]",
+    }
+    for what, text in expected.items():
+        assert any(line.startswith(f"ok {what}: {text}") for line in lines), (what, r.stdout)
+
+
+def test_c_api_reports_the_model(consumer, checkpoints):
+    r = _run([consumer["consumer_c"], "info", checkpoints["gpt"]])
+    info = dict(line.split(" ", 1) for line in r.stdout.strip().splitlines())
+    assert info["version"] == cf.__version__
+    assert info["class"] == "GPT" and info["vocab_size"] == str(V) and info["max_seq_len"] == str(BLOCK)
+    r = _run([consumer["consumer_c"], "info", checkpoints["seq2seq"]])
+    info = dict(line.split(" ", 1) for line in r.stdout.strip().splitlines())
+    assert info["class"] == "Seq2Seq" and info["vocab_size"] == "13" and info["max_seq_len"] == "-1"
+
+
+def test_cpp_api_throws_cpuformer_errors(consumer, checkpoints):
+    r = _run([consumer["consumer_cpp"], "errors", checkpoints["gpt"]])
+    assert r.stdout.rstrip().endswith("0 failure(s)")
+    assert "ok token out of range: idx: token id 37" in r.stdout
+
+
+def test_a_corrupt_checkpoint_fails_cleanly(consumer, checkpoints, tmp_path):
+    data = checkpoints["gpt"].read_bytes()
+    bad = tmp_path / "truncated.safetensors"
+    bad.write_bytes(data[: len(data) // 2])
+    for program in ("consumer_c", "consumer_cpp"):
+        r = subprocess.run([str(consumer[program]), "forward", str(bad), "1", "1", str(tmp_path / "x.f32"), "0"],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1, (program, r.returncode, r.stderr)  # an error, not a crash (signals are < 0)
+        assert "truncated.safetensors" in r.stderr
+
+
+def test_cmake_dir_flag():
+    r = subprocess.run([sys.executable, "-m", "cpuformer", "--cmake-dir"], capture_output=True, text=True)
+    if r.returncode == 0:
+        assert (Path(r.stdout.strip()) / "cpuformerConfig.cmake").is_file()
+        assert (Path(r.stdout.strip()) / "cpuformerConfigVersion.cmake").is_file()
+    else:
+        assert r.returncode == 1 and "not installed from a wheel" in r.stderr
+    # The subcommands still work alongside the flag.
+    r = subprocess.run([sys.executable, "-m", "cpuformer", "info"], capture_output=True, text=True)
+    assert r.returncode == 0 and f"version: {cf.__version__}" in r.stdout
