@@ -419,7 +419,12 @@ class GPTDecoding(GPTMixin, Workload):
             bos_token_id=0, eos_token_id=None, pad_token_id=0)
         model = transformers.GPT2LMHeadModel(config).eval()
         if weights is not None:
-            model.load_state_dict(_hf_gpt2_weights(weights, s["layers"]), strict=False)
+            missing, unexpected = model.load_state_dict(_hf_gpt2_weights(weights, s["layers"]), strict=False)
+            params = dict(model.named_parameters())
+            missing = [k for k in missing if k in params]  # buffers (causal masks) may be absent
+            if missing or unexpected:
+                raise RuntimeError(f"W5: GPT-2 weight mapping is incomplete: missing {missing}, "
+                                   f"unexpected {unexpected}")
         prompt = torch.from_numpy(inputs["prompt"])
         mask = torch.ones_like(prompt)
         new = s["new"]
