@@ -27,7 +27,7 @@ def torch_gpt(torch, cfg):
                                            activation=lambda x: F.gelu(x, approximate="tanh"),
                                            batch_first=True, norm_first=True, bias=cfg.bias)
                 for _ in range(cfg.n_layer)])
-            self.ln_f = nn.LayerNorm(cfg.n_embd)
+            self.ln_f = nn.LayerNorm(cfg.n_embd, bias=cfg.bias)
 
         def forward(self, idx):
             T = idx.shape[1]
@@ -157,3 +157,13 @@ def test_gpt_bad_input():
         m.generate(np.zeros((1, 2), np.int64), 2, top_p=0.0)
     with pytest.raises(ValueError, match="temperature"):
         m.generate(np.zeros((1, 2), np.int64), 2, temperature=-1)
+
+
+def test_eval_disables_every_dropout(rng):
+    m = cf.GPT(tiny_config(dropout=0.5)).eval()
+    idx = rng.integers(0, 23, (2, 8))
+    np.testing.assert_array_equal(m(idx), m(idx))
+    s = cf.Seq2Seq(cf.Seq2SeqConfig(9, 9, d_model=8, nhead=2, num_encoder_layers=1, num_decoder_layers=1,
+                                    dim_feedforward=16, dropout=0.5, max_len=10)).eval()
+    src = rng.integers(0, 9, (2, 5))
+    np.testing.assert_array_equal(s(src, src), s(src, src))

@@ -1,6 +1,8 @@
 // Whole models: GPT (more families arrive in their own files).
 #include <pybind11/stl.h>
 
+#include <mutex>
+
 #include "bindings.hpp"
 #include "convert.hpp"
 #include "cpuformer/models/gpt.hpp"
@@ -61,6 +63,7 @@ void bind_models(py::module_& m) {
              Tensor out;
              {
                py::gil_scoped_release nogil;
+               std::lock_guard<std::mutex> guard(self.call_mutex());
                out = self.forward(ids.data(), ids.shape(0), ids.shape(1));
              }
              return to_numpy(out);
@@ -72,17 +75,20 @@ void bind_models(py::module_& m) {
              if (shape_of(tg) != shape_of(ids))
                throw ValueError(str_cat("targets: expected shape ", shape_str(ids), " (same as idx), got ", shape_str(tg)));
              py::gil_scoped_release nogil;
+             std::lock_guard<std::mutex> guard(self.call_mutex());
              return self.loss(ids.data(), tg.data(), ids.shape(0), ids.shape(1));
            })
       .def("backward",
            [](GPT& self) {
              py::gil_scoped_release nogil;
+             std::lock_guard<std::mutex> guard(self.call_mutex());
              self.backward();
            })
       .def("backward_logits",
            [](GPT& self, py::handle g) {
              Tensor t = to_tensor(g, "grad_logits");
              py::gil_scoped_release nogil;
+             std::lock_guard<std::mutex> guard(self.call_mutex());
              self.backward_logits(t);
            })
       .def("generate", [](GPT& self, py::handle idx, int64_t max_new_tokens, float temperature, int64_t top_k,
@@ -100,6 +106,7 @@ void bind_models(py::module_& m) {
         std::vector<int64_t> out;
         {
           py::gil_scoped_release nogil;
+          std::lock_guard<std::mutex> guard(self.call_mutex());
           out = self.generate(ids.data(), B, T, max_new_tokens, o);
         }
         return ids_to_numpy(std::move(out), B, T + max_new_tokens);
@@ -129,6 +136,7 @@ void bind_models(py::module_& m) {
              Tensor out;
              {
                py::gil_scoped_release nogil;
+               std::lock_guard<std::mutex> guard(self.call_mutex());
                out = self.forward(s.data(), s.shape(0), s.shape(1), t.data(), t.shape(1), p);
              }
              return to_numpy(out);
@@ -144,11 +152,13 @@ void bind_models(py::module_& m) {
                throw ValueError(str_cat("tgt_out: expected shape ", shape_str(t), " (same as tgt_in), got ", shape_str(o)));
              std::vector<uint8_t> p = padding_of(pad, s.shape(0), s.shape(1));
              py::gil_scoped_release nogil;
+             std::lock_guard<std::mutex> guard(self.call_mutex());
              return self.loss(s.data(), s.shape(0), s.shape(1), t.data(), o.data(), t.shape(1), p);
            })
       .def("backward",
            [](Seq2Seq& self) {
              py::gil_scoped_release nogil;
+             std::lock_guard<std::mutex> guard(self.call_mutex());
              self.backward();
            })
       .def("greedy_decode",
@@ -158,6 +168,7 @@ void bind_models(py::module_& m) {
              std::vector<int64_t> out;
              {
                py::gil_scoped_release nogil;
+               std::lock_guard<std::mutex> guard(self.call_mutex());
                out = self.greedy_decode(s.data(), s.shape(0), s.shape(1), bos, eos, max_len, p);
              }
              return ids_to_numpy(std::move(out), s.shape(0), max_len);
@@ -169,6 +180,7 @@ void bind_models(py::module_& m) {
         std::vector<int64_t> out;
         {
           py::gil_scoped_release nogil;
+          std::lock_guard<std::mutex> guard(self.call_mutex());
           out = self.beam_search(s.data(), s.shape(0), s.shape(1), bos, eos, max_len, beam_size, length_penalty, p);
         }
         return ids_to_numpy(std::move(out), s.shape(0), max_len);

@@ -3,6 +3,8 @@
 // torch-style protocol (state_dict, load_state_dict, ...) on top.
 #include <pybind11/stl.h>
 
+#include <mutex>
+
 #include "bindings.hpp"
 #include "convert.hpp"
 #include "nn_common.hpp"
@@ -14,9 +16,21 @@ using namespace cpuformer;
 
 void bind_module_base(py::module_& m) {
   py::class_<Module, std::shared_ptr<Module>>(m, "Module")
-      .def("train", &Module::train, py::arg("mode") = true)
+      .def(
+          "train",
+          [](Module& self, bool mode) {
+            py::gil_scoped_release nogil;
+            std::lock_guard<std::mutex> guard(self.call_mutex());
+            self.train(mode);
+          },
+          py::arg("mode") = true)
       .def_property_readonly("training", &Module::training)
-      .def("zero_grad", &Module::zero_grad)
+      .def("zero_grad",
+           [](Module& self) {
+             py::gil_scoped_release nogil;
+             std::lock_guard<std::mutex> guard(self.call_mutex());
+             self.zero_grad();
+           })
       .def("num_parameters", &Module::num_parameters)
       .def("named_parameters", [](Module& self) {
         py::list out;

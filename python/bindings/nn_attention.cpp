@@ -6,6 +6,8 @@
 #include <cstring>
 #include <limits>
 
+#include <mutex>
+
 #include "bindings.hpp"
 #include "cpuformer/nn/multihead_attention.hpp"
 #include "cpuformer/nn/transformer_layer.hpp"
@@ -92,6 +94,7 @@ void bind_nn_attention(py::module_& m) {
             Tensor out;
             {
               py::gil_scoped_release nogil;
+              std::lock_guard<std::mutex> guard(self.call_mutex());
               out = self.forward(q, k, v, mask);
             }
             return to_numpy(unbatch(out, ub_q));
@@ -104,6 +107,7 @@ void bind_nn_attention(py::module_& m) {
         std::array<Tensor, 3> d;
         {
           py::gil_scoped_release nogil;
+          std::lock_guard<std::mutex> guard(self.call_mutex());
           d = self.backward(g);
         }
         return py::make_tuple(to_numpy(unbatch(d[0], ub)), to_numpy(unbatch(d[1], ub)), to_numpy(unbatch(d[2], ub)));
@@ -128,6 +132,7 @@ void bind_nn_attention(py::module_& m) {
             Tensor out;
             {
               py::gil_scoped_release nogil;
+              std::lock_guard<std::mutex> guard(self.call_mutex());
               out = self.forward(x, mask);
             }
             return to_numpy(unbatch(out, ub));
@@ -140,6 +145,7 @@ void bind_nn_attention(py::module_& m) {
         Tensor d;
         {
           py::gil_scoped_release nogil;
+          std::lock_guard<std::mutex> guard(self.call_mutex());
           d = self.backward(g);
         }
         return to_numpy(unbatch(d, ub));
@@ -169,6 +175,7 @@ void bind_nn_attention(py::module_& m) {
             Tensor out;
             {
               py::gil_scoped_release nogil;
+              std::lock_guard<std::mutex> guard(self.call_mutex());
               out = self.forward(t, mem, tm, mm);
             }
             return to_numpy(unbatch(out, ub_t));
@@ -182,6 +189,7 @@ void bind_nn_attention(py::module_& m) {
         std::array<Tensor, 2> d;
         {
           py::gil_scoped_release nogil;
+          std::lock_guard<std::mutex> guard(self.call_mutex());
           d = self.backward(g);
         }
         return py::make_tuple(to_numpy(unbatch(d[0], ub)), to_numpy(unbatch(d[1], ub)));

@@ -2,6 +2,8 @@
 #pragma once
 #include <memory>
 
+#include <mutex>
+
 #include "convert.hpp"
 #include "cpuformer/nn/module.hpp"
 #include "cpuformer/nn/transformer_layer.hpp"
@@ -31,6 +33,7 @@ py::array_t<float> call1(M& self, F fn, py::handle x, const char* name) {
   Tensor y;
   {
     py::gil_scoped_release nogil;
+    std::lock_guard<std::mutex> guard(self.call_mutex());
     y = (self.*fn)(t);
   }
   return to_numpy(y);

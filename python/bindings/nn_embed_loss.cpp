@@ -1,4 +1,6 @@
 // nn.Embedding and nn.CrossEntropyLoss: convert once, check, release the GIL.
+#include <mutex>
+
 #include "bindings.hpp"
 #include "cpuformer/nn/embedding.hpp"
 #include "cpuformer/nn/loss.hpp"
@@ -23,6 +25,7 @@ void bind_nn_embed_loss(py::module_& m) {
             Tensor y;
             {
               py::gil_scoped_release nogil;
+              std::lock_guard<std::mutex> guard(self.call_mutex());
               y = self.forward(ids.data(), shape);
             }
             return to_numpy(y);
@@ -33,6 +36,7 @@ void bind_nn_embed_loss(py::module_& m) {
           [](Embedding& self, py::handle g_obj) {
             Tensor g = to_tensor(g_obj, "grad_output");
             py::gil_scoped_release nogil;
+            std::lock_guard<std::mutex> guard(self.call_mutex());
             self.backward(g);
           },
           py::arg("grad_output"));
@@ -61,6 +65,7 @@ void bind_nn_embed_loss(py::module_& m) {
             check_index_range(target, C, "target", "class", true, self.ignore_index());
             const int64_t n = static_cast<int64_t>(target.size());
             py::gil_scoped_release nogil;
+            std::lock_guard<std::mutex> guard(self.call_mutex());
             return self.forward(logits, target.data(), n);
           },
           py::arg("input"), py::arg("target"))
@@ -70,6 +75,7 @@ void bind_nn_embed_loss(py::module_& m) {
             Tensor d;
             {
               py::gil_scoped_release nogil;
+              std::lock_guard<std::mutex> guard(self.call_mutex());
               d = self.backward(grad_output);
             }
             return to_numpy(d);

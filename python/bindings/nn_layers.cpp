@@ -12,7 +12,8 @@ using namespace cpuformer;
 
 void bind_nn_layers(py::module_& m) {
   py::class_<LayerNorm, Module, std::shared_ptr<LayerNorm>>(m, "LayerNorm")
-      .def(py::init(&make_root<LayerNorm, int64_t, float>), py::arg("normalized_shape"), py::arg("eps") = 1e-5f)
+      .def(py::init(&make_root<LayerNorm, int64_t, float, bool>), py::arg("normalized_shape"), py::arg("eps") = 1e-5f,
+           py::arg("bias") = true)
       .def_property_readonly("normalized_shape", &LayerNorm::normalized_shape)
       .def_property_readonly("eps", &LayerNorm::eps)
       .def("forward", [](LayerNorm& self, py::handle x) { return call1(self, &LayerNorm::forward, x, "input"); })

@@ -1,6 +1,8 @@
 // Encoder/decoder stacks and the full Transformer.
 #include <pybind11/stl.h>
 
+#include <mutex>
+
 #include "bindings.hpp"
 #include "cpuformer/nn/transformer.hpp"
 #include "nn_common.hpp"
@@ -29,6 +31,7 @@ void bind_nn_transformer(py::module_& m) {
              Tensor out;
              {
                py::gil_scoped_release nogil;
+               std::lock_guard<std::mutex> guard(self.call_mutex());
                out = self.forward(x, am);
              }
              return to_numpy(unbatch(out, ub));
@@ -39,6 +42,7 @@ void bind_nn_transformer(py::module_& m) {
         Tensor d;
         {
           py::gil_scoped_release nogil;
+          std::lock_guard<std::mutex> guard(self.call_mutex());
           d = self.backward(t);
         }
         return to_numpy(unbatch(d, ub));
@@ -61,6 +65,7 @@ void bind_nn_transformer(py::module_& m) {
              Tensor out;
              {
                py::gil_scoped_release nogil;
+               std::lock_guard<std::mutex> guard(self.call_mutex());
                out = self.forward(t, mem, tm, mm);
              }
              return to_numpy(unbatch(out, ub_t));
@@ -71,6 +76,7 @@ void bind_nn_transformer(py::module_& m) {
         std::array<Tensor, 2> d;
         {
           py::gil_scoped_release nogil;
+          std::lock_guard<std::mutex> guard(self.call_mutex());
           d = self.backward(t);
         }
         return py::make_tuple(to_numpy(unbatch(d[0], ub)), to_numpy(unbatch(d[1], ub)));
@@ -94,6 +100,7 @@ void bind_nn_transformer(py::module_& m) {
              Tensor out;
              {
                py::gil_scoped_release nogil;
+               std::lock_guard<std::mutex> guard(self.call_mutex());
                out = self.forward(s, t, sm, tm, mm);
              }
              return to_numpy(unbatch(out, ub_t));
@@ -104,6 +111,7 @@ void bind_nn_transformer(py::module_& m) {
         std::array<Tensor, 2> d;
         {
           py::gil_scoped_release nogil;
+          std::lock_guard<std::mutex> guard(self.call_mutex());
           d = self.backward(t);
         }
         return py::make_tuple(to_numpy(unbatch(d[0], ub)), to_numpy(unbatch(d[1], ub)));

@@ -1,6 +1,8 @@
 // Optimizers: the update runs in C++ over the model's flat buffers.
 #include <pybind11/stl.h>
 
+#include <mutex>
+
 #include "bindings.hpp"
 #include "convert.hpp"
 #include "cpuformer/optim/optimizer.hpp"
@@ -14,6 +16,7 @@ void bind_optim(py::module_& m) {
       .def("step",
            [](Optimizer& self) {
              py::gil_scoped_release nogil;
+             std::lock_guard<std::mutex> guard(self.model().call_mutex());
              self.step();
            })
       .def("zero_grad", &Optimizer::zero_grad)
@@ -57,6 +60,7 @@ void bind_optim(py::module_& m) {
       "clip_grad_norm",
       [](std::shared_ptr<Module> model, float max_norm) {
         py::gil_scoped_release nogil;
+        std::lock_guard<std::mutex> guard(model->call_mutex());
         return clip_grad_norm(*model, max_norm);
       },
       py::arg("model"), py::arg("max_norm"));

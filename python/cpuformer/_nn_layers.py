@@ -17,13 +17,13 @@ def _check_float(name: str, value) -> float:
 
 
 class LayerNorm(Module):
-    """Layer normalisation over the last dimension ~ torch.nn.LayerNorm(normalized_shape, eps).
+    """Layer normalisation over the last dimension ~ torch.nn.LayerNorm(normalized_shape, eps, bias=True).
 
-    Parameters ``weight`` (ones) and ``bias`` (zeros) of shape ``[normalized_shape]``.
+    Parameters ``weight`` (ones) and, when ``bias``, ``bias`` (zeros) of shape ``[normalized_shape]``.
     ``normalized_shape`` is an int (or a 1-tuple, as torch accepts).
     """
 
-    def __init__(self, normalized_shape: int, eps: float = 1e-5):
+    def __init__(self, normalized_shape: int, eps: float = 1e-5, bias: bool = True):
         if isinstance(normalized_shape, (tuple, list)):
             if len(normalized_shape) != 1:
                 raise ValueError(
@@ -36,7 +36,7 @@ class LayerNorm(Module):
         if not (math.isfinite(eps) and eps > 0):
             raise ValueError(f"eps: expected a finite number > 0, got {eps}")
         self.eps = eps
-        self._impl = _core.LayerNorm(self.normalized_shape, self.eps)
+        self._impl = _core.LayerNorm(self.normalized_shape, self.eps, bool(bias))
 
     def forward(self, input):
         return self._impl.forward(input)

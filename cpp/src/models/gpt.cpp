@@ -48,9 +48,10 @@ GPT::GPT(const GPTConfig& cfg)
       wte_(cfg.vocab_size, cfg.n_embd),
       wpe_(cfg.block_size, cfg.n_embd),
       drop_(cfg.dropout),
-      ln_f_(cfg.n_embd, 1e-5f) {
+      ln_f_(cfg.n_embd, 1e-5f, cfg.bias) {
   register_module("wte", &wte_);
   register_module("wpe", &wpe_);
+  register_module("drop", &drop_);  // no parameters; registered so train()/eval() reach it
   for (int64_t l = 0; l < cfg.n_layer; ++l) {
     h_.push_back(std::make_unique<TransformerEncoderLayer>(block_options(cfg)));
     register_module("h." + std::to_string(l), h_.back().get());

@@ -54,6 +54,8 @@ Seq2Seq::Seq2Seq(const Seq2SeqConfig& cfg)
   register_module("tgt_embed", &tgt_embed_);
   register_module("transformer", &transformer_);
   register_module("generator", &generator_);
+  register_module("drop_src", &drop_src_);  // parameter-free; registered so train()/eval() reach them
+  register_module("drop_tgt", &drop_tgt_);
   // Embeddings ~ N(0, 1/d) so that scaled by sqrt(d) they have unit variance.
   init_normal(src_embed_.weight().value, 0.0f, 1.0f / std::sqrt(static_cast<float>(cfg.d_model)));
   init_normal(tgt_embed_.weight().value, 0.0f, 1.0f / std::sqrt(static_cast<float>(cfg.d_model)));

@@ -8,12 +8,12 @@
 
 namespace cpuformer {
 
-LayerNorm::LayerNorm(int64_t normalized_shape, float eps) : C_(normalized_shape), eps_(eps) {
+LayerNorm::LayerNorm(int64_t normalized_shape, float eps, bool bias) : C_(normalized_shape), eps_(eps) {
   CF_CHECK_VALUE(normalized_shape >= 1, "LayerNorm: normalized_shape must be >= 1, got ", normalized_shape);
   CF_CHECK_VALUE(std::isfinite(eps) && eps > 0.0f, "LayerNorm: eps must be a finite number > 0, got ", eps);
   weight_ = &register_parameter("weight", {C_});
   weight_->value.fill(1.0f);
-  bias_ = &register_parameter("bias", {C_});  // zeros
+  if (bias) bias_ = &register_parameter("bias", {C_});  // zeros
 }
 
 Tensor LayerNorm::forward(const Tensor& x) {
@@ -21,7 +21,7 @@ Tensor LayerNorm::forward(const Tensor& x) {
   const int64_t N = x.numel() / C_;
   Tensor y = Tensor::empty(x.shape());
   Tensor mean = Tensor::empty({N}), rstd = Tensor::empty({N});  // [N]
-  layer_norm_forward(y.data(), mean.data(), rstd.data(), x.data(), weight_->value.data(), bias_->value.data(), N,
+  layer_norm_forward(y.data(), mean.data(), rstd.data(), x.data(), weight_->value.data(), bias_ ? bias_->value.data() : nullptr, N,
                      C_, eps_);
   x_ = x;
   mean_ = mean;
@@ -35,9 +35,19 @@ Tensor LayerNorm::backward(const Tensor& dout) {
                  shape_str(x_.shape()), " (the output of the last forward), got ", shape_str(dout.shape()));
   Tensor dx = Tensor::zeros(x_.shape());
   const int64_t N = x_.numel() / C_;
-  layer_norm_backward(dx.data(), weight_->grad.data(), bias_->grad.data(), dout.data(), x_.data(),
+  layer_norm_backward(dx.data(), weight_->grad.data(), bias_ ? bias_->grad.data() : nullptr, dout.data(), x_.data(),
                       weight_->value.data(), mean_.data(), rstd_.data(), N, C_);
   return dx;
+}
+
+Tensor LayerNorm::inference(const Tensor& x) const {
+  check_last_dim(x, C_, "LayerNorm input");
+  const int64_t N = x.numel() / C_;
+  Tensor out = Tensor::empty(x.shape());
+  Tensor stats = Tensor::empty({2 * N});  // mean [N], rstd [N]: scratch
+  layer_norm_forward(out.data(), stats.data(), stats.data() + N, x.data(), weight_->value.data(),
+                     bias_ ? bias_->value.data() : nullptr, N, C_, eps_);
+  return out;
 }
 
 }  // namespace cpuformer

@@ -15,7 +15,7 @@ TransformerEncoder::TransformerEncoder(const TransformerLayerOptions& opt, int64
     register_module("layers." + std::to_string(i), layers_.back().get());
   }
   if (final_norm) {
-    norm_ = std::make_unique<LayerNorm>(opt.d_model, norm_eps > 0.0f ? norm_eps : opt.layer_norm_eps);
+    norm_ = std::make_unique<LayerNorm>(opt.d_model, norm_eps > 0.0f ? norm_eps : opt.layer_norm_eps, opt.bias);
     register_module("norm", norm_.get());
   }
 }
@@ -40,7 +40,7 @@ TransformerDecoder::TransformerDecoder(const TransformerLayerOptions& opt, int64
     register_module("layers." + std::to_string(i), layers_.back().get());
   }
   if (final_norm) {
-    norm_ = std::make_unique<LayerNorm>(opt.d_model, norm_eps > 0.0f ? norm_eps : opt.layer_norm_eps);
+    norm_ = std::make_unique<LayerNorm>(opt.d_model, norm_eps > 0.0f ? norm_eps : opt.layer_norm_eps, opt.bias);
     register_module("norm", norm_.get());
   }
 }

@@ -75,8 +75,8 @@ Tensor TransformerLayerBase::ff_backward(const Tensor& dout) {
 TransformerEncoderLayer::TransformerEncoderLayer(const TransformerLayerOptions& opt)
     : TransformerLayerBase(opt),
       self_attn_(opt.d_model, opt.nhead, opt.dropout, opt.bias),
-      norm1_(opt.d_model, opt.layer_norm_eps),
-      norm2_(opt.d_model, opt.layer_norm_eps),
+      norm1_(opt.d_model, opt.layer_norm_eps, opt.bias),
+      norm2_(opt.d_model, opt.layer_norm_eps, opt.bias),
       dropout1_(opt.dropout),
       dropout2_(opt.dropout) {
   // torch's registration order, so state_dict() lists keys the same way.
@@ -131,9 +131,9 @@ TransformerDecoderLayer::TransformerDecoderLayer(const TransformerLayerOptions& 
     : TransformerLayerBase(opt),
       self_attn_(opt.d_model, opt.nhead, opt.dropout, opt.bias),
       multihead_attn_(opt.d_model, opt.nhead, opt.dropout, opt.bias),
-      norm1_(opt.d_model, opt.layer_norm_eps),
-      norm2_(opt.d_model, opt.layer_norm_eps),
-      norm3_(opt.d_model, opt.layer_norm_eps),
+      norm1_(opt.d_model, opt.layer_norm_eps, opt.bias),
+      norm2_(opt.d_model, opt.layer_norm_eps, opt.bias),
+      norm3_(opt.d_model, opt.layer_norm_eps, opt.bias),
       dropout1_(opt.dropout),
       dropout2_(opt.dropout),
       dropout3_(opt.dropout) {

@@ -433,7 +433,8 @@ void backward_key_block(const Problem& pr, const Grads& g, int64_t b, int64_t h,
       }
     }
     // dQ_i += Σ_j dS_ij k_j ;  dK_j += Σ_i dS_ij q_i
-    if (dq_head) block_gemm(nq, static_cast<int>(pr.Dp), nk, s.dp, kBK, 1, kr.p, kr.ld, dq_head + i0 * pr.Dp, pr.Dp, true);
+    if (dq_head)
+      block_gemm(nq, static_cast<int>(pr.Dp), nk, s.dp, kBK, 1, kr.p, kr.ld, dq_head + i0 * pr.Dp, pr.Dp, true);
     if (want_dk) {
       const Rows qr = padded_rows(pr.q, b, h, i0, nq, p.D, pr.Dp, s.qpad);
       block_gemm(nk, static_cast<int>(pr.Dp), nq, s.dp, 1, kBK, qr.p, qr.ld, s.dk, pr.Dp, true);

@@ -1,5 +1,5 @@
-// LayerNorm ~ torch.nn.LayerNorm(normalized_shape: int, eps): parameters
-// "weight" (ones) and "bias" (zeros) of shape [C].
+// LayerNorm ~ torch.nn.LayerNorm(normalized_shape: int, eps, bias): parameters
+// "weight" (ones) and, unless bias == false, "bias" (zeros) of shape [C].
 #pragma once
 #include "cpuformer/nn/module.hpp"
 
@@ -7,7 +7,7 @@ namespace cpuformer {
 
 class LayerNorm : public Module {
  public:
-  explicit LayerNorm(int64_t normalized_shape, float eps = 1e-5f);
+  explicit LayerNorm(int64_t normalized_shape, float eps = 1e-5f, bool bias = true);
   // x [..., C] -> same shape. Caches x, mean, rstd.
   Tensor forward(const Tensor& x);
   // dout [..., C] -> dx; accumulates weight/bias gradients.
@@ -16,12 +16,13 @@ class LayerNorm : public Module {
   Tensor inference(const Tensor& x) const;
   int64_t normalized_shape() const { return C_; }
   float eps() const { return eps_; }
+  bool has_bias() const { return bias_ != nullptr; }
 
  private:
   int64_t C_;
   float eps_;
   Parameter* weight_;
-  Parameter* bias_;
+  Parameter* bias_ = nullptr;
   Tensor x_, mean_, rstd_;
 };
 

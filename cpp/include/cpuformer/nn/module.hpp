@@ -8,6 +8,7 @@
 // into them), so optimizers and zero_grad are one pass over contiguous memory.
 #pragma once
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -45,6 +46,11 @@ class Module {
   const Tensor& flat_parameters() const { return flat_values_; }
   const Tensor& flat_gradients() const { return flat_grads_; }
 
+  // Serialises calls into one module tree from several threads: forward
+  // caches activations in the modules, so two concurrent calls on the same
+  // model would race. The bindings and the C API hold it for every call.
+  std::mutex& call_mutex() const { return call_mutex_; }
+
  protected:
   Parameter& register_parameter(const std::string& name, const Shape& shape);
   void register_module(const std::string& name, Module* child);
@@ -57,6 +63,7 @@ class Module {
   std::vector<std::pair<std::string, Module*>> children_;
   Tensor flat_values_, flat_grads_;
   bool training_ = true;
+  mutable std::mutex call_mutex_;
 };
 
 // Initialisers (deterministic given manual_seed): each call draws a fresh key.

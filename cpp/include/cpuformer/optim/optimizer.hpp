@@ -30,6 +30,7 @@ class Optimizer {
   virtual ~Optimizer() = default;
   virtual void step() = 0;
   void zero_grad() { model_.zero_grad(); }
+  Module& model() { return model_; }
   float lr = 0.0f;
   int64_t step_count() const { return t_; }
   void set_step_count(int64_t t);

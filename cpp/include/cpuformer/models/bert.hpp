@@ -1,0 +1,103 @@
+// BERT: bidirectional encoder with a masked-language-model head.
+//   x = drop(LN(word[ids] + pos[t] + type[tt]))         [B, T, H]
+//   h = layer_l(x) for l < n_layer                       post-LN, exact-erf GELU, key padding mask
+//   logits = LN(gelu(dense(h))) · wordᵀ + bias           [B, T, V]  (decoder tied to word embeddings)
+// Parameter names:
+//   embeddings.{word_embeddings,position_embeddings,token_type_embeddings}.weight,
+//   embeddings.LayerNorm.{weight,bias}, encoder.layers.<l>.<TransformerEncoderLayer names>,
+//   mlm.dense.{weight,bias}, mlm.LayerNorm.{weight,bias}, mlm.bias.
+// From Hugging Face BertForMaskedLM: bert.embeddings.* keep their names; in each
+// encoder layer attention.self.{query,key,value} stack (in that order) into
+// self_attn.in_proj_{weight,bias}, attention.output.dense -> self_attn.out_proj,
+// attention.output.LayerNorm -> norm1, intermediate.dense -> linear1,
+// output.dense -> linear2, output.LayerNorm -> norm2; cls.predictions.transform.*
+// -> mlm.*, cls.predictions.bias -> mlm.bias (the decoder weight is tied).
+// Padding positions still get hidden states (they attend to the real tokens),
+// as in Hugging Face. A sequence that is padding throughout has no key to
+// attend to: its attention outputs are 0 (Hugging Face would attend uniformly).
+#pragma once
+#include <cstdint>
+#include <vector>
+
+#include "cpuformer/nn/activation.hpp"
+#include "cpuformer/nn/embedding.hpp"
+#include "cpuformer/nn/layer_norm.hpp"
+#include "cpuformer/nn/linear.hpp"
+#include "cpuformer/nn/transformer.hpp"
+
+namespace cpuformer {
+
+struct BERTConfig {
+  int64_t vocab_size = 0;
+  int64_t max_position_embeddings = 512;
+  int64_t type_vocab_size = 2;
+  int64_t n_layer = 0;
+  int64_t n_head = 0;
+  int64_t hidden_size = 0;
+  int64_t intermediate_size = 0;
+  float dropout = 0.1f;  // embeddings, attention probabilities, residual branches and, as torch's
+                         // TransformerEncoderLayer (not Hugging Face), after the feed-forward activation
+  float layer_norm_eps = 1e-12f;
+  void validate() const;
+};
+
+// The MLM transform: y = LayerNorm(gelu(dense(h))); the decoder (tied word
+// embeddings + `bias`) is applied by BERT, which owns the embedding matrix.
+class BertMLMHead : public Module {
+ public:
+  BertMLMHead(int64_t hidden, int64_t vocab, float eps);
+  Tensor forward(const Tensor& h);       // [B, T, H] -> [B, T, H]
+  Tensor backward(const Tensor& dout);  // -> dh
+  Parameter& bias() { return *bias_; }
+
+ private:
+  Linear dense_;
+  GELU act_;
+  LayerNorm layer_norm_;
+  Parameter* bias_;  // [V]
+};
+
+class BERT : public Module {
+ public:
+  explicit BERT(const BERTConfig& cfg);
+  const BERTConfig& config() const { return cfg_; }
+
+  // input_ids [B, T]; token_type_ids [B, T] or null (all type 0); padding
+  // [B*T] with nonzero = padding key (masked out of attention), or empty.
+  // Returns the last hidden state [B, T, H] and caches for backward_hidden().
+  Tensor forward(const int64_t* input_ids, const int64_t* token_type_ids, int64_t B, int64_t T,
+                 const std::vector<uint8_t>& padding = {});
+  // forward + MLM head: logits [B, T, V].
+  Tensor mlm_logits(const int64_t* input_ids, const int64_t* token_type_ids, int64_t B, int64_t T,
+                    const std::vector<uint8_t>& padding = {});
+  // Mean cross-entropy of mlm_logits against labels [B, T] (-100 ignored).
+  float mlm_loss(const int64_t* input_ids, const int64_t* labels, const int64_t* token_type_ids, int64_t B,
+                 int64_t T, const std::vector<uint8_t>& padding = {});
+  // Backpropagates the last mlm_loss(). StateError without one.
+  void backward();
+  // Backpropagates dhidden [B, T, H] through the last forward (any of the three calls above).
+  void backward_hidden(const Tensor& dhidden);
+  // Backpropagates dlogits [B, T, V] through the last mlm_logits()/mlm_loss().
+  void backward_logits(const Tensor& dlogits);
+
+ private:
+  void check_inputs(const int64_t* input_ids, const int64_t* token_type_ids, int64_t B, int64_t T,
+                    const std::vector<uint8_t>& padding) const;
+  Tensor head_forward(const Tensor& h);
+
+  BERTConfig cfg_;
+  Embedding word_embeddings_, position_embeddings_, token_type_embeddings_;
+  LayerNorm emb_layer_norm_;
+  Dropout emb_dropout_;
+  TransformerEncoder encoder_;
+  BertMLMHead mlm_;
+
+  // Saved by forward / mlm_logits / mlm_loss.
+  int64_t B_ = 0, T_ = 0;
+  bool have_forward_ = false, have_head_ = false, have_loss_ = false;
+  Tensor mlm_y_;   // head transform output [B, T, H]
+  Tensor logits_;  // [B, T, V]
+  std::vector<int64_t> labels_;
+};
+
+}  // namespace cpuformer
