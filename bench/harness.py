@@ -439,6 +439,10 @@ def format_report(report) -> str:
         rows.append([r["id"], r["title"], fmt_time(c["median_s"]), fmt_time(t["median_s"]) if t else "-",
                      _fmt_int(c["throughput"]), _fmt_int(t["throughput"]) if t else "-", pct(c), pct(t),
                      mem(c), mem(t), f"{r['ratio']:.2f}x" if r["ratio"] else "-"])
+    if not any(r["torch"] for r in results):  # cpuformer only: drop the torch columns
+        keep = [i for i, (_, name, _) in enumerate(columns) if name not in ("torch", "torch/cpuformer")]
+        columns = [columns[i] for i in keep]
+        rows = [[row[i] for i in keep] for row in rows]
     out.extend(render_table(columns, rows))
     out.append("")
     for r in results:
@@ -507,7 +511,8 @@ def plot_report(report, path: str) -> bool:
         ax2.set_title("torch not installed: no ratios")
     ax2.set_xticks(x, ids)
     info = report["machine"]
-    fig.suptitle(f"cpuformer {info['cpuformer']} vs torch {info['torch'] or '-'}: {info['cpu']}, "
+    versus = f" vs torch {info['torch']}" if has_torch else ""
+    fig.suptitle(f"cpuformer {info['cpuformer']}{versus}: {info['cpu']}, "
                  f"{info['threads']} threads, {info['date']}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
