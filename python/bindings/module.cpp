@@ -29,4 +29,5 @@ PYBIND11_MODULE(_core, m) {
   cfpy::bind_models_bert_vit(m);
   cfpy::bind_optim(m);
   cfpy::bind_io(m);
+  cfpy::bind_bench(m);
 }

@@ -1,0 +1,578 @@
+"""``python -m cpuformer bench``: cpuformer against PyTorch eager, same run,
+same threads, interleaved, medians after warm-up; one table at the end.
+
+Progress goes to stderr while the benchmark runs; the report (machine header
+and table) goes to stdout. Peak memory is measured per (framework, workload)
+in a fresh subprocess of this same command (``--memory-probe``) so the two
+frameworks never share an address space while being measured.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from .workloads import BY_ID, WORKLOADS, Workload
+
+PROG = "python -m cpuformer bench"
+FRAMEWORKS = ("cpuformer", "torch")
+# Extra calls the memory probe makes: the first allocates lazily created
+# buffers (torch's gradients and AdamW state), the second shows steady state.
+MEMORY_PROBE_CALLS = 2
+# Pause between samples so the other framework's OpenMP workers stop spinning.
+SWITCH_PAUSE_S = 0.01
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------
+# Command line
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    ids = ", ".join(f"{w.id} {w.title}" for w in WORKLOADS)
+    p = argparse.ArgumentParser(
+        prog=prog,
+        description="Benchmark cpuformer against PyTorch eager (when installed) on five transformer workloads: "
+                    f"{ids}. Prints one table: median time, throughput, achieved GFLOP/s against the measured FP32 "
+                    "FMA peak, peak memory and the ratio torch/cpuformer (higher is better for cpuformer).")
+    p.add_argument("--only", metavar="IDS", default=None,
+                   help="comma-separated workload ids to run, e.g. W2 or W1,W4 (default: all)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for both frameworks (default: every core this process may use)")
+    p.add_argument("--json", metavar="PATH", default=None, help="also save all results (and raw times) as JSON")
+    p.add_argument("--plot", metavar="PATH", default=None, help="draw a PNG bar chart (needs matplotlib)")
+    p.add_argument("--smoke", action="store_true",
+                   help="tiny shapes, one timed run, no memory probes: checks the harness works, measures nothing")
+    p.add_argument("--repeats", type=int, default=None, help="timed runs per framework (default: per workload, 3-9)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed runs per framework first (default: per workload)")
+    mem = p.add_mutually_exclusive_group()
+    mem.add_argument("--no-memory", dest="memory", action="store_false", default=None,
+                     help="skip the peak-memory subprocesses")
+    mem.add_argument("--memory", dest="memory", action="store_true",
+                     help="measure peak memory even with --smoke")
+    p.add_argument("--no-torch", action="store_true", help="run cpuformer only, even when torch is installed")
+    # Internal: one (workload, framework) memory measurement in this fresh process.
+    p.add_argument("--memory-probe", metavar="ID:FRAMEWORK", default=None, help=argparse.SUPPRESS)
+    return p
+
+
+def select_workloads(only: Optional[str], parser: argparse.ArgumentParser) -> List[Workload]:
+    if not only:
+        return list(WORKLOADS)
+    wanted = [s.strip().upper() for s in only.split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in BY_ID]
+    if unknown or not wanted:
+        parser.error(f"--only: unknown workload id(s) {', '.join(unknown) or repr(only)}; "
+                     f"expected a comma-separated subset of {', '.join(BY_ID)}")
+    return [w for w in WORKLOADS if w.id in wanted]
+
+
+def default_threads() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def main(argv=None, prog: str = PROG) -> int:
+    parser = build_parser(prog)
+    args = parser.parse_args(argv)
+    for name in ("threads", "repeats"):
+        v = getattr(args, name)
+        if v is not None and v < 1:
+            parser.error(f"--{name}: expected an integer >= 1, got {v}")
+    if args.warmup is not None and args.warmup < 0:
+        parser.error(f"--warmup: expected an integer >= 0, got {args.warmup}")
+    if args.threads is None:
+        args.threads = default_threads()
+    if args.memory is None:
+        args.memory = not args.smoke
+    if args.memory_probe:
+        return memory_probe(args, parser)
+    workloads = select_workloads(args.only, parser)
+    return run(args, workloads)
+
+
+# --------------------------------------------------------------------------
+# Machine description and throughput probes
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "Model", "Hardware") and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def machine_info(threads: int, torch) -> Dict[str, object]:
+    import cpuformer as cf
+
+    b = cf.build_info()
+    info = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpu": cpu_model(),
+        "logical_cpus": os.cpu_count(),
+        "usable_cpus": default_threads(),
+        "threads": threads,
+        "os": f"{platform.system()} {platform.release()} {platform.machine()}",
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "cpuformer": cf.__version__,
+        "cpuformer_build": {k: b[k] for k in ("compiler", "build_type", "openmp", "native", "simd", "eigen")},
+        "torch": None,
+    }
+    if torch is not None:
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+    return info
+
+
+def gemm_shapes(smoke: bool):
+    if smoke:
+        return [(64, 64, 64, "square")]
+    return [(1024, 1024, 1024, "square"), (1024, 2304, 768, "W1 QKV proj"), (1024, 3072, 768, "W1 FF up"),
+            (1024, 768, 3072, "W1 FF down"), (2048, 8192, 512, "W2 LM head")]
+
+
+def torch_gemm_gflops(torch, M, N, K, repeats):
+    a, b = torch.randn(M, K), torch.randn(K, N)
+    c = torch.empty(M, N)
+    torch.matmul(a, b, out=c)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        torch.matmul(a, b, out=c)
+        times.append(time.perf_counter() - t0)
+    return 2.0 * M * N * K / statistics.median(times) / 1e9
+
+
+def measure_probes(smoke: bool, torch) -> Dict[str, object]:
+    from cpuformer import _core
+
+    seconds = 0.05 if smoke else 1.0
+    log(f"[peak] measuring the FP32 FMA peak on all threads ({seconds:g} s) ...")
+    fma = float(_core.fma_peak_gflops(seconds))
+    log(f"[peak] FP32 FMA peak: {fma:.1f} GFLOP/s")
+    repeats = 1 if smoke else 5
+    gemms = []
+    for M, N, K, what in gemm_shapes(smoke):
+        row = {"M": M, "N": N, "K": K, "what": what, "cpuformer": float(_core.gemm_gflops(M, N, K, repeats))}
+        row["torch"] = torch_gemm_gflops(torch, M, N, K, repeats) if torch is not None else None
+        gemms.append(row)
+        t = f", torch {row['torch']:.1f}" if row["torch"] is not None else ""
+        log(f"[peak] GEMM {M}x{N}x{K} ({what}): cpuformer {row['cpuformer']:.1f}{t} GFLOP/s")
+    return {"fma_peak_gflops": fma, "fma_seconds": seconds, "gemm": gemms, "gemm_repeats": repeats}
+
+
+# --------------------------------------------------------------------------
+# Timing
+
+
+def timed_sample(case, inner: int) -> float:
+    """Seconds per call over `inner` back-to-back calls, GC paused."""
+    gc.collect()
+    time.sleep(SWITCH_PAUSE_S)
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            case.step()
+        return (time.perf_counter() - t0) / inner
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def fmt_time(s: Optional[float]) -> str:
+    if s is None:
+        return "-"
+    if s < 1e-3:
+        return f"{s * 1e6:.0f} us"
+    if s < 1.0:
+        ms = s * 1e3
+        return f"{ms:.0f} ms" if ms >= 100 else f"{ms:.1f} ms" if ms >= 10 else f"{ms:.2f} ms"
+    return f"{s:.2f} s"
+
+
+def run_workload(w: Workload, torch, args) -> Dict[str, object]:
+    repeats = args.repeats or w.repeats
+    warmup = w.warmup if args.warmup is None else args.warmup
+    tag = f"[{w.id}]"
+    log(f"{tag} {w.title}: {w.describe()}")
+    inputs = w.inputs()
+    t0 = time.perf_counter()
+    cases = {"cpuformer": w.build_cpuformer(inputs)}
+    if torch is not None:
+        cases["torch"] = w.build_torch(inputs, cases["cpuformer"].weights)
+    log(f"{tag} built in {time.perf_counter() - t0:.1f} s; warm-up: {warmup} call(s) per framework")
+    for case in cases.values():
+        case.weights = None  # only needed to build the torch twin
+        for _ in range(max(1, warmup)):  # at least one call: its result feeds the check
+            case.step()
+    check = ""
+    if "torch" in cases:
+        check = w.compare(cases["cpuformer"].first, cases["torch"].first)
+        log(f"{tag} check: {check}")
+    for case in cases.values():
+        case.first = None
+        case.keep_first = False
+    times: Dict[str, List[float]] = {name: [] for name in cases}
+    names = list(cases)
+    for r in range(repeats):
+        order = names if r % 2 == 0 else names[::-1]  # alternate who goes first
+        for name in order:
+            times[name].append(timed_sample(cases[name], w.inner))
+        per = "  ".join(f"{n} {fmt_time(times[n][-1])}" for n in names)
+        log(f"{tag} run {r + 1}/{repeats}: {per}")
+    result = {
+        "id": w.id, "title": w.title, "stresses": w.stresses, "description": w.describe(), "shape": w.shape,
+        "flops_per_call": w.flops(), "tokens_per_call": w.tokens(), "unit": w.unit,
+        "repeats": repeats, "warmup": warmup, "calls_per_sample": w.inner, "check": check,
+    }
+    for name in FRAMEWORKS:
+        if name not in cases:
+            result[name] = None
+            continue
+        med = statistics.median(times[name])
+        result[name] = {
+            "times_s": times[name], "median_s": med, "throughput": w.tokens() / med,
+            "gflops": w.flops() / med / 1e9, "baseline": cases[name].label or name, "peak_mem_mb": None,
+        }
+    cf_med = result["cpuformer"]["median_s"]
+    result["ratio"] = result["torch"]["median_s"] / cf_med if result["torch"] else None
+    ratio = f"  torch/cpuformer {result['ratio']:.2f}x" if result["ratio"] else ""
+    per = "  ".join(f"{n} {fmt_time(result[n]['median_s'])}" for n in names)
+    log(f"{tag} median: {per}{ratio}")
+    del cases
+    gc.collect()
+    return result
+
+
+# --------------------------------------------------------------------------
+# Memory
+
+
+def _proc_status_kb(field: str) -> Optional[int]:
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    """Linux: reset VmHWM (the peak resident size) to the current size."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _ru_maxrss_mb() -> float:
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return r / (1024 * 1024) if sys.platform == "darwin" else r / 1024
+
+
+def memory_probe(args, parser) -> int:
+    """Child process: build one framework's case of one workload, run it, print peak memory as JSON."""
+    wid, _, framework = args.memory_probe.partition(":")
+    if wid not in BY_ID or framework not in FRAMEWORKS:
+        parser.error(f"--memory-probe: expected ID:FRAMEWORK, got {args.memory_probe!r}")
+    import cpuformer as cf
+
+    cf.set_num_threads(args.threads)
+    if framework == "torch":
+        import torch
+
+        torch.set_num_threads(args.threads)
+    w = BY_ID[wid].configure(args.smoke)
+    inputs = w.inputs()
+    gc.collect()
+    # Baseline: after imports and input creation, before any model or weight
+    # exists, so weights, gradients, optimizer state, activations and
+    # workspaces all count, however lazily each framework allocates them.
+    rss = _proc_status_kb("VmRSS")
+    exact = rss is not None and _reset_peak_rss()
+    base_mb = rss / 1024 if exact else _ru_maxrss_mb()
+    case = w.build_cpuformer(inputs) if framework == "cpuformer" else w.build_torch(inputs)
+    case.weights = None
+    case.keep_first = False
+    for _ in range(MEMORY_PROBE_CALLS):
+        case.step()
+    if exact:
+        hwm = _proc_status_kb("VmHWM")
+        peak_mb = hwm / 1024 if hwm is not None else _ru_maxrss_mb()
+    else:
+        peak_mb = _ru_maxrss_mb()
+    print(json.dumps({"workload": wid, "framework": framework, "baseline_mb": base_mb, "peak_rss_mb": peak_mb,
+                      "peak_mem_mb": max(0.0, peak_mb - base_mb),
+                      "method": "VmHWM reset" if exact else "ru_maxrss delta (lower bound)"}))
+    return 0
+
+
+def run_memory_probe(wid: str, framework: str, args) -> Optional[Dict[str, object]]:
+    cmd = [sys.executable, "-m", "cpuformer", "bench", "--memory-probe", f"{wid}:{framework}",
+           "--threads", str(args.threads)]
+    if args.smoke:
+        cmd.append("--smoke")
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    except subprocess.TimeoutExpired:
+        log(f"[mem] {wid} {framework}: timed out")
+        return None
+    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
+    if p.returncode != 0 or not lines:
+        tail = (p.stderr.strip().splitlines() or ["no output"])[-1]
+        log(f"[mem] {wid} {framework}: probe failed (exit {p.returncode}): {tail}")
+        return None
+    return json.loads(lines[-1])
+
+
+# --------------------------------------------------------------------------
+# Report
+
+
+def render_table(columns, rows) -> List[str]:
+    """columns: [(group, name, align)], align '<' or '>'; rows: lists of strings."""
+    widths = [max(len(name), *(len(r[i]) for r in rows)) if rows else len(name)
+              for i, (_, name, _) in enumerate(columns)]
+    sep = "  "
+    spans = []  # (group, first, last)
+    for i, (group, _, _) in enumerate(columns):
+        if spans and spans[-1][0] == group:
+            spans[-1][2] = i
+        else:
+            spans.append([group, i, i])
+    for group, a, b in spans:  # widen the last column when the group label is longer
+        span = sum(widths[a:b + 1]) + len(sep) * (b - a)
+        if len(group) > span:
+            widths[b] += len(group) - span
+    group_cells = []
+    for group, a, b in spans:
+        span = sum(widths[a:b + 1]) + len(sep) * (b - a)
+        group_cells.append(group.center(span) if group else " " * span)
+
+    def line(cells):
+        out = []
+        for (_, _, align), cell, wd in zip(columns, cells, widths):
+            out.append(f"{cell:{align}{wd}}")
+        return sep.join(out).rstrip()
+
+    lines = [sep.join(group_cells).rstrip(), line([name for _, name, _ in columns])]
+    lines.append(sep.join("-" * wd for wd in widths))
+    lines.extend(line(r) for r in rows)
+    return lines
+
+
+def _fmt_int(x) -> str:
+    if x is None:
+        return "-"
+    return f"{x:,.0f}" if x >= 100 else f"{x:.1f}" if x >= 10 else f"{x:.2f}"
+
+
+def format_report(report) -> str:
+    info, probes, results = report["machine"], report["probes"], report["workloads"]
+    peak = probes["fma_peak_gflops"]
+    b = info["cpuformer_build"]
+    out = []
+    out.append(f"cpuformer benchmark - {info['date']}")
+    out.append(f"machine : {info['cpu']}, {info['logical_cpus']} logical CPUs ({info['usable_cpus']} usable), "
+               f"{info['os']}")
+    out.append(f"threads : {info['threads']} for both frameworks")
+    torch_v = f"torch {info['torch']}" if info["torch"] else "torch not installed (cpuformer only)"
+    out.append(f"versions: cpuformer {info['cpuformer']} ({b['compiler']}, {b['simd']}, Eigen {b['eigen']}, "
+               f"OpenMP {'on' if b['openmp'] else 'OFF'}) | {torch_v} | numpy {info['numpy']} | "
+               f"Python {info['python']}")
+    nt = info["threads"]
+    out.append(f"FMA peak: {peak:.1f} GFLOP/s FP32 (measured on {nt} thread{'s' if nt > 1 else ''})")
+    g = "; ".join(
+        f"{r['M']}x{r['N']}x{r['K']} {_fmt_int(r['cpuformer'])}"
+        + (f" / {_fmt_int(r['torch'])}" if r["torch"] is not None else "")
+        for r in probes["gemm"])
+    who = "cpuformer / torch" if info["torch"] else "cpuformer"
+    out.append(f"GEMM    : GFLOP/s {who} (MxNxK): {g}")
+    if report["settings"]["smoke"]:
+        out.append("SMOKE RUN: tiny shapes, one timed run; the numbers below measure nothing")
+    out.append("")
+
+    def pct(fw):
+        return f"{fw['gflops']:.1f} ({100 * fw['gflops'] / peak:.0f}%)" if fw else "-"
+
+    def mem(fw):
+        return _fmt_int(fw["peak_mem_mb"]) if fw and fw["peak_mem_mb"] is not None else "-"
+
+    columns = [("", "id", "<"), ("", "workload", "<"),
+               ("median time", "cpuformer", ">"), ("median time", "torch", ">"),
+               ("throughput (tok/s)", "cpuformer", ">"), ("throughput (tok/s)", "torch", ">"),
+               ("GFLOP/s (% of FMA peak)", "cpuformer", ">"), ("GFLOP/s (% of FMA peak)", "torch", ">"),
+               ("peak memory (MB)", "cpuformer", ">"), ("peak memory (MB)", "torch", ">"),
+               ("", "torch/cpuformer", ">")]
+    rows = []
+    for r in results:
+        c, t = r["cpuformer"], r["torch"]
+        rows.append([r["id"], r["title"], fmt_time(c["median_s"]), fmt_time(t["median_s"]) if t else "-",
+                     _fmt_int(c["throughput"]), _fmt_int(t["throughput"]) if t else "-", pct(c), pct(t),
+                     mem(c), mem(t), f"{r['ratio']:.2f}x" if r["ratio"] else "-"])
+    if not any(r["torch"] for r in results):  # cpuformer only: drop the torch columns
+        keep = [i for i, (_, name, _) in enumerate(columns) if name not in ("torch", "torch/cpuformer")]
+        columns = [columns[i] for i in keep]
+        rows = [[row[i] for i in keep] for row in rows]
+    out.extend(render_table(columns, rows))
+    out.append("")
+    for r in results:
+        out.append(f"{r['id']}  {r['description']} ({r['stresses']}); "
+                   f"{r['flops_per_call'] / 1e9:.3g} GFLOP per call")
+        if r["torch"]:
+            out.append(f"    torch: {r['torch']['baseline']}")
+        if r["cpuformer"]["baseline"] != "cpuformer":
+            out.append(f"    cpuformer: {r['cpuformer']['baseline']}")
+        if r["check"]:
+            out.append(f"    check: {r['check']}")
+    s = report["settings"]
+    out.append("")
+    runs = ", ".join(f"{r['id']} {r['repeats']}" + (f" of {r['calls_per_sample']} calls"
+                                                     if r["calls_per_sample"] > 1 else "") for r in results)
+    out.append(f"time      : median of the timed runs per framework ({runs}) after warm-up, the frameworks "
+               "alternating run by run")
+    out.append("throughput: tokens processed per second (W5: generated tokens per second)")
+    out.append("GFLOP/s   : matrix-multiply FLOPs per call (formulas in bench/workloads.py) / median time")
+    if s["memory"]:
+        out.append(f"memory    : peak resident memory while building and running {MEMORY_PROBE_CALLS} calls, over the "
+                   "resident size after imports and input creation (weights, gradients, optimizer state, "
+                   "activations and workspaces included), each framework alone in a fresh process")
+    else:
+        out.append("memory    : not measured (--no-memory or --smoke)")
+    out.append("torch/cpuformer: torch's median time / cpuformer's; above 1 means cpuformer is faster")
+    return "\n".join(out)
+
+
+def plot_report(report, path: str) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log(f"--plot: matplotlib is not installed, so {path} was not written (pip install matplotlib)")
+        return False
+    results = report["workloads"]
+    ids = [r["id"] for r in results]
+    x = np.arange(len(ids))
+    peak = report["probes"]["fma_peak_gflops"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    cf_g = [r["cpuformer"]["gflops"] for r in results]
+    t_g = [r["torch"]["gflops"] if r["torch"] else 0.0 for r in results]
+    has_torch = any(r["torch"] for r in results)
+    width = 0.38 if has_torch else 0.6
+    ax1.bar(x - (width / 2 if has_torch else 0), cf_g, width, label="cpuformer", color="#1f77b4")
+    if has_torch:
+        ax1.bar(x + width / 2, t_g, width, label="torch", color="#ff7f0e")
+    ax1.axhline(peak, color="gray", ls="--", lw=1)
+    ax1.text(len(ids) - 0.5, peak, f"FMA peak {peak:.0f}", ha="right", va="bottom", fontsize=8, color="gray")
+    ax1.set_xticks(x, ids)
+    ax1.set_ylabel("achieved GFLOP/s")
+    ax1.set_title("Throughput")
+    ax1.legend(fontsize=8)
+    if has_torch:
+        ratios = [r["ratio"] or 0.0 for r in results]
+        colors = ["#2ca02c" if v >= 1 else "#d62728" for v in ratios]
+        ax2.bar(x, ratios, 0.6, color=colors)
+        ax2.axhline(1.0, color="black", lw=1)
+        for xi, v in zip(x, ratios):
+            ax2.text(xi, v, f"{v:.2f}x", ha="center", va="bottom", fontsize=8)
+        ax2.set_title("torch time / cpuformer time (higher is better)")
+    else:
+        ax2.set_title("torch not installed: no ratios")
+    ax2.set_xticks(x, ids)
+    info = report["machine"]
+    versus = f" vs torch {info['torch']}" if has_torch else ""
+    fig.suptitle(f"cpuformer {info['cpuformer']}{versus}: {info['cpu']}, "
+                 f"{info['threads']} threads, {info['date']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return True
+
+
+# --------------------------------------------------------------------------
+# The run
+
+
+def run(args, workloads: List[Workload]) -> int:
+    import cpuformer as cf
+
+    cf.set_num_threads(args.threads)
+    torch = None
+    if not args.no_torch:
+        try:
+            import torch
+        except ImportError:
+            log("[bench] torch is not installed: measuring cpuformer only "
+                "(pip install torch==2.13.0 for the comparison)")
+        else:
+            torch.set_num_threads(args.threads)
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            log(f"[bench] --plot: matplotlib is not installed; the run goes on but {args.plot} will not be drawn "
+                "(pip install matplotlib)")
+    info = machine_info(args.threads, torch)
+    log(f"[bench] {info['cpu']}, threads: {args.threads}, cpuformer {info['cpuformer']}"
+        + (f", torch {info['torch']}" if torch is not None else "") + (" (smoke run)" if args.smoke else ""))
+    probes = measure_probes(args.smoke, torch)
+    results = [run_workload(w.configure(args.smoke), torch, args) for w in workloads]
+    if args.memory:
+        for r in results:
+            for fw in FRAMEWORKS:
+                if r[fw] is None:
+                    continue
+                log(f"[mem] {r['id']} {fw}: measuring in a fresh process ...")
+                m = run_memory_probe(r["id"], fw, args)
+                if m is not None:
+                    r[fw]["peak_mem_mb"] = m["peak_mem_mb"]
+                    r[fw]["memory"] = m
+                    log(f"[mem] {r['id']} {fw}: {m['peak_mem_mb']:.0f} MB over baseline "
+                        f"(process peak {m['peak_rss_mb']:.0f} MB)")
+    report = {
+        "machine": info,
+        "settings": {"threads": args.threads, "smoke": args.smoke, "memory": args.memory,
+                     "only": [w.id for w in workloads], "memory_probe_calls": MEMORY_PROBE_CALLS},
+        "probes": probes,
+        "workloads": results,
+    }
+    print(format_report(report), flush=True)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=2)
+            f.write("\n")
+        log(f"[bench] results saved to {args.json}")
+    if args.plot and plot_report(report, args.plot):
+        log(f"[bench] chart saved to {args.plot}")
+    return 0

@@ -1,0 +1,25 @@
+// Machine throughput probes for the benchmark harness (bench/): the FP32
+// fused-multiply-add peak of this machine and the throughput of our GEMM.
+// Both use the library's thread pool (set_num_threads) and its compile flags,
+// so they measure what the kernels can reach, not a theoretical datasheet.
+#pragma once
+#include <cstdint>
+
+namespace cpuformer {
+
+// FP32 FMA peak in GFLOP/s (one FMA = 2 FLOP per lane), measured for about
+// `seconds` with every thread running many independent FMA chains held in
+// vector registers (the widest ISA compiled in: AVX-512, AVX2+FMA, NEON, or
+// plain vectors otherwise) until a shared deadline; FLOPs actually done over
+// wall time, best of three trials. A busy machine lowers it (preempted
+// threads do less work), as it lowers everything else. seconds in (0, 60]
+// (ValueError otherwise).
+double fma_peak_gflops(double seconds);
+
+// Throughput of gemm() on C[M,N] = A[M,K] · B[K,N] (row-major, no
+// transposes, beta = 0) in GFLOP/s, 2·M·N·K FLOP per call: one untimed
+// warm-up call, then the median of `repeats` timed calls. M, N, K, repeats
+// >= 1 and M·N, N·K, M·K <= 2^31 (ValueError otherwise).
+double gemm_gflops(int64_t M, int64_t N, int64_t K, int repeats);
+
+}  // namespace cpuformer

@@ -1,0 +1,82 @@
+"""The benchmark harness runs end to end at tiny sizes (``--smoke``).
+
+Benchmarks are not tests: nothing here asserts on a time, only that the
+harness produces a complete, well-formed report. The subprocess timeouts only
+guard against hangs.
+"""
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+
+import pytest
+
+import cpuformer as cf
+from cpuformer import _core
+
+WORKLOADS = ["W1", "W2", "W3", "W4", "W5"]
+HAVE_TORCH = importlib.util.find_spec("torch") is not None
+
+
+def run_bench(*args, timeout=900):
+    return subprocess.run([sys.executable, "-m", "cpuformer", "bench", *args], capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_smoke_run_reports_every_workload(tmp_path):
+    out = tmp_path / "bench.json"
+    r = run_bench("--smoke", "--threads", "1", "--json", str(out))
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert [w["id"] for w in report["workloads"]] == WORKLOADS
+    assert report["probes"]["fma_peak_gflops"] > 0
+    assert all(g["cpuformer"] > 0 for g in report["probes"]["gemm"])
+    assert report["machine"]["threads"] == 1
+    frameworks = ["cpuformer", "torch"] if HAVE_TORCH else ["cpuformer"]
+    for w in report["workloads"]:
+        assert w["flops_per_call"] > 0 and w["tokens_per_call"] > 0, w["id"]
+        for fw in frameworks:
+            res = w[fw]
+            assert res is not None, (w["id"], fw)
+            assert len(res["times_s"]) == 1 and all(t > 0 and math.isfinite(t) for t in res["times_s"]), (w["id"], fw)
+            assert res["median_s"] > 0 and res["gflops"] > 0 and res["throughput"] > 0, (w["id"], fw)
+        if HAVE_TORCH:
+            assert w["ratio"] > 0 and w["check"], w["id"]
+        else:
+            assert w["torch"] is None and w["ratio"] is None
+    # The table reaches stdout with one row per workload.
+    for w in report["workloads"]:
+        assert sum(line.startswith(f"{w['id']}  {w['title']}") for line in r.stdout.splitlines()) == 1, r.stdout
+
+
+def test_only_and_memory_probe(tmp_path):
+    out = tmp_path / "bench.json"
+    r = run_bench("--smoke", "--only", "w3", "--memory", "--threads", "1", "--json", str(out))
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert [w["id"] for w in report["workloads"]] == ["W3"]
+    w = report["workloads"][0]
+    for fw in (["cpuformer", "torch"] if HAVE_TORCH else ["cpuformer"]):
+        assert w[fw]["peak_mem_mb"] is not None and w[fw]["peak_mem_mb"] >= 0, fw
+        assert w[fw]["memory"]["peak_rss_mb"] > 0, fw
+
+
+def test_bad_arguments_fail_clearly():
+    r = run_bench("--smoke", "--only", "W9", timeout=120)
+    assert r.returncode != 0 and "W9" in r.stderr and "W1" in r.stderr
+    r = run_bench("--smoke", "--threads", "0", timeout=120)
+    assert r.returncode != 0 and "--threads" in r.stderr
+
+
+def test_probe_bindings_validate_arguments():
+    assert _core.fma_peak_gflops(0.01) > 0
+    assert _core.gemm_gflops(8, 16, 4, 1) > 0
+    for bad in (0.0, -1.0, float("nan"), 1e9):
+        with pytest.raises(ValueError, match="seconds"):
+            _core.fma_peak_gflops(bad)
+    with pytest.raises(ValueError, match="M, N, K"):
+        _core.gemm_gflops(0, 4, 4, 1)
+    with pytest.raises(ValueError, match="repeats"):
+        _core.gemm_gflops(4, 4, 4, 0)
+    assert cf.get_num_threads() >= 1
