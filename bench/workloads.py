@@ -178,17 +178,22 @@ class EncoderInference(Workload):
         import cpuformer as cf
 
         s = self.shape
-        layers = [cf.nn.TransformerEncoderLayer(s["d"], s["heads"], s["ff"], dropout=0.0, activation="gelu").eval()
-                  for _ in range(s["layers"])]
+        # One C++ call for the whole stack, under no_grad (nothing kept for a
+        # backward), as torch runs under inference_mode.
+        proto = cf.nn.TransformerEncoderLayer(s["d"], s["heads"], s["ff"], dropout=0.0, activation="gelu")
+        stack = cf.nn.TransformerEncoder(proto, s["layers"]).eval()
+        params = stack.parameters()
+        rng = np.random.default_rng(1)
+        for name, p in params.items():  # distinct weights per layer (the stack starts as copies)
+            if name.endswith("weight") and "norm" not in name:
+                p[...] = rng.uniform(-1, 1, p.shape) / np.sqrt(p.shape[-1])
         x = inputs["x"]
 
         def step():
-            h = x
-            for layer in layers:
-                h = layer(h)
-            return h
+            with cf.no_grad():
+                return stack(x)
 
-        weights = {f"{i}.{k}": v for i, layer in enumerate(layers) for k, v in layer.state_dict().items()}
+        weights = {k[len("layers."):]: v for k, v in stack.state_dict().items()}
         return Case(step, weights=weights)
 
     def build_torch(self, inputs, weights=None):

@@ -3,6 +3,7 @@
 #include "bindings.hpp"
 #include "convert.hpp"
 #include "cpuformer/runtime/build_info.hpp"
+#include "cpuformer/runtime/grad_mode.hpp"
 #include "cpuformer/runtime/rng.hpp"
 #include "cpuformer/runtime/threads.hpp"
 
@@ -12,6 +13,8 @@ void bind_runtime(py::module_& m) {
   m.def("set_num_threads", &cpuformer::set_num_threads, py::arg("n"));
   m.def("get_num_threads", &cpuformer::get_num_threads);
   m.def("manual_seed", [](int64_t seed) { cpuformer::manual_seed(static_cast<uint64_t>(seed)); }, py::arg("seed"));
+  m.def("is_grad_enabled", &cpuformer::grad_enabled);
+  m.def("set_grad_enabled", &cpuformer::set_grad_enabled, py::arg("enabled"));
   m.def("get_rng_state", []() {
     const cpuformer::RngState s = cpuformer::get_rng_state();
     return py::make_tuple(s.seed, s.counter);

@@ -27,6 +27,36 @@ def manual_seed(seed: int) -> None:
     _core.manual_seed(seed)
 
 
+class no_grad:
+    """Context manager (and decorator) for inference: forward passes in this
+    thread keep no activations for backward, so they use less memory; a
+    backward afterwards raises RuntimeError. Like ``torch.no_grad``."""
+
+    def __enter__(self):
+        self._prev = _core.is_grad_enabled()
+        _core.set_grad_enabled(False)
+        return self
+
+    def __exit__(self, *exc):
+        _core.set_grad_enabled(self._prev)
+        return False
+
+    def __call__(self, fn):
+        import functools
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with no_grad():
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+def is_grad_enabled() -> bool:
+    """Whether forward passes in this thread save activations for backward."""
+    return bool(_core.is_grad_enabled())
+
+
 if not _core.build_info()["openmp"]:
     _warnings.warn(
         "cpuformer was built WITHOUT OpenMP: every kernel runs single-threaded. "
@@ -45,5 +75,5 @@ from .checkpoint import load, load_training_state, save_training_state  # noqa: 
 __all__ = [
     "GPT", "GPTConfig", "__version__", "build_info", "evaluate", "fit", "functional", "get_num_threads",
     "load", "load_training_state", "manual_seed", "nn", "optim", "plot_history", "save_training_state",
-    "set_num_threads", "data", *[n for n in _models_all if n != "MODEL_CLASSES"],
+    "set_num_threads", "data", "no_grad", "is_grad_enabled", *[n for n in _models_all if n != "MODEL_CLASSES"],
 ]

@@ -9,6 +9,7 @@
 #include "cpuformer/ops/activations.hpp"
 #include "cpuformer/ops/cross_entropy.hpp"
 #include "cpuformer/ops/linear.hpp"
+#include "cpuformer/runtime/grad_mode.hpp"
 #include "cpuformer/runtime/rng.hpp"
 
 namespace cpuformer {
@@ -101,16 +102,17 @@ Tensor GPT::forward(const int64_t* idx, int64_t B, int64_t T) {
   }
   Tensor h = drop_.forward(tok);
   for (auto& blk : h_) h = blk->forward(h, causal_);
-  xf_ = ln_f_.forward(h);
+  const Tensor xf = ln_f_.forward(h);
   logits_ = Tensor::empty({B, T, cfg_.vocab_size});
-  linear_forward(logits_.data(), xf_.data(), wte_.weight().value.data(), nullptr, B * T, C, cfg_.vocab_size);
+  linear_forward(logits_.data(), xf.data(), wte_.weight().value.data(), nullptr, B * T, C, cfg_.vocab_size);
+  xf_ = grad_enabled() ? xf : Tensor();
   B_ = B;
   T_ = T;
   return logits_;
 }
 
 void GPT::backward_logits(const Tensor& dlogits) {
-  CF_CHECK_STATE(xf_.defined(), "GPT.backward called before forward");
+  CF_CHECK_STATE(xf_.defined(), "GPT.backward called before forward (or after a forward under no_grad)");
   CF_CHECK_VALUE(dlogits.shape() == Shape({B_, T_, cfg_.vocab_size}), "grad_logits: expected shape ",
                  shape_str({B_, T_, cfg_.vocab_size}), ", got ", shape_str(dlogits.shape()));
   const int64_t C = cfg_.n_embd, V = cfg_.vocab_size, N = B_ * T_;

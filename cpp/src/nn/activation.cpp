@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "cpuformer/error.hpp"
+#include "cpuformer/runtime/grad_mode.hpp"
 #include "cpuformer/ops/dropout.hpp"
 #include "cpuformer/runtime/rng.hpp"
 
@@ -19,12 +20,12 @@ void check_same_shape(const Tensor& dout, const Shape& shape, const char* who) {
 Tensor ReLU::forward(const Tensor& x) {
   Tensor y = Tensor::empty(x.shape());
   relu_forward(y.data(), x.data(), x.numel());
-  x_ = x;
+  x_ = grad_enabled() ? x : Tensor();
   return y;
 }
 
 Tensor ReLU::backward(const Tensor& dout) {
-  CF_CHECK_STATE(x_.defined(), "ReLU.backward called before forward");
+  CF_CHECK_STATE(x_.defined(), "ReLU.backward called before forward (or after a forward under no_grad)");
   check_same_shape(dout, x_.shape(), "ReLU");
   Tensor dx = Tensor::zeros(x_.shape());
   relu_backward(dx.data(), dout.data(), x_.data(), x_.numel());
@@ -34,12 +35,12 @@ Tensor ReLU::backward(const Tensor& dout) {
 Tensor GELU::forward(const Tensor& x) {
   Tensor y = Tensor::empty(x.shape());
   gelu_forward(y.data(), x.data(), x.numel(), approximate_);
-  x_ = x;
+  x_ = grad_enabled() ? x : Tensor();
   return y;
 }
 
 Tensor GELU::backward(const Tensor& dout) {
-  CF_CHECK_STATE(x_.defined(), "GELU.backward called before forward");
+  CF_CHECK_STATE(x_.defined(), "GELU.backward called before forward (or after a forward under no_grad)");
   check_same_shape(dout, x_.shape(), "GELU");
   Tensor dx = Tensor::zeros(x_.shape());
   gelu_backward(dx.data(), dout.data(), x_.data(), x_.numel(), approximate_);
@@ -68,7 +69,7 @@ Tensor Dropout::forward(const Tensor& x) {
 }
 
 Tensor Dropout::backward(const Tensor& dout) {
-  CF_CHECK_STATE(called_, "Dropout.backward called before forward");
+  CF_CHECK_STATE(called_, "Dropout.backward called before forward (or after a forward under no_grad)");
   check_same_shape(dout, shape_, "Dropout");
   if (!active_) return dout;
   Tensor dx = Tensor::zeros(shape_);

@@ -1,6 +1,7 @@
 #include "cpuformer/nn/embedding.hpp"
 
 #include "cpuformer/error.hpp"
+#include "cpuformer/runtime/grad_mode.hpp"
 #include "cpuformer/ops/embedding.hpp"
 
 namespace cpuformer {
@@ -18,13 +19,16 @@ Tensor Embedding::forward(const int64_t* ids, const Shape& ids_shape) {
   oshape.push_back(C_);
   Tensor out = Tensor::empty(oshape);  // [..., C]
   embedding_forward(out.data(), ids, weight_->value.data(), N, V_, C_);  // throws before any state changes
-  ids_.assign(ids, ids + N);
-  called_ = true;
+  called_ = grad_enabled();
+  if (called_)
+    ids_.assign(ids, ids + N);
+  else
+    ids_.clear();
   return out;
 }
 
 void Embedding::backward(const Tensor& dout) {
-  CF_CHECK_STATE(called_, "Embedding.backward called before forward");
+  CF_CHECK_STATE(called_, "Embedding.backward called before forward (or after a forward under no_grad)");
   const int64_t N = static_cast<int64_t>(ids_.size());
   CF_CHECK_VALUE(dout.dim() >= 1 && dout.size(-1) == C_ && dout.numel() == N * C_,
                  "Embedding.backward: grad_output shape ", shape_str(dout.shape()), " does not match the output of the last forward (", N, " ids x ", C_,

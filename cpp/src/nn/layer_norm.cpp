@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "cpuformer/error.hpp"
+#include "cpuformer/runtime/grad_mode.hpp"
 #include "cpuformer/nn/linear.hpp"
 #include "cpuformer/ops/layer_norm.hpp"
 
@@ -23,14 +24,15 @@ Tensor LayerNorm::forward(const Tensor& x) {
   Tensor mean = Tensor::empty({N}), rstd = Tensor::empty({N});  // [N]
   layer_norm_forward(y.data(), mean.data(), rstd.data(), x.data(), weight_->value.data(), bias_ ? bias_->value.data() : nullptr, N,
                      C_, eps_);
-  x_ = x;
-  mean_ = mean;
-  rstd_ = rstd;
+  const bool save = grad_enabled();
+  x_ = save ? x : Tensor();
+  mean_ = save ? mean : Tensor();
+  rstd_ = save ? rstd : Tensor();
   return y;
 }
 
 Tensor LayerNorm::backward(const Tensor& dout) {
-  CF_CHECK_STATE(x_.defined(), "LayerNorm.backward called before forward");
+  CF_CHECK_STATE(x_.defined(), "LayerNorm.backward called before forward (or after a forward under no_grad)");
   CF_CHECK_VALUE(dout.shape() == x_.shape(), "LayerNorm.backward: grad_output: expected shape ",
                  shape_str(x_.shape()), " (the output of the last forward), got ", shape_str(dout.shape()));
   Tensor dx = Tensor::zeros(x_.shape());

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "cpuformer/error.hpp"
+#include "cpuformer/runtime/grad_mode.hpp"
 #include "cpuformer/ops/linear.hpp"
 
 namespace cpuformer {
@@ -32,12 +33,12 @@ Tensor Linear::forward(const Tensor& x) {
   Tensor y = Tensor::empty(oshape);
   const int64_t N = x.numel() / in_;
   linear_forward(y.data(), x.data(), weight_->value.data(), bias_ ? bias_->value.data() : nullptr, N, in_, out_);
-  x_ = x;
+  x_ = grad_enabled() ? x : Tensor();
   return y;
 }
 
 Tensor Linear::backward(const Tensor& dout) {
-  CF_CHECK_STATE(x_.defined(), "Linear.backward called before forward");
+  CF_CHECK_STATE(x_.defined(), "Linear.backward called before forward (or after a forward under no_grad)");
   CF_CHECK_VALUE(dout.numel() == x_.numel() / in_ * out_ && dout.size(-1) == out_,
                  "Linear.backward: grad_output shape ", shape_str(dout.shape()), " does not match the output of the last forward");
   Tensor dx = Tensor::zeros(x_.shape());

@@ -26,7 +26,7 @@ float CrossEntropyLoss::forward(const Tensor& logits, const int64_t* target, int
 }
 
 Tensor CrossEntropyLoss::backward(float dloss) {
-  CF_CHECK_STATE(logits_.defined(), "CrossEntropyLoss.backward called before forward");
+  CF_CHECK_STATE(logits_.defined(), "CrossEntropyLoss.backward called before forward (or after a forward under no_grad)");
   const int64_t C = logits_.size(-1);
   const int64_t N = logits_.numel() / C;
   Tensor dlogits = Tensor::zeros(logits_.shape());  // [N,C]

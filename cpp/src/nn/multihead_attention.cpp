@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "cpuformer/error.hpp"
+#include "cpuformer/runtime/grad_mode.hpp"
 #include "cpuformer/ops/gemm.hpp"
 #include "cpuformer/ops/linear.hpp"
 #include "cpuformer/runtime/rng.hpp"
@@ -116,9 +117,6 @@ Tensor MultiheadAttention::forward(const Tensor& query, const Tensor& key, const
   L_ = L;
   S_ = S;
   mask_ = mask;
-  query_ = query;
-  key_ = key;
-  value_ = value;
   packed_ = query.data() == key.data() && key.data() == value.data() && query.shape() == key.shape();
   const float* W = in_proj_weight_->value.data();
   const float* bias = in_proj_bias_ ? in_proj_bias_->value.data() : nullptr;
@@ -135,11 +133,22 @@ Tensor MultiheadAttention::forward(const Tensor& query, const Tensor& key, const
       linear_forward(proj_[r].data(), in[r]->data(), W + r * E_ * E_, bias ? bias + r * E_ : nullptr, B * T, E_, E_);
     }
   }
-  attn_ = Tensor::empty({B, L, E_});
-  lse_ = Tensor::empty({B * H_ * L});
+  Tensor attn = Tensor::empty({B, L, E_});
+  Tensor lse = Tensor::empty({B * H_ * L});
   saved_ = make_params();
-  attention_forward({attn_.data(), L * E_, D_, E_}, lse_.data(), proj_view(0), proj_view(1), proj_view(2), saved_);
-  return out_proj_.forward(attn_);
+  attention_forward({attn.data(), L * E_, D_, E_}, lse.data(), proj_view(0), proj_view(1), proj_view(2), saved_);
+  if (grad_enabled()) {
+    query_ = query;
+    key_ = key;
+    value_ = value;
+    attn_ = attn;
+    lse_ = lse;
+  } else {  // keep nothing: inference memory is one layer's worth
+    query_ = key_ = value_ = attn_ = lse_ = combined_mask_ = Tensor();
+    proj_[0] = proj_[1] = proj_[2] = Tensor();
+    mask_ = AttentionMask();
+  }
+  return out_proj_.forward(attn);
 }
 
 std::array<Tensor, 3> MultiheadAttention::attention_grads(const Tensor& dattn) {
@@ -161,7 +170,7 @@ std::array<Tensor, 3> MultiheadAttention::attention_grads(const Tensor& dattn) {
 }
 
 std::array<Tensor, 3> MultiheadAttention::backward(const Tensor& dout) {
-  CF_CHECK_STATE(attn_.defined(), "MultiheadAttention.backward called before forward");
+  CF_CHECK_STATE(attn_.defined(), "MultiheadAttention.backward called before forward (or after a forward under no_grad)");
   CF_CHECK_VALUE(dout.shape() == Shape({B_, L_, E_}), "MultiheadAttention.backward: grad_output: expected shape ",
                  shape_str({B_, L_, E_}), ", got ", shape_str(dout.shape()));
   const Tensor dattn = out_proj_.backward(dout);
@@ -192,7 +201,7 @@ std::array<Tensor, 3> MultiheadAttention::backward(const Tensor& dout) {
 }
 
 Tensor MultiheadAttention::backward_self(const Tensor& dout) {
-  CF_CHECK_STATE(attn_.defined(), "MultiheadAttention.backward called before forward");
+  CF_CHECK_STATE(attn_.defined(), "MultiheadAttention.backward called before forward (or after a forward under no_grad)");
   if (!packed_) {
     std::array<Tensor, 3> g = backward(dout);
     CF_CHECK_VALUE(g[0].shape() == g[1].shape(), "backward_self: the last forward was not self-attention");

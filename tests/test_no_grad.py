@@ -1,0 +1,61 @@
+"""cf.no_grad(): same outputs, nothing saved for backward, thread-local."""
+import threading
+
+import numpy as np
+import pytest
+
+import cpuformer as cf
+
+
+def test_no_grad_gives_the_same_outputs_and_blocks_backward(rng):
+    layer = cf.nn.TransformerEncoderLayer(16, 4, 32, dropout=0.0)
+    x = rng.standard_normal((2, 7, 16))
+    ref = layer(x)
+    assert cf.is_grad_enabled()
+    with cf.no_grad():
+        assert not cf.is_grad_enabled()
+        out = layer(x)
+    assert cf.is_grad_enabled()
+    np.testing.assert_array_equal(out, ref)
+    with pytest.raises(RuntimeError, match="no_grad"):
+        layer.backward(np.ones_like(out))
+
+    gpt = cf.GPT(cf.GPTConfig(vocab_size=11, block_size=8, n_layer=1, n_head=2, n_embd=8))
+    ids = rng.integers(0, 11, (2, 8))
+    full = gpt(ids)
+    with cf.no_grad():
+        np.testing.assert_array_equal(gpt(ids), full)
+        gpt.loss(ids, ids)
+    with pytest.raises(RuntimeError):
+        gpt.backward()
+    gpt.loss(ids, ids)  # with grad again: backward works
+    gpt.backward()
+
+
+def test_no_grad_decorator_and_restores_after_errors(rng):
+    m = cf.nn.Linear(3, 2)
+
+    @cf.no_grad()
+    def infer(x):
+        assert not cf.is_grad_enabled()
+        return m(x)
+
+    infer(np.ones((1, 3)))
+    assert cf.is_grad_enabled()
+    with pytest.raises(ValueError):
+        with cf.no_grad():
+            m(np.ones((1, 4)))
+    assert cf.is_grad_enabled()
+
+
+def test_no_grad_is_per_thread():
+    seen = {}
+
+    def other():
+        seen["other"] = cf.is_grad_enabled()
+
+    with cf.no_grad():
+        t = threading.Thread(target=other)
+        t.start()
+        t.join()
+    assert seen["other"] is True
