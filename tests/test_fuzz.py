@@ -1,0 +1,138 @@
+"""Property-based fuzzing of the public API: any input gives either a correct
+result or a clean Python exception, never a crash."""
+import numpy as np
+import pytest
+
+hypothesis = pytest.importorskip("hypothesis", reason="fuzz tests need hypothesis (pip install hypothesis)")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+import cpuformer as cf  # noqa: E402
+
+CLEAN = (ValueError, TypeError, IndexError, RuntimeError, MemoryError, OverflowError)
+FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+dtypes = st.sampled_from([np.float32, np.float64, np.float16, np.int32, np.int64, np.uint8, np.bool_, np.complex64])
+small_shape = st.lists(st.integers(0, 5), min_size=0, max_size=5).map(tuple)
+values = st.sampled_from([0.0, 1.0, -2.5, np.nan, np.inf, -np.inf, 1e30])
+
+
+def arrays(shape, dtype, fill):
+    a = np.full(shape, fill if np.issubdtype(dtype, np.floating) else 1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        return a.astype(dtype)
+
+
+@FUZZ
+@given(shape=small_shape, dtype=dtypes, fill=values, eps=st.sampled_from([1e-5, 0.0, -1.0, np.nan]))
+def test_layer_norm_any_input(shape, dtype, fill, eps):
+    x = arrays(shape, dtype, fill)
+    c = shape[-1] if shape else 1
+    try:
+        y = cf.functional.layer_norm(x, np.ones(c), np.zeros(c), eps=eps)
+    except CLEAN:
+        return
+    assert y.shape == x.shape and y.dtype == np.float32
+
+
+@FUZZ
+@given(b=st.integers(0, 3), h=st.integers(0, 3), lq=st.integers(0, 6), s=st.integers(0, 6), d=st.integers(0, 5),
+       dv=st.integers(0, 5), causal=st.booleans(), mask_kind=st.sampled_from(["none", "bool", "float", "bad"]),
+       fill=values)
+def test_attention_any_shape(b, h, lq, s, d, dv, causal, mask_kind, fill):
+    q = np.full((b, h, lq, d), fill, np.float32)
+    k = np.ones((b, h, s, d), np.float32)
+    v = np.ones((b, h, s, dv), np.float32)
+    mask = {"none": None, "bool": np.ones((lq, s), bool), "float": np.zeros((1, h, lq, s)),
+            "bad": np.zeros((lq + 1, s + 2))}[mask_kind]
+    try:
+        out = cf.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal)
+    except CLEAN:
+        return
+    assert out.shape == (b, h, lq, dv)
+    if np.isfinite(fill) and mask_kind != "bad" and out.size:
+        assert np.all(np.isfinite(out))
+
+
+@FUZZ
+@given(n=st.integers(0, 6), c=st.integers(0, 6), target=st.integers(-200, 8), smoothing=st.floats(-1, 2),
+       fill=values)
+def test_cross_entropy_any_input(n, c, target, smoothing, fill):
+    logits = np.full((n, c), fill, np.float32)
+    t = np.full(n, target)
+    try:
+        loss = cf.functional.cross_entropy(logits, t, label_smoothing=smoothing)
+    except CLEAN:
+        return
+    assert isinstance(loss, float)
+
+
+@FUZZ
+@given(ids=st.lists(st.integers(-5, 40), min_size=0, max_size=12), rows=st.integers(1, 3),
+       as_float=st.booleans())
+def test_gpt_any_token_ids(ids, rows, as_float):
+    m = _gpt()
+    arr = np.array(ids * rows).reshape(rows, -1) if ids else np.zeros((rows, 0), np.int64)
+    if as_float:
+        arr = arr.astype(np.float64) + 0.5
+    try:
+        out = m(arr)
+    except CLEAN:
+        return
+    assert out.shape == arr.shape + (31,)
+    assert np.all((0 <= arr) & (arr < 31)) and not as_float
+
+
+@FUZZ
+@given(shape=small_shape, dtype=dtypes, fill=values)
+def test_module_forward_any_array(shape, dtype, fill):
+    layer = _layer()
+    x = arrays(shape, dtype, fill)
+    try:
+        y = layer(x)
+    except CLEAN:
+        return
+    assert y.shape == x.shape
+    try:
+        layer.backward(np.ones_like(y))
+    except CLEAN:
+        pass
+
+
+@FUZZ
+@given(data=st.binary(min_size=0, max_size=300))
+def test_hostile_checkpoint_bytes(tmp_path_factory, data):
+    p = tmp_path_factory.mktemp("fuzz") / "bad.safetensors"
+    p.write_bytes(data)
+    with pytest.raises((ValueError, OSError)):
+        cf.load(p)
+
+
+@FUZZ
+@given(n_bytes=st.integers(0, 200), cut=st.integers(0, 400))
+def test_truncated_real_checkpoint(tmp_path_factory, n_bytes, cut):
+    d = tmp_path_factory.mktemp("trunc")
+    good = _gpt().save(d / "good.safetensors")
+    raw = open(good, "rb").read()
+    bad = d / "bad.safetensors"
+    bad.write_bytes(raw[: max(0, len(raw) - 1 - cut * 97 % len(raw))] + b"\0" * n_bytes)
+    try:
+        m = cf.load(bad)
+    except (ValueError, OSError):
+        return
+    assert isinstance(m, cf.GPT)
+
+
+_cache = {}
+
+
+def _gpt():
+    if "gpt" not in _cache:
+        _cache["gpt"] = cf.GPT(cf.GPTConfig(vocab_size=31, block_size=8, n_layer=1, n_head=2, n_embd=8))
+    return _cache["gpt"]
+
+
+def _layer():
+    if "layer" not in _cache:
+        _cache["layer"] = cf.nn.TransformerEncoderLayer(4, 2, 8, dropout=0.0)
+    return _cache["layer"]
