@@ -69,11 +69,11 @@ CF_TEST(linear_module_forward_backward) {
   g.fill(1.0f);
   Tensor dx = lin.backward(g);
   for (int i = 0; i < 3; ++i) CHECK_NEAR(dx.data()[i], w[i] + w[3 + i], 1e-6);
-  CHECK_NEAR(lin.bias()->grad.data()[0], 4.0, 1e-6);
+  CHECK_NEAR(lin.bias()->grad_data()[0], 4.0, 1e-6);
   lin.backward(g);  // accumulates
-  CHECK_NEAR(lin.bias()->grad.data()[0], 8.0, 1e-6);
+  CHECK_NEAR(lin.bias()->grad_data()[0], 8.0, 1e-6);
   lin.zero_grad();
-  CHECK(lin.bias()->grad.data()[0] == 0.0f);
+  CHECK(lin.bias()->grad_data()[0] == 0.0f);
   CHECK_THROWS(ValueError, lin.forward(Tensor::zeros({4, 5})));
   Linear fresh(3, 2);
   CHECK_THROWS(StateError, fresh.backward(g));

@@ -215,8 +215,8 @@ CF_TEST(embedding_module) {
   g.fill(1.0f);
   emb.backward(g);
   emb.backward(g);  // accumulates
-  CHECK(emb.weight().grad.data()[9 * 4] == 4.0f && emb.weight().grad.data()[0] == 2.0f &&
-        emb.weight().grad.data()[4] == 0.0f);
+  CHECK(emb.weight().grad_data()[9 * 4] == 4.0f && emb.weight().grad_data()[0] == 2.0f &&
+        emb.weight().grad_data()[4] == 0.0f);
   CHECK_THROWS(ValueError, emb.backward(Tensor::zeros({3, 5})));
   std::vector<int64_t> bad = {10};
   CHECK_THROWS(IndexError, emb.forward(bad.data(), {1}));

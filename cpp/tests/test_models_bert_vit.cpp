@@ -45,7 +45,7 @@ double fd_check(Module& m, Loss loss, const std::vector<std::string>& names, int
       *v = old - static_cast<float>(eps);
       const double lm = loss();
       *v = old;
-      const double num = (lp - lm) / (2.0 * eps), ana = p.grad.data()[i];
+      const double num = (lp - lm) / (2.0 * eps), ana = p.grad_data()[i];
       const double err = std::fabs(num - ana) / std::max(1e-2, std::fabs(num));
       if (err > 3e-2) std::printf("  %s[%lld]: analytic %.6g vs numeric %.6g\n", name.c_str(), (long long)i, ana, num);
       worst = std::max(worst, err);

@@ -337,7 +337,7 @@ CF_TEST(layer_norm_module) {
   Tensor dx = ln.backward(g);
   CHECK(dx.shape() == x.shape());
   CHECK_NEAR(dx.data()[0], 0.0, 1e-5);  // constant upstream gradient: dx = 0
-  CHECK_NEAR(params[1].second->grad.data()[0], 6.0, 1e-6);
+  CHECK_NEAR(params[1].second->grad_data()[0], 6.0, 1e-6);
   CHECK_THROWS(ValueError, ln.forward(Tensor::zeros({2, 5})));
   CHECK_THROWS(ValueError, ln.backward(Tensor::zeros({6, 6})));
   CHECK_THROWS(ValueError, LayerNorm(0));

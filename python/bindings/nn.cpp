@@ -35,7 +35,7 @@ void bind_module_base(py::module_& m) {
       .def("named_parameters", [](Module& self) {
         py::list out;
         for (auto& p : self.named_parameters())
-          out.append(py::make_tuple(p.first, to_numpy(p.second->value), to_numpy(p.second->grad)));
+          out.append(py::make_tuple(p.first, to_numpy(p.second->value), to_numpy(p.second->grad_tensor())));
         return out;
       })
       .def("flat_parameters", [](Module& self) { return to_numpy(self.flat_parameters()); })

@@ -168,7 +168,7 @@ void BERT::backward_logits(const Tensor& dlogits) {
                  shape_str({B_, T_, cfg_.vocab_size}), ", got ", shape_str(dlogits.shape()));
   const int64_t N = B_ * T_, H = cfg_.hidden_size, V = cfg_.vocab_size;
   Tensor dy = Tensor::zeros({B_, T_, H});
-  linear_backward(dy.data(), word_embeddings_.weight().grad.data(), mlm_.bias().grad.data(), dlogits.data(),
+  linear_backward(dy.data(), word_embeddings_.weight().grad_data(), mlm_.bias().grad_data(), dlogits.data(),
                   mlm_y_.data(), word_embeddings_.weight().value.data(), N, H, V);
   backward_hidden(mlm_.backward(dy));
 }

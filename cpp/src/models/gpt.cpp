@@ -117,7 +117,7 @@ void GPT::backward_logits(const Tensor& dlogits) {
                  shape_str({B_, T_, cfg_.vocab_size}), ", got ", shape_str(dlogits.shape()));
   const int64_t C = cfg_.n_embd, V = cfg_.vocab_size, N = B_ * T_;
   Tensor dxf = Tensor::zeros({B_, T_, C});
-  linear_backward(dxf.data(), wte_.weight().grad.data(), nullptr, dlogits.data(), xf_.data(),
+  linear_backward(dxf.data(), wte_.weight().grad_data(), nullptr, dlogits.data(), xf_.data(),
                   wte_.weight().value.data(), N, C, V);
   Tensor d = ln_f_.backward(dxf);
   for (auto it = h_.rbegin(); it != h_.rend(); ++it) d = (*it)->backward(d);
@@ -131,7 +131,7 @@ void GPT::backward_logits(const Tensor& dlogits) {
   for (int64_t t = 0; t < T_; ++t)
     for (int64_t b = 0; b < B_; ++b)
       for (int64_t c = 0; c < C; ++c) dp[t * C + c] += dd[(b * T_ + t) * C + c];
-  accumulate(wpe_.weight().grad.data(), dp, T_ * C);
+  accumulate(wpe_.weight().grad_data(), dp, T_ * C);
 }
 
 float GPT::loss(const int64_t* idx, const int64_t* targets, int64_t B, int64_t T) {

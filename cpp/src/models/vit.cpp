@@ -136,8 +136,8 @@ void ViT::backward_logits(const Tensor& dlogits) {
   const Tensor dx = dropout_.backward(encoder_.backward(dh));  // [B, 1+Np, H]
   // CLS and position gradients: sums over the batch.
   const float* d = dx.data();
-  float* dcls_tok = cls_token_->grad.data();
-  float* dpos = position_embeddings_->grad.data();
+  float* dcls_tok = cls_token_->grad_data();
+  float* dpos = position_embeddings_->grad_data();
 #pragma omp parallel for schedule(static)
   for (int64_t t = 0; t < Tt; ++t)
     for (int64_t b = 0; b < B; ++b)
@@ -148,7 +148,7 @@ void ViT::backward_logits(const Tensor& dlogits) {
   Tensor demb = Tensor::empty({B, Np, H});
   for (int64_t b = 0; b < B; ++b)
     std::copy(d + (b * Tt + 1) * H, d + (b + 1) * Tt * H, demb.data() + b * Np * H);
-  linear_backward(nullptr, projection_.weight().grad.data(), projection_.bias()->grad.data(), demb.data(),
+  linear_backward(nullptr, projection_.weight().grad_data(), projection_.bias()->grad_data(), demb.data(),
                   patches_.data(), projection_.weight().value.data(), B * Np, K, H);
 }
 

@@ -33,7 +33,7 @@ void Embedding::backward(const Tensor& dout) {
   CF_CHECK_VALUE(dout.dim() >= 1 && dout.size(-1) == C_ && dout.numel() == N * C_,
                  "Embedding.backward: grad_output shape ", shape_str(dout.shape()), " does not match the output of the last forward (", N, " ids x ", C_,
                  " channels)");
-  embedding_backward(weight_->grad.data(), dout.data(), ids_.data(), N, V_, C_);
+  embedding_backward(weight_->grad_data(), dout.data(), ids_.data(), N, V_, C_);
 }
 
 }  // namespace cpuformer

@@ -37,7 +37,7 @@ Tensor LayerNorm::backward(const Tensor& dout) {
                  shape_str(x_.shape()), " (the output of the last forward), got ", shape_str(dout.shape()));
   Tensor dx = Tensor::zeros(x_.shape());
   const int64_t N = x_.numel() / C_;
-  layer_norm_backward(dx.data(), weight_->grad.data(), bias_ ? bias_->grad.data() : nullptr, dout.data(), x_.data(),
+  layer_norm_backward(dx.data(), weight_->grad_data(), bias_ ? bias_->grad_data() : nullptr, dout.data(), x_.data(),
                       weight_->value.data(), mean_.data(), rstd_.data(), N, C_);
   return dx;
 }

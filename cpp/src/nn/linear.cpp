@@ -43,7 +43,7 @@ Tensor Linear::backward(const Tensor& dout) {
                  "Linear.backward: grad_output shape ", shape_str(dout.shape()), " does not match the output of the last forward");
   Tensor dx = Tensor::zeros(x_.shape());
   const int64_t N = x_.numel() / in_;
-  linear_backward(dx.data(), weight_->grad.data(), bias_ ? bias_->grad.data() : nullptr, dout.data(), x_.data(),
+  linear_backward(dx.data(), weight_->grad_data(), bias_ ? bias_->grad_data() : nullptr, dout.data(), x_.data(),
                   weight_->value.data(), N, in_, out_);
   return dx;
 }

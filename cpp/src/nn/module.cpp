@@ -2,11 +2,35 @@
 
 #include <cmath>
 #include <cstring>
+#include <mutex>
 
 #include "cpuformer/error.hpp"
 #include "cpuformer/runtime/rng.hpp"
 
 namespace cpuformer {
+
+// The lazily allocated flat gradient buffer of a flattened module tree.
+struct GradArena {
+  int64_t total = 0;
+  std::vector<std::pair<Parameter*, int64_t>> slots;  // parameter, offset
+  Tensor flat;
+  std::mutex mutex;
+
+  void ensure() {
+    std::lock_guard<std::mutex> lock(mutex);
+    if (flat.defined()) return;
+    Tensor buf = Tensor::zeros({total});
+    for (auto& s : slots) s.first->grad = Tensor::view(buf, s.second, s.first->value.shape());
+    flat = buf;
+  }
+};
+
+float* Parameter::grad_data() { return const_cast<float*>(grad_tensor().data()); }
+
+const Tensor& Parameter::grad_tensor() {
+  if (!grad.defined() && arena) arena->ensure();
+  return grad;
+}
 
 void Module::train(bool on) {
   training_ = on;
@@ -32,12 +56,22 @@ int64_t Module::num_parameters() {
 }
 
 void Module::zero_grad() {
-  if (flat_grads_.defined()) {
-    flat_grads_.zero();
+  if (arena_) {
+    std::lock_guard<std::mutex> lock(arena_->mutex);
+    if (arena_->flat.defined()) arena_->flat.zero();  // never allocated: nothing to clear
     return;
   }
-  for (auto& p : named_parameters()) p.second->grad.zero();
+  for (auto& p : named_parameters())
+    if (p.second->grad.defined()) p.second->grad.zero();
 }
+
+Tensor Module::flat_gradients() {
+  CF_CHECK_STATE(arena_ != nullptr, "flat_gradients: the module's parameters are not flattened");
+  arena_->ensure();
+  return arena_->flat;
+}
+
+bool Module::has_gradients() const { return !arena_ || arena_->flat.defined(); }
 
 void Module::flatten_parameters() {
   if (flat_values_.defined()) return;
@@ -46,14 +80,17 @@ void Module::flatten_parameters() {
   int64_t total = 0;
   for (auto& p : params) total += (p.second->value.numel() + kAlign - 1) / kAlign * kAlign;
   flat_values_ = Tensor::zeros({total});
-  flat_grads_ = Tensor::zeros({total});
+  arena_ = std::make_shared<GradArena>();
+  arena_->total = total;
   int64_t off = 0;
   for (auto& p : params) {
     Parameter& prm = *p.second;
     Tensor v = Tensor::view(flat_values_, off, prm.value.shape());
     if (prm.value.numel()) std::memcpy(v.data(), prm.value.data(), sizeof(float) * prm.value.numel());
     prm.value = v;
-    prm.grad = Tensor::view(flat_grads_, off, prm.value.shape());
+    prm.grad = Tensor();  // allocated with the arena on first use
+    prm.arena = arena_;
+    arena_->slots.emplace_back(&prm, off);
     off += (prm.value.numel() + kAlign - 1) / kAlign * kAlign;
   }
 }

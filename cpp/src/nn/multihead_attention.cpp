@@ -176,8 +176,8 @@ std::array<Tensor, 3> MultiheadAttention::backward(const Tensor& dout) {
   const Tensor dattn = out_proj_.backward(dout);
   const std::array<Tensor, 3> dproj = attention_grads(dattn);
   const float* W = in_proj_weight_->value.data();
-  float* dW = in_proj_weight_->grad.data();
-  float* db = in_proj_bias_ ? in_proj_bias_->grad.data() : nullptr;
+  float* dW = in_proj_weight_->grad_data();
+  float* db = in_proj_bias_ ? in_proj_bias_->grad_data() : nullptr;
   std::array<Tensor, 3> dinp;
   if (packed_) {
     const int64_t N = B_ * L_;
@@ -216,7 +216,7 @@ Tensor MultiheadAttention::backward_self(const Tensor& dout) {
   const Tensor dattn = out_proj_.backward(dout);
   const std::array<Tensor, 3> dproj = attention_grads(dattn);
   Tensor dx = Tensor::zeros({B_, L_, E_});
-  linear_backward(dx.data(), in_proj_weight_->grad.data(), in_proj_bias_ ? in_proj_bias_->grad.data() : nullptr,
+  linear_backward(dx.data(), in_proj_weight_->grad_data(), in_proj_bias_ ? in_proj_bias_->grad_data() : nullptr,
                   dproj[0].data(), query_.data(), in_proj_weight_->value.data(), B_ * L_, E_, 3 * E_);
   return dx;
 }

@@ -17,9 +17,18 @@
 
 namespace cpuformer {
 
+struct GradArena;
+
+// A parameter's value and its accumulated gradient. In a flattened module
+// tree the gradients live in one flat buffer that is allocated on first use
+// (a model that only runs inference never pays for it): reach the gradient
+// through grad_data()/grad_tensor(), which allocate it (zeroed) if needed.
 struct Parameter {
   Tensor value;
-  Tensor grad;
+  Tensor grad;  // undefined until allocated in a flattened tree
+  float* grad_data();
+  const Tensor& grad_tensor();
+  std::shared_ptr<GradArena> arena;  // set by flatten_parameters()
 };
 
 class Module {
@@ -40,11 +49,14 @@ class Module {
   int64_t num_parameters();
   void zero_grad();
 
-  // Moves every parameter (values kept) and gradient (zeroed) into two flat,
-  // 64-byte aligned buffers. Idempotent.
+  // Moves every parameter (values kept) into one flat, 64-byte aligned
+  // buffer; gradients get a matching flat buffer on first use. Idempotent.
   void flatten_parameters();
   const Tensor& flat_parameters() const { return flat_values_; }
-  const Tensor& flat_gradients() const { return flat_grads_; }
+  // The flat gradient buffer (allocated, zeroed, on first call).
+  Tensor flat_gradients();
+  // Whether gradient storage exists yet.
+  bool has_gradients() const;
 
   // Serialises calls into one module tree from several threads: forward
   // caches activations in the modules, so two concurrent calls on the same
@@ -61,7 +73,8 @@ class Module {
   void collect(const std::string& prefix, std::vector<std::pair<std::string, Parameter*>>& out);
   std::vector<std::pair<std::string, std::unique_ptr<Parameter>>> params_;
   std::vector<std::pair<std::string, Module*>> children_;
-  Tensor flat_values_, flat_grads_;
+  Tensor flat_values_;
+  std::shared_ptr<GradArena> arena_;
   bool training_ = true;
   mutable std::mutex call_mutex_;
 };
