@@ -226,6 +226,17 @@ def test_cpp_trains_like_python_and_python_loads_the_result(consumer, checkpoint
     assert any(np.abs(trained.parameters()[k] - v).max() > 1e-4 for k, v in before.items())
 
 
+@pytest.mark.parametrize("name", ["bert", "vit"])
+def test_cpp_save_model_writes_what_python_loads(name, consumer, checkpoints, tmp_path):
+    out = tmp_path / f"{name}_resaved.safetensors"
+    _run([consumer["consumer_cpp"], "resave", checkpoints[name], out])
+    original, resaved = cf.load(checkpoints[name]), cf.load(out)
+    assert type(resaved) is type(original) and resaved.config == original.config
+    assert resaved.parameters().keys() == original.parameters().keys()
+    for key, value in original.parameters().items():
+        np.testing.assert_array_equal(resaved.parameters()[key], value, err_msg=key)
+
+
 def test_c_api_reports_bad_input(consumer, checkpoints):
     r = _run([consumer["consumer_c"], "bad-input", checkpoints["gpt"], checkpoints["seq2seq"], checkpoints["vit"]])
     assert r.stdout.rstrip().endswith("0 failure(s)")

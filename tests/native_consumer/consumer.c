@@ -401,6 +401,7 @@ int main(int argc, char **argv) {
   if (argc >= 10 && strcmp(argv[1], "generate") == 0) return cmd_generate(argv + 2, argc - 2);
   if (argc >= 3 && strcmp(argv[1], "bad-input") == 0)
     return cmd_bad_input(argv[2], argc >= 4 ? argv[3] : NULL, argc >= 5 ? argv[4] : NULL);
-  fprintf(stderr, "usage: consumer_c info|forward|forward-images|generate|bad-input ... (see the comment at the top)\n");
+  fprintf(stderr, "usage: consumer_c info|forward|forward-images|generate|bad-input ... (see the comment at the "
+                  "top)\n");
   return 2;
 }

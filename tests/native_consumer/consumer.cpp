@@ -5,12 +5,14 @@
 //   consumer_cpp generate <ckpt> <batch> <prompt_len> <max_new> <temperature> <top_k> <top_p> <seed> <tokens...>
 //   consumer_cpp train    <ckpt> <steps> <lr> <batch> <seq_len> <out_ckpt> <inputs...> <targets...>
 //   consumer_cpp errors   <ckpt>
+//   consumer_cpp resave   <ckpt> <out_ckpt>
 //
 // forward writes the GPT logits or the BERT last hidden state as raw float32;
 // forward-images reads raw float32 images and writes the ViT logits; generate prints one row of ids
 // per line; train runs AdamW steps (printing "step <i> loss <value>") and
 // saves the trained model where Python's cpuformer.load() can read it;
-// errors checks that failures arrive as cpuformer::Error exceptions.
+// errors checks that failures arrive as cpuformer::Error exceptions; resave
+// loads a checkpoint of any class and writes it again with save_model.
 #include <cpuformer/cpuformer.hpp>
 
 #include <cstdio>
@@ -53,6 +55,13 @@ int cmd_forward(char** argv, int argc) {
   }
   write_floats(argv[3], y);
   std::cout << "output " << cf::shape_str(y.shape()) << "\n";
+  return 0;
+}
+
+int cmd_resave(const char* in, const char* out) {
+  cf::LoadedModel model = cf::load_model(in);
+  cf::save_model(out, *model.module);
+  std::cout << "saved " << model.class_name << "\n";
   return 0;
 }
 
@@ -146,7 +155,9 @@ int main(int argc, char** argv) {
     if (argc >= 10 && std::strcmp(argv[1], "generate") == 0) return cmd_generate(argv + 2, argc - 2);
     if (argc >= 8 && std::strcmp(argv[1], "train") == 0) return cmd_train(argv + 2, argc - 2);
     if (argc >= 3 && std::strcmp(argv[1], "errors") == 0) return cmd_errors(argv[2]);
-    std::fprintf(stderr, "usage: consumer_cpp forward|forward-images|generate|train|errors ... (see the comment at the top)\n");
+    if (argc >= 4 && std::strcmp(argv[1], "resave") == 0) return cmd_resave(argv[2], argv[3]);
+    std::fprintf(stderr, "usage: consumer_cpp forward|forward-images|generate|train|errors|resave ... (see the comment "
+                         "at the top)\n");
     return 2;
   } catch (const cf::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
