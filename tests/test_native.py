@@ -25,6 +25,8 @@ CONSUMER = ROOT / "tests" / "native_consumer"
 JOBS = "2"
 
 V, BLOCK = 37, 16
+BERT_V, BERT_H = 29, 16
+VIT_S, VIT_C, VIT_K = 8, 1, 6  # 8x8 single-channel images, 6 classes
 
 
 def _which(*names):
@@ -114,8 +116,13 @@ def checkpoints(tmp_path_factory):
         d / "gpt_train.safetensors")
     cf.Seq2Seq(cf.Seq2SeqConfig(src_vocab_size=11, tgt_vocab_size=13, d_model=16, nhead=2, num_encoder_layers=1,
                                 num_decoder_layers=1, dim_feedforward=32, max_len=32)).save(d / "seq2seq.safetensors")
+    # BERT with its default dropout (0.1) and ViT with dropout: both must run in eval mode natively.
+    cf.BERT(cf.BERTConfig(vocab_size=BERT_V, max_position_embeddings=12, type_vocab_size=2, n_layer=2, n_head=2,
+                          hidden_size=BERT_H, intermediate_size=32)).save(d / "bert.safetensors")
+    cf.ViT(cf.ViTConfig(image_size=VIT_S, patch_size=4, num_channels=VIT_C, num_classes=VIT_K, hidden_size=16,
+                        n_layer=2, n_head=2, intermediate_size=32, dropout=0.1)).save(d / "vit.safetensors")
     return {"dir": d, "gpt": d / "gpt.safetensors", "train": d / "gpt_train.safetensors",
-            "seq2seq": d / "seq2seq.safetensors"}
+            "seq2seq": d / "seq2seq.safetensors", "bert": d / "bert.safetensors", "vit": d / "vit.safetensors"}
 
 
 def _ids(a):
@@ -137,6 +144,42 @@ def test_forward_matches_python(program, consumer, checkpoints, tmp_path):
     expected = m(idx)
     assert np.abs(native - expected).max() <= 1e-5
     assert np.abs(expected).max() > 0.1  # not a trivially zero comparison
+
+
+@pytest.mark.parametrize("program", ["consumer_c", "consumer_cpp"])
+def test_bert_hidden_states_match_python(program, consumer, checkpoints, tmp_path):
+    rng = np.random.default_rng(3)
+    B, T = 2, 12
+    ids = rng.integers(0, BERT_V, (B, T))
+    out = tmp_path / "hidden.f32"
+    _run([consumer[program], "forward", checkpoints["bert"], B, T, out, *_ids(ids)])
+    native = np.fromfile(out, dtype=np.float32)
+    assert native.size == B * T * BERT_H  # the last hidden state, not MLM logits
+    m = cf.load(checkpoints["bert"])
+    assert type(m) is cf.BERT
+    m.eval()
+    expected = np.asarray(m(ids))
+    assert expected.shape == (B, T, BERT_H)
+    assert np.abs(native.reshape(B, T, BERT_H) - expected).max() <= 1e-5
+    assert np.abs(expected).max() > 0.1
+
+
+@pytest.mark.parametrize("program", ["consumer_c", "consumer_cpp"])
+def test_vit_logits_match_python(program, consumer, checkpoints, tmp_path):
+    rng = np.random.default_rng(4)
+    B = 3
+    images = rng.standard_normal((B, VIT_C, VIT_S, VIT_S)).astype(np.float32)
+    images_path, out = tmp_path / "images.f32", tmp_path / "logits.f32"
+    images.tofile(images_path)
+    _run([consumer[program], "forward-images", checkpoints["vit"], B, VIT_C, VIT_S, VIT_S, VIT_K, images_path, out])
+    native = np.fromfile(out, dtype=np.float32)
+    m = cf.load(checkpoints["vit"])
+    assert type(m) is cf.ViT
+    m.eval()
+    expected = np.asarray(m(images))
+    assert expected.shape == (B, VIT_K) and native.size == B * VIT_K
+    assert np.abs(native.reshape(B, VIT_K) - expected).max() <= 1e-5
+    assert np.abs(expected).max() > 0.01
 
 
 @pytest.mark.parametrize("program", ["consumer_c", "consumer_cpp"])
@@ -183,8 +226,19 @@ def test_cpp_trains_like_python_and_python_loads_the_result(consumer, checkpoint
     assert any(np.abs(trained.parameters()[k] - v).max() > 1e-4 for k, v in before.items())
 
 
+@pytest.mark.parametrize("name", ["bert", "vit"])
+def test_cpp_save_model_writes_what_python_loads(name, consumer, checkpoints, tmp_path):
+    out = tmp_path / f"{name}_resaved.safetensors"
+    _run([consumer["consumer_cpp"], "resave", checkpoints[name], out])
+    original, resaved = cf.load(checkpoints[name]), cf.load(out)
+    assert type(resaved) is type(original) and resaved.config == original.config
+    assert resaved.parameters().keys() == original.parameters().keys()
+    for key, value in original.parameters().items():
+        np.testing.assert_array_equal(resaved.parameters()[key], value, err_msg=key)
+
+
 def test_c_api_reports_bad_input(consumer, checkpoints):
-    r = _run([consumer["consumer_c"], "bad-input", checkpoints["gpt"], checkpoints["seq2seq"]])
+    r = _run([consumer["consumer_c"], "bad-input", checkpoints["gpt"], checkpoints["seq2seq"], checkpoints["vit"]])
     assert r.stdout.rstrip().endswith("0 failure(s)")
     lines = r.stdout.splitlines()
     assert not [line for line in lines if line.startswith("FAIL")]
@@ -197,6 +251,15 @@ def test_c_api_reports_bad_input(consumer, checkpoints):
                            "for model class 'Seq2Seq'",
         "Seq2Seq generate": "CF_ERR_UNSUPPORTED",
         "generate top_p = 0": "CF_ERR_INVALID_ARGUMENT: cf_model_generate: top_p must be in (0, 1]",
+        "ViT forward": "CF_ERR_UNSUPPORTED: cf_model_forward: model class 'ViT' takes images, not tokens: use "
+                       "cf_model_forward_images",
+        "ViT images wrong channels": "CF_ERR_INVALID_ARGUMENT: cf_model_forward_images: channels is 7 but the model "
+                                     "expects 1 (num_channels)",
+        "ViT images wrong size": "CF_ERR_INVALID_ARGUMENT: cf_model_forward_images: height x width is 9 x 9 but the "
+                                 "model expects 8 x 8 (image_size)",
+        "ViT images NULL": "CF_ERR_INVALID_ARGUMENT: cf_model_forward_images: images is NULL",
+        "ViT images buffer too small": "CF_ERR_BUFFER_TOO_SMALL: cf_model_forward_images: out_len is 0 but the "
+                                       "output [1, 6] needs 6 floats",
     }
     for what, text in expected.items():
         assert any(line.startswith(f"ok {what}: {text}") for line in lines), (what, r.stdout)
@@ -210,6 +273,12 @@ def test_c_api_reports_the_model(consumer, checkpoints):
     r = _run([consumer["consumer_c"], "info", checkpoints["seq2seq"]])
     info = dict(line.split(" ", 1) for line in r.stdout.strip().splitlines())
     assert info["class"] == "Seq2Seq" and info["vocab_size"] == "13" and info["max_seq_len"] == "-1"
+    r = _run([consumer["consumer_c"], "info", checkpoints["bert"]])
+    info = dict(line.split(" ", 1) for line in r.stdout.strip().splitlines())
+    assert info["class"] == "BERT" and info["vocab_size"] == str(BERT_V) and info["max_seq_len"] == "12"
+    r = _run([consumer["consumer_c"], "info", checkpoints["vit"]])
+    info = dict(line.split(" ", 1) for line in r.stdout.strip().splitlines())
+    assert info["class"] == "ViT" and info["vocab_size"] == "-1" and info["max_seq_len"] == "-1"
 
 
 def test_cpp_api_throws_cpuformer_errors(consumer, checkpoints):

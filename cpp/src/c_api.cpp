@@ -15,8 +15,10 @@
 
 #include "cpuformer/error.hpp"
 #include "cpuformer/io/checkpoint.hpp"
+#include "cpuformer/models/bert.hpp"
 #include "cpuformer/models/gpt.hpp"
 #include "cpuformer/models/seq2seq.hpp"
+#include "cpuformer/models/vit.hpp"
 #include "cpuformer/runtime/build_info.hpp"
 #include "cpuformer/runtime/threads.hpp"
 
@@ -40,10 +42,16 @@ struct ClassOps {
   // Prompt [B, T] -> [B, T + max_new] ids.
   std::vector<int64_t> (*generate)(Module&, const int64_t* ids, int64_t B, int64_t T, int64_t max_new,
                                    const cpuformer::SamplingOptions&);
+  // Images: the expected [C, S, S] of one image, the number of classes, and
+  // images [B, C, S, S] (already size-checked) -> logits [B, classes].
+  void (*image_shape)(Module&, int64_t* channels, int64_t* size, int64_t* classes);
+  cpuformer::Tensor (*forward_images)(Module&, const float* images, int64_t B, int64_t C, int64_t H, int64_t W);
 };
 
 cpuformer::GPT& gpt(Module& m) { return static_cast<cpuformer::GPT&>(m); }
 cpuformer::Seq2Seq& seq2seq(Module& m) { return static_cast<cpuformer::Seq2Seq&>(m); }
+cpuformer::BERT& bert(Module& m) { return static_cast<cpuformer::BERT&>(m); }
+cpuformer::ViT& vit(Module& m) { return static_cast<cpuformer::ViT&>(m); }
 
 const ClassOps kClassOps[] = {
     {"GPT", [](Module& m) { return gpt(m).config().vocab_size; },
@@ -51,12 +59,31 @@ const ClassOps kClassOps[] = {
      [](Module& m, const int64_t* ids, int64_t B, int64_t T) { return gpt(m).forward(ids, B, T); },
      [](Module& m, const int64_t* ids, int64_t B, int64_t T, int64_t max_new, const cpuformer::SamplingOptions& o) {
        return gpt(m).generate(ids, B, T, max_new, o);
-     }},
+     },
+     nullptr, nullptr},
     // Seq2Seq takes two sequences (source and target): no single-input forward here yet.
-    {"Seq2Seq", [](Module& m) { return seq2seq(m).config().tgt_vocab_size; }, nullptr, nullptr, nullptr, nullptr},
+    {"Seq2Seq", [](Module& m) { return seq2seq(m).config().tgt_vocab_size; }, nullptr, nullptr, nullptr, nullptr,
+     nullptr, nullptr},
+    // BERT: the last hidden state [B, T, H] (token types all 0, no padding).
+    {"BERT", [](Module& m) { return bert(m).config().vocab_size; },
+     [](Module& m) { return bert(m).config().max_position_embeddings; },
+     [](Module& m) { return bert(m).config().hidden_size; },
+     [](Module& m, const int64_t* ids, int64_t B, int64_t T) { return bert(m).forward(ids, nullptr, B, T); }, nullptr,
+     nullptr, nullptr},
+    // ViT: images in, logits [B, num_classes] out; no tokens.
+    {"ViT", nullptr, nullptr, nullptr, nullptr, nullptr,
+     [](Module& m, int64_t* channels, int64_t* size, int64_t* classes) {
+       const cpuformer::ViTConfig& c = vit(m).config();
+       *channels = c.num_channels;
+       *size = c.image_size;
+       *classes = c.num_classes;
+     },
+     [](Module& m, const float* images, int64_t B, int64_t C, int64_t H, int64_t W) {
+       return vit(m).forward(images, B, C, H, W);
+     }},
 };
 
-const ClassOps kNoOps = {"", nullptr, nullptr, nullptr, nullptr, nullptr};
+const ClassOps kNoOps = {"", nullptr, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr};
 
 const ClassOps& ops_for(const std::string& class_name) {
   for (const auto& c : kClassOps)
@@ -279,6 +306,9 @@ int cf_model_forward(cf_model* m, const int32_t* tokens, int64_t batch, int64_t 
                      int64_t out_len, char* err, size_t err_len) {
   return guarded("cf_model_forward", err, err_len, [&] {
     check_model(m);
+    if (!m->ops->forward && m->ops->forward_images)
+      fail(CF_ERR_UNSUPPORTED, "model class '", m->loaded.class_name,
+           "' takes images, not tokens: use cf_model_forward_images");
     if (!m->ops->forward) unsupported(m, "forward over one token sequence");
     BusyScope busy(m);
     Module& model = *m->loaded.module;
@@ -297,6 +327,38 @@ int cf_model_forward(cf_model* m, const int32_t* tokens, int64_t batch, int64_t 
     const cpuformer::Tensor y = m->ops->forward(model, ids, batch, seq_len);
     if (y.numel() != need)
       fail(CF_ERR_INTERNAL, "forward produced ", y.numel(), " floats, expected ", need);
+    std::memcpy(out, y.data(), static_cast<size_t>(need) * sizeof(float));
+  });
+}
+
+int cf_model_forward_images(cf_model* m, const float* images, int64_t batch, int64_t channels, int64_t height,
+                            int64_t width, float* out, int64_t out_len, char* err, size_t err_len) {
+  return guarded("cf_model_forward_images", err, err_len, [&] {
+    check_model(m);
+    if (!m->ops->forward_images) unsupported(m, "forward over images");
+    BusyScope busy(m);
+    Module& model = *m->loaded.module;
+    int64_t want_channels = 0, size = 0, classes = 0;
+    m->ops->image_shape(model, &want_channels, &size, &classes);
+    if (batch < 1) fail(CF_ERR_INVALID_ARGUMENT, "batch must be >= 1, got ", batch);
+    if (channels != want_channels)
+      fail(CF_ERR_INVALID_ARGUMENT, "channels is ", channels, " but the model expects ", want_channels,
+           " (num_channels)");
+    if (height != size || width != size)
+      fail(CF_ERR_INVALID_ARGUMENT, "height x width is ", height, " x ", width, " but the model expects ", size, " x ",
+           size, " (image_size)");
+    if (checked_mul(batch, checked_mul(channels, checked_mul(height, width))) < 0)
+      fail(CF_ERR_INVALID_ARGUMENT, "the input size overflows: [", batch, ", ", channels, ", ", height, ", ", width,
+           "]");
+    const int64_t need = checked_mul(batch, classes);
+    if (need < 0) fail(CF_ERR_INVALID_ARGUMENT, "the output size overflows: [", batch, ", ", classes, "]");
+    if (!images) fail(CF_ERR_INVALID_ARGUMENT, "images is NULL");
+    if (!out) fail(CF_ERR_INVALID_ARGUMENT, "out is NULL");
+    if (out_len < need)
+      fail(CF_ERR_BUFFER_TOO_SMALL, "out_len is ", out_len, " but the output [", batch, ", ", classes, "] needs ", need,
+           " floats");
+    const cpuformer::Tensor y = m->ops->forward_images(model, images, batch, channels, height, width);
+    if (y.numel() != need) fail(CF_ERR_INTERNAL, "forward produced ", y.numel(), " floats, expected ", need);
     std::memcpy(out, y.data(), static_cast<size_t>(need) * sizeof(float));
   });
 }

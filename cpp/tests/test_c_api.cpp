@@ -81,6 +81,53 @@ const std::string& seq2seq_path() {
   return path;
 }
 
+const std::string& bert_path() {
+  static const std::string path = [] {
+    BERTConfig c;
+    c.vocab_size = 19;
+    c.max_position_embeddings = 9;
+    c.type_vocab_size = 2;
+    c.n_layer = 2;
+    c.n_head = 2;
+    c.hidden_size = 8;
+    c.intermediate_size = 16;  // dropout 0.1 (the default): the C API runs in inference mode
+    manual_seed(13);
+    BERT b(c);
+    const std::string p = scratch_path("bert");
+    save_model(p, b);
+    return p;
+  }();
+  return path;
+}
+
+// ViT: 2 channels of 8x8 pixels in 4x4 patches, 5 classes.
+const std::string& vit_path() {
+  static const std::string path = [] {
+    ViTConfig c;
+    c.image_size = 8;
+    c.patch_size = 4;
+    c.num_channels = 2;
+    c.num_classes = 5;
+    c.hidden_size = 8;
+    c.n_layer = 2;
+    c.n_head = 2;
+    c.intermediate_size = 16;
+    c.dropout = 0.1f;
+    manual_seed(14);
+    ViT v(c);
+    const std::string p = scratch_path("vit");
+    save_model(p, v);
+    return p;
+  }();
+  return path;
+}
+
+std::vector<float> images(int64_t n, int64_t salt) {
+  std::vector<float> x(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) x[static_cast<size_t>(i)] = std::sin(0.37f * static_cast<float>(i + salt));
+  return x;
+}
+
 std::vector<int32_t> tokens(int64_t n, int64_t vocab, int64_t salt) {
   std::vector<int32_t> t(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) t[static_cast<size_t>(i)] = static_cast<int32_t>((i * 7 + salt * 3 + 1) % vocab);
@@ -480,8 +527,135 @@ CF_TEST(one_model_shared_by_threads_is_refused_not_corrupted) {
   CHECK(ok.load() + busy.load() == 100);
 }
 
+CF_TEST(bert_forward_writes_the_last_hidden_state) {
+  Model m(bert_path());
+  if (!m.m) {
+    CHECK(m.m != nullptr);
+    return;
+  }
+  const int64_t B = 2, T = 9, V = 19, H = 8;
+  CHECK(std::string(cf_model_class_name(m.m)) == "BERT");
+  CHECK(cf_model_vocab_size(m.m) == V);
+  CHECK(cf_model_max_seq_len(m.m) == 9);
+  CHECK(cf_model_output_size(m.m, B, T) == B * T * H);
+  const auto tok = tokens(B * T, V, 5);
+  auto ref_model = load_bert(bert_path());
+  ref_model->eval();
+  const std::vector<int64_t> ids = widen(tok);
+  const Tensor ref = ref_model->forward(ids.data(), nullptr, B, T);
+  std::vector<float> out(static_cast<size_t>(B * T * H), -1.0f);
+  Err e;
+  CHECK(cf_model_forward(m.m, tok.data(), B, T, out.data(), static_cast<int64_t>(out.size()), e.buf, sizeof e.buf) ==
+        CF_OK);
+  CHECK(e.str().empty());
+  CHECK(out == std::vector<float>(ref.data(), ref.data() + ref.numel()));
+  // Inference mode: the default dropout 0.1 is off, so a second call agrees.
+  std::vector<float> again(out.size());
+  CHECK(cf_model_forward(m.m, tok.data(), B, T, again.data(), static_cast<int64_t>(again.size()), nullptr, 0) ==
+        CF_OK);
+  CHECK(again == out);
+
+  // Bad input.
+  const int64_t n = static_cast<int64_t>(out.size());
+  auto bad = tok;
+  bad[10] = V;
+  CHECK(cf_model_forward(m.m, bad.data(), B, T, out.data(), n, e.buf, sizeof e.buf) == CF_ERR_OUT_OF_RANGE);
+  CHECK(e.str() == "cf_model_forward: tokens[1][1] = 19 is out of range [0, 19)");
+  bad[10] = -1;
+  CHECK(cf_model_forward(m.m, bad.data(), B, T, out.data(), n, e.buf, sizeof e.buf) == CF_ERR_OUT_OF_RANGE);
+  CHECK(cf_model_forward(m.m, tok.data(), 1, 10, out.data(), n, e.buf, sizeof e.buf) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(e.str() == "cf_model_forward: seq_len 10 exceeds the model's maximum sequence length 9");
+  CHECK(cf_model_forward(m.m, tok.data(), B, T, out.data(), n - 1, e.buf, sizeof e.buf) == CF_ERR_BUFFER_TOO_SMALL);
+  CHECK(e.str() == "cf_model_forward: out_len is 143 but the output [2, 9, 8] needs 144 floats");
+  // Not a GPT: no generate, no images.
+  std::vector<int32_t> gen(100);
+  CHECK(cf_model_generate(m.m, tok.data(), 1, 2, 3, 0.0f, 0, 1.0f, 0, gen.data(), 100, e.buf, sizeof e.buf) ==
+        CF_ERR_UNSUPPORTED);
+  const auto img = images(64, 0);
+  CHECK(cf_model_forward_images(m.m, img.data(), 1, 1, 8, 8, out.data(), n, e.buf, sizeof e.buf) ==
+        CF_ERR_UNSUPPORTED);
+  CHECK(e.str() == "cf_model_forward_images: forward over images is not supported for model class 'BERT'");
+}
+
+CF_TEST(vit_forward_images_writes_logits) {
+  Model m(vit_path());
+  if (!m.m) {
+    CHECK(m.m != nullptr);
+    return;
+  }
+  const int64_t B = 3, C = 2, S = 8, K = 5;
+  CHECK(std::string(cf_model_class_name(m.m)) == "ViT");
+  CHECK(cf_model_vocab_size(m.m) == -1);
+  CHECK(cf_model_max_seq_len(m.m) == -1);
+  CHECK(cf_model_output_size(m.m, 1, 4) == -1);
+  const auto img = images(B * C * S * S, 3);
+  auto ref_model = load_vit(vit_path());
+  ref_model->eval();
+  const Tensor ref = ref_model->forward(img.data(), B, C, S, S);
+  std::vector<float> out(static_cast<size_t>(B * K), -1.0f);
+  const int64_t n = static_cast<int64_t>(out.size());
+  Err e;
+  CHECK(cf_model_forward_images(m.m, img.data(), B, C, S, S, out.data(), n, e.buf, sizeof e.buf) == CF_OK);
+  CHECK(e.str().empty());
+  CHECK(out == std::vector<float>(ref.data(), ref.data() + ref.numel()));
+  // One image of the batch alone gives its row.
+  std::vector<float> one(static_cast<size_t>(K));
+  CHECK(cf_model_forward_images(m.m, img.data() + C * S * S, 1, C, S, S, one.data(), K, nullptr, 0) == CF_OK);
+  for (int64_t k = 0; k < K; ++k) CHECK(std::fabs(one[k] - out[K + k]) <= 1e-5f);
+
+  // Tokens are not its input.
+  const auto tok = tokens(4, 5, 0);
+  CHECK(cf_model_forward(m.m, tok.data(), 1, 4, out.data(), n, e.buf, sizeof e.buf) == CF_ERR_UNSUPPORTED);
+  CHECK(e.str() == "cf_model_forward: model class 'ViT' takes images, not tokens: use cf_model_forward_images");
+  std::vector<int32_t> gen(100);
+  CHECK(cf_model_generate(m.m, tok.data(), 1, 4, 3, 0.0f, 0, 1.0f, 0, gen.data(), 100, e.buf, sizeof e.buf) ==
+        CF_ERR_UNSUPPORTED);
+
+  // Bad input.
+  auto fwd = [&](cf_model* mm, const float* x, int64_t b, int64_t c, int64_t h, int64_t w, float* o, int64_t len) {
+    return cf_model_forward_images(mm, x, b, c, h, w, o, len, e.buf, sizeof e.buf);
+  };
+  CHECK(fwd(nullptr, img.data(), B, C, S, S, out.data(), n) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(e.str() == "cf_model_forward_images: m is NULL");
+  CHECK(fwd(m.m, nullptr, B, C, S, S, out.data(), n) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(e.str() == "cf_model_forward_images: images is NULL");
+  CHECK(fwd(m.m, img.data(), B, C, S, S, nullptr, n) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(e.str() == "cf_model_forward_images: out is NULL");
+  CHECK(fwd(m.m, img.data(), 0, C, S, S, out.data(), n) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(e.str() == "cf_model_forward_images: batch must be >= 1, got 0");
+  CHECK(fwd(m.m, img.data(), B, 3, S, S, out.data(), n) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(e.str() == "cf_model_forward_images: channels is 3 but the model expects 2 (num_channels)");
+  CHECK(fwd(m.m, img.data(), B, C, S, 4, out.data(), n) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(e.str() == "cf_model_forward_images: height x width is 8 x 4 but the model expects 8 x 8 (image_size)");
+  CHECK(fwd(m.m, img.data(), B, C, -8, -8, out.data(), n) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(fwd(m.m, img.data(), std::numeric_limits<int64_t>::max(), C, S, S, out.data(), n) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(contains(e.str(), "overflows"));
+  CHECK(fwd(m.m, img.data(), B, C, S, S, out.data(), n - 1) == CF_ERR_BUFFER_TOO_SMALL);
+  CHECK(e.str() == "cf_model_forward_images: out_len is 14 but the output [3, 5] needs 15 floats");
+  // Still works after the errors.
+  std::vector<float> after(out.size());
+  CHECK(fwd(m.m, img.data(), B, C, S, S, after.data(), n) == CF_OK);
+  CHECK(after == out);
+}
+
+CF_TEST(token_models_do_not_take_images) {
+  Model m(gpt_path());
+  if (!m.m) {
+    CHECK(m.m != nullptr);
+    return;
+  }
+  const auto img = images(64, 0);
+  std::vector<float> out(64);
+  Err e;
+  CHECK(cf_model_forward_images(m.m, img.data(), 1, 1, 8, 8, out.data(), 64, e.buf, sizeof e.buf) ==
+        CF_ERR_UNSUPPORTED);
+  CHECK(e.str() == "cf_model_forward_images: forward over images is not supported for model class 'GPT'");
+}
+
 int main() {
   const int rc = ::cftest::run_all();
+  std::remove(bert_path().c_str());
+  std::remove(vit_path().c_str());
   std::remove(gpt_path().c_str());
   std::remove(gpt2_path().c_str());
   std::remove(seq2seq_path().c_str());

@@ -67,6 +67,40 @@ bool same_parameters(Module& a, Module& b) {
   return true;
 }
 
+BERTConfig small_bert_config() {
+  BERTConfig c;
+  c.vocab_size = 13;
+  c.max_position_embeddings = 10;
+  c.type_vocab_size = 2;
+  c.n_layer = 2;
+  c.n_head = 2;
+  c.hidden_size = 8;
+  c.intermediate_size = 16;
+  c.dropout = 0.2f;
+  return c;
+}
+
+ViTConfig small_vit_config() {
+  ViTConfig c;
+  c.image_size = 8;
+  c.patch_size = 4;
+  c.num_channels = 2;
+  c.num_classes = 5;
+  c.hidden_size = 8;
+  c.n_layer = 1;
+  c.n_head = 2;
+  c.intermediate_size = 16;
+  c.dropout = 0.1f;
+  return c;
+}
+
+bool same_values(const Tensor& a, const Tensor& b) {
+  if (a.shape() != b.shape()) return false;
+  for (int64_t i = 0; i < a.numel(); ++i)
+    if (a.data()[i] != b.data()[i]) return false;
+  return true;
+}
+
 }  // namespace
 
 CF_TEST(gpt_round_trips_parameters_config_and_outputs) {
@@ -132,9 +166,67 @@ CF_TEST(load_model_returns_the_saved_class) {
   std::remove(path.c_str());
 }
 
+CF_TEST(bert_round_trips_parameters_config_and_hidden_states) {
+  manual_seed(21);
+  BERT a(small_bert_config());
+  const std::string path = scratch_path("bert");
+  save_model(path, a);
+  std::unique_ptr<BERT> b = load_bert(path);
+  CHECK(b->training());
+  CHECK(same_parameters(a, *b));
+  const BERTConfig& c = b->config();
+  CHECK(c.vocab_size == 13 && c.max_position_embeddings == 10 && c.type_vocab_size == 2 && c.n_layer == 2);
+  CHECK(c.n_head == 2 && c.hidden_size == 8 && c.intermediate_size == 16 && c.dropout == 0.2f);
+  CHECK(c.layer_norm_eps == 1e-12f);
+  a.eval();
+  b->eval();
+  const std::vector<int64_t> ids = {1, 2, 3, 12, 0, 5, 7, 9, 4, 4};
+  const Tensor ha = a.forward(ids.data(), nullptr, 2, 5).clone();
+  const Tensor hb = b->forward(ids.data(), nullptr, 2, 5);
+  CHECK(hb.shape() == (std::vector<int64_t>{2, 5, 8}));
+  CHECK(same_values(ha, hb));
+  // The config exactly as Python's BERTConfig.to_dict() names it.
+  const Metadata meta = read_safetensors_metadata(path);
+  CHECK(meta[2].second == "BERT");
+  CHECK(meta[3].second ==
+        R"({"vocab_size":13,"max_position_embeddings":10,"type_vocab_size":2,"n_layer":2,"n_head":2,)"
+        R"("hidden_size":8,"intermediate_size":16,"dropout":0.2,"layer_norm_eps":1e-12})");
+  LoadedModel any = load_model(path);
+  CHECK(any.class_name == "BERT" && any.as<BERT>() != nullptr && any.as<GPT>() == nullptr);
+  CHECK(contains(error_of([&] { load_vit(path); }), "expected a ViT checkpoint, got class 'BERT'"));
+  std::remove(path.c_str());
+}
+
+CF_TEST(vit_round_trips_parameters_config_and_logits) {
+  manual_seed(22);
+  ViT a(small_vit_config());
+  const std::string path = scratch_path("vit");
+  save_model(path, a);
+  std::unique_ptr<ViT> b = load_vit(path);
+  CHECK(same_parameters(a, *b));
+  const ViTConfig& c = b->config();
+  CHECK(c.image_size == 8 && c.patch_size == 4 && c.num_channels == 2 && c.num_classes == 5);
+  CHECK(c.hidden_size == 8 && c.n_layer == 1 && c.n_head == 2 && c.intermediate_size == 16 && c.dropout == 0.1f);
+  a.eval();
+  b->eval();
+  std::vector<float> images(3 * 2 * 8 * 8);
+  for (size_t i = 0; i < images.size(); ++i) images[i] = static_cast<float>((i * 37) % 17) / 8.0f - 1.0f;
+  const Tensor ya = a.forward(images.data(), 3, 2, 8, 8).clone();
+  const Tensor yb = b->forward(images.data(), 3, 2, 8, 8);
+  CHECK(yb.shape() == (std::vector<int64_t>{3, 5}));
+  CHECK(same_values(ya, yb));
+  const Metadata meta = read_safetensors_metadata(path);
+  CHECK(meta[2].second == "ViT");
+  CHECK(meta[3].second ==
+        R"({"image_size":8,"patch_size":4,"num_channels":2,"num_classes":5,"hidden_size":8,"n_layer":1,)"
+        R"("n_head":2,"intermediate_size":16,"dropout":0.1,"layer_norm_eps":1e-12})");
+  CHECK(contains(error_of([&] { load_bert(path); }), "expected a BERT checkpoint, got class 'ViT'"));
+  std::remove(path.c_str());
+}
+
 CF_TEST(registry_lists_classes_and_rejects_other_modules) {
   const auto names = model_class_names();
-  CHECK(names.size() >= 2 && names[0] == "GPT" && names[1] == "Seq2Seq");
+  CHECK(names.size() == 4 && names[0] == "GPT" && names[1] == "Seq2Seq" && names[2] == "BERT" && names[3] == "ViT");
   Linear lin(3, 4);
   CHECK_THROWS(TypeError, save_model(scratch_path("linear"), lin));
   CHECK_THROWS(TypeError, model_class_name(lin));
@@ -150,6 +242,31 @@ CF_TEST(configs_follow_the_python_dataclasses) {
   Seq2SeqConfig s = seq2seq_config_from_json(Json::parse(R"({"src_vocab_size": 5, "tgt_vocab_size": 6})"));
   CHECK(s.d_model == 512 && s.nhead == 8 && s.num_encoder_layers == 6 && s.dim_feedforward == 2048);
   CHECK(s.dropout == 0.1f && s.max_len == 512);
+  BERTConfig b = bert_config_from_json(Json::parse(
+      R"({"vocab_size": 5, "max_position_embeddings": 6, "type_vocab_size": 1, "n_layer": 1, "n_head": 2,
+          "hidden_size": 4, "intermediate_size": 8})"));
+  CHECK(b.dropout == 0.1f && b.layer_norm_eps == 1e-12f && b.type_vocab_size == 1);
+  ViTConfig v = vit_config_from_json(Json::parse(
+      R"({"image_size": 4, "patch_size": 2, "num_channels": 1, "num_classes": 3, "hidden_size": 4, "n_layer": 1,
+          "n_head": 1, "intermediate_size": 8})"));
+  CHECK(v.dropout == 0.0f && v.layer_norm_eps == 1e-12f && v.num_patches() == 4);
+  // Fields the Python dataclasses require are required here too, even where
+  // the C++ struct has a default.
+  CHECK(contains(error_of([] {
+                   bert_config_from_json(Json::parse(R"({"vocab_size": 5, "max_position_embeddings": 6,
+                       "n_layer": 1, "n_head": 2, "hidden_size": 4, "intermediate_size": 8})"));
+                 }),
+                 "BERTConfig: missing required field 'type_vocab_size'"));
+  CHECK(contains(error_of([] {
+                   vit_config_from_json(Json::parse(R"({"patch_size": 2, "num_channels": 1, "num_classes": 3,
+                       "hidden_size": 4, "n_layer": 1, "n_head": 1, "intermediate_size": 8})"));
+                 }),
+                 "ViTConfig: missing required field 'image_size'"));
+  CHECK(contains(error_of([] {
+                   vit_config_from_json(Json::parse(R"({"image_size": 5, "patch_size": 2, "num_channels": 1,
+                       "num_classes": 3, "hidden_size": 4, "n_layer": 1, "n_head": 1, "intermediate_size": 8})"));
+                 }),
+                 "must be divisible by patch_size"));
   // An int where a float is expected is fine (Python accepts it too).
   g = gpt_config_from_json(
       Json::parse(R"({"vocab_size": 5, "block_size": 4, "n_layer": 1, "n_head": 1, "n_embd": 8, "dropout": 0})"));
@@ -202,7 +319,7 @@ CF_TEST(invalid_checkpoints_are_rejected_with_the_reason) {
                  "unsupported checkpoint format_version '2'"));
   CHECK(contains(load_err(params, {{"format", "cpuformer"}, {"format_version", "1"}, {"class", "Llama"},
                                    {"config", config}}),
-                 "unknown model class 'Llama' (known: GPT, Seq2Seq"));
+                 "unknown model class 'Llama' (known: GPT, Seq2Seq, BERT, ViT)"));
   CHECK(contains(load_err(params, {{"format", "cpuformer"}, {"format_version", "1"}, {"config", config}}),
                  "no model 'class'"));
   CHECK(contains(load_err(params, {{"format", "cpuformer"}, {"format_version", "1"}, {"class", "GPT"}}),

@@ -2,12 +2,16 @@
  *
  *   consumer_c info      <ckpt>
  *   consumer_c forward   <ckpt> <batch> <seq_len> <out.f32> <tokens...>
+ *   consumer_c forward-images <ckpt> <batch> <channels> <height> <width> <num_classes> <images.f32> <out.f32>
  *   consumer_c generate  <ckpt> <batch> <prompt_len> <max_new> <temperature> <top_k> <top_p> <seed> <tokens...>
- *   consumer_c bad-input <gpt ckpt> [<seq2seq ckpt>]
+ *   consumer_c bad-input <gpt ckpt> [<seq2seq ckpt> [<vit ckpt>]]
  *
- * forward writes the logits as raw float32 to <out.f32>; generate prints one
- * row of ids per line; bad-input feeds the API wrong arguments and checks
- * every call fails cleanly with the right status and a message.
+ * forward writes the output (GPT logits, BERT last hidden state) as raw
+ * float32 to <out.f32>; forward-images reads raw float32 images [batch,
+ * channels, height, width] and writes the logits [batch, num_classes];
+ * generate prints one row of ids per line; bad-input feeds the API wrong
+ * arguments and checks every call fails cleanly with the right status and a
+ * message.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,6 +93,56 @@ done:
   return rc;
 }
 
+static int cmd_forward_images(char **argv) {
+  char err[512];
+  const char *path = argv[0];
+  const int64_t batch = parse_i64(argv[1]), channels = parse_i64(argv[2]), height = parse_i64(argv[3]),
+                width = parse_i64(argv[4]), classes = parse_i64(argv[5]);
+  const char *in_path = argv[6], *out_path = argv[7];
+  const int64_t n_in = batch * channels * height * width, n_out = batch * classes;
+  float *images = NULL, *out = NULL;
+  cf_model *m = NULL;
+  int rc = 1;
+  FILE *f;
+  if (n_in < 1 || n_out < 1) {
+    fprintf(stderr, "bad sizes\n");
+    return 1;
+  }
+  images = (float *)malloc((size_t)n_in * sizeof *images);
+  out = (float *)malloc((size_t)n_out * sizeof *out);
+  if (!images || !out) goto done;
+  f = fopen(in_path, "rb");
+  if (!f || fread(images, sizeof *images, (size_t)n_in, f) != (size_t)n_in) {
+    fprintf(stderr, "cannot read %lld floats from %s\n", (long long)n_in, in_path);
+    if (f) fclose(f);
+    goto done;
+  }
+  fclose(f);
+  m = cf_model_load(path, err, sizeof err);
+  if (!m) {
+    fprintf(stderr, "load failed: %s\n", err);
+    goto done;
+  }
+  if (cf_model_forward_images(m, images, batch, channels, height, width, out, n_out, err, sizeof err) != CF_OK) {
+    fprintf(stderr, "forward_images failed: %s\n", err);
+    goto done;
+  }
+  f = fopen(out_path, "wb");
+  if (!f || fwrite(out, sizeof *out, (size_t)n_out, f) != (size_t)n_out) {
+    fprintf(stderr, "cannot write %s\n", out_path);
+    if (f) fclose(f);
+    goto done;
+  }
+  fclose(f);
+  printf("wrote %lld floats\n", (long long)n_out);
+  rc = 0;
+done:
+  free(images);
+  free(out);
+  cf_model_free(m);
+  return rc;
+}
+
 static int cmd_generate(char **argv, int argc) {
   char err[512];
   const char *path = argv[0];
@@ -159,7 +213,7 @@ static void expect(const char *what, int got, int want, const char *err, size_t 
 
 #define ERR_RESET() memset(err, 'Z', sizeof err)
 
-static int cmd_bad_input(const char *gpt_path, const char *seq2seq_path) {
+static int cmd_bad_input(const char *gpt_path, const char *seq2seq_path, const char *vit_path) {
   char err[256];
   char tiny[8];
   int32_t tokens[2 * 4] = {1, 2, 3, 4, 5, 6, 7, 8};
@@ -307,6 +361,35 @@ static int cmd_bad_input(const char *gpt_path, const char *seq2seq_path) {
     }
     cf_model_free(m);
   }
+  if (vit_path) {
+    /* out (4096 floats) doubles as the image buffer: any values will do. */
+    ERR_RESET();
+    m = cf_model_load(vit_path, err, sizeof err);
+    if (!m) {
+      printf("FAIL load %s: %s\n", vit_path, err);
+      return 1;
+    }
+    ERR_RESET();
+    expect("ViT forward", cf_model_forward(m, tokens, 2, 4, out, n, err, sizeof err), CF_ERR_UNSUPPORTED, err,
+           sizeof err);
+    ERR_RESET();
+    expect("ViT images wrong channels", cf_model_forward_images(m, out, 1, 7, 8, 8, out + 64, 64, err, sizeof err),
+           CF_ERR_INVALID_ARGUMENT, err, sizeof err);
+    ERR_RESET();
+    expect("ViT images wrong size", cf_model_forward_images(m, out, 1, 1, 9, 9, out + 64, 64, err, sizeof err),
+           CF_ERR_INVALID_ARGUMENT, err, sizeof err);
+    ERR_RESET();
+    expect("ViT images NULL", cf_model_forward_images(m, NULL, 1, 1, 8, 8, out, 64, err, sizeof err),
+           CF_ERR_INVALID_ARGUMENT, err, sizeof err);
+    ERR_RESET();
+    expect("ViT images buffer too small", cf_model_forward_images(m, out, 1, 1, 8, 8, out + 64, 0, err, sizeof err),
+           CF_ERR_BUFFER_TOO_SMALL, err, sizeof err);
+    if (cf_model_output_size(m, 2, 4) != -1 || cf_model_vocab_size(m) != -1) {
+      printf("FAIL ViT token sizes are not -1\n");
+      ++failures;
+    }
+    cf_model_free(m);
+  }
   printf("%d failure(s)\n", failures);
   return failures ? 1 : 0;
 }
@@ -314,8 +397,11 @@ static int cmd_bad_input(const char *gpt_path, const char *seq2seq_path) {
 int main(int argc, char **argv) {
   if (argc >= 3 && strcmp(argv[1], "info") == 0) return cmd_info(argv[2]);
   if (argc >= 6 && strcmp(argv[1], "forward") == 0) return cmd_forward(argv + 2, argc - 2);
+  if (argc >= 10 && strcmp(argv[1], "forward-images") == 0) return cmd_forward_images(argv + 2);
   if (argc >= 10 && strcmp(argv[1], "generate") == 0) return cmd_generate(argv + 2, argc - 2);
-  if (argc >= 3 && strcmp(argv[1], "bad-input") == 0) return cmd_bad_input(argv[2], argc >= 4 ? argv[3] : NULL);
-  fprintf(stderr, "usage: consumer_c info|forward|generate|bad-input ... (see the comment at the top)\n");
+  if (argc >= 3 && strcmp(argv[1], "bad-input") == 0)
+    return cmd_bad_input(argv[2], argc >= 4 ? argv[3] : NULL, argc >= 5 ? argv[4] : NULL);
+  fprintf(stderr, "usage: consumer_c info|forward|forward-images|generate|bad-input ... (see the comment at the "
+                  "top)\n");
   return 2;
 }

@@ -1,14 +1,18 @@
 // A C++ program using the cpuformer C++ API (<cpuformer/cpuformer.hpp>).
 //
 //   consumer_cpp forward  <ckpt> <batch> <seq_len> <out.f32> <tokens...>
+//   consumer_cpp forward-images <ckpt> <batch> <channels> <height> <width> <num_classes> <images.f32> <out.f32>
 //   consumer_cpp generate <ckpt> <batch> <prompt_len> <max_new> <temperature> <top_k> <top_p> <seed> <tokens...>
 //   consumer_cpp train    <ckpt> <steps> <lr> <batch> <seq_len> <out_ckpt> <inputs...> <targets...>
 //   consumer_cpp errors   <ckpt>
+//   consumer_cpp resave   <ckpt> <out_ckpt>
 //
-// forward writes the logits as raw float32; generate prints one row of ids
+// forward writes the GPT logits or the BERT last hidden state as raw float32;
+// forward-images reads raw float32 images and writes the ViT logits; generate prints one row of ids
 // per line; train runs AdamW steps (printing "step <i> loss <value>") and
 // saves the trained model where Python's cpuformer.load() can read it;
-// errors checks that failures arrive as cpuformer::Error exceptions.
+// errors checks that failures arrive as cpuformer::Error exceptions; resave
+// loads a checkpoint of any class and writes it again with save_model.
 #include <cpuformer/cpuformer.hpp>
 
 #include <cstdio>
@@ -30,15 +34,47 @@ std::vector<int64_t> parse_tokens(char** argv, int argc, int64_t n) {
   return t;
 }
 
+void write_floats(const char* path, const cf::Tensor& t) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(t.data()), static_cast<std::streamsize>(t.numel() * sizeof(float)));
+  if (!out) throw cf::Error(std::string("cannot write ") + path);
+}
+
 int cmd_forward(char** argv, int argc) {
-  std::unique_ptr<cf::GPT> model = cf::load_gpt(argv[0]);
-  model->eval();
+  cf::LoadedModel model = cf::load_model(argv[0]);
+  model.module->eval();
   const int64_t B = std::atoll(argv[1]), T = std::atoll(argv[2]);
   const std::vector<int64_t> idx = parse_tokens(argv + 4, argc - 4, B * T);
-  const cf::Tensor logits = model->forward(idx.data(), B, T);  // [B, T, V]
-  std::ofstream out(argv[3], std::ios::binary);
-  out.write(reinterpret_cast<const char*>(logits.data()), static_cast<std::streamsize>(logits.numel() * sizeof(float)));
-  if (!out) throw cf::Error(std::string("cannot write ") + argv[3]);
+  cf::Tensor y;
+  if (cf::GPT* gpt = model.as<cf::GPT>()) {
+    y = gpt->forward(idx.data(), B, T);  // logits [B, T, V]
+  } else if (cf::BERT* bert = model.as<cf::BERT>()) {
+    y = bert->forward(idx.data(), nullptr, B, T);  // last hidden state [B, T, H]
+  } else {
+    throw cf::Error("forward: expected a GPT or BERT checkpoint, got " + model.class_name);
+  }
+  write_floats(argv[3], y);
+  std::cout << "output " << cf::shape_str(y.shape()) << "\n";
+  return 0;
+}
+
+int cmd_resave(const char* in, const char* out) {
+  cf::LoadedModel model = cf::load_model(in);
+  cf::save_model(out, *model.module);
+  std::cout << "saved " << model.class_name << "\n";
+  return 0;
+}
+
+int cmd_forward_images(char** argv) {
+  std::unique_ptr<cf::ViT> model = cf::load_vit(argv[0]);
+  model->eval();
+  const int64_t B = std::atoll(argv[1]), C = std::atoll(argv[2]), H = std::atoll(argv[3]), W = std::atoll(argv[4]);
+  std::vector<float> images(static_cast<size_t>(B * C * H * W));
+  std::ifstream in(argv[6], std::ios::binary);
+  in.read(reinterpret_cast<char*>(images.data()), static_cast<std::streamsize>(images.size() * sizeof(float)));
+  if (!in) throw cf::Error(std::string("cannot read the images from ") + argv[6]);
+  const cf::Tensor logits = model->forward(images.data(), B, C, H, W);  // [B, num_classes]
+  write_floats(argv[7], logits);
   std::cout << "logits " << cf::shape_str(logits.shape()) << "\n";
   return 0;
 }
@@ -115,10 +151,13 @@ int cmd_errors(const char* path) {
 int main(int argc, char** argv) {
   try {
     if (argc >= 6 && std::strcmp(argv[1], "forward") == 0) return cmd_forward(argv + 2, argc - 2);
+    if (argc >= 10 && std::strcmp(argv[1], "forward-images") == 0) return cmd_forward_images(argv + 2);
     if (argc >= 10 && std::strcmp(argv[1], "generate") == 0) return cmd_generate(argv + 2, argc - 2);
     if (argc >= 8 && std::strcmp(argv[1], "train") == 0) return cmd_train(argv + 2, argc - 2);
     if (argc >= 3 && std::strcmp(argv[1], "errors") == 0) return cmd_errors(argv[2]);
-    std::fprintf(stderr, "usage: consumer_cpp forward|generate|train|errors ... (see the comment at the top)\n");
+    if (argc >= 4 && std::strcmp(argv[1], "resave") == 0) return cmd_resave(argv[2], argv[3]);
+    std::fprintf(stderr, "usage: consumer_cpp forward|forward-images|generate|train|errors|resave ... (see the comment "
+                         "at the top)\n");
     return 2;
   } catch (const cf::Error& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

@@ -32,7 +32,13 @@
  * multithreaded (see cf_set_num_threads).
  *
  * Tokens: int32 ids in [0, vocab_size), row-major [batch, seq_len].
+ * Images (ViT): float32, row-major [batch, channels, height, width].
  * Outputs: float32, row-major.
+ *
+ * What each class supports: GPT cf_model_forward (logits) and
+ * cf_model_generate; BERT cf_model_forward (last hidden state); ViT
+ * cf_model_forward_images (logits); Seq2Seq loads but has no forward here.
+ * Anything else returns CF_ERR_UNSUPPORTED.
  */
 #ifndef CPUFORMER_C_API_H
 #define CPUFORMER_C_API_H
@@ -84,7 +90,7 @@ CF_API int cf_get_num_threads(void);
 
 typedef struct cf_model cf_model;
 
-/* Loads a checkpoint (any registered class: "GPT", "Seq2Seq", ...) in
+/* Loads a checkpoint (any registered class: "GPT", "Seq2Seq", "BERT", "ViT") in
  * inference mode (dropout off). Returns NULL on failure with the reason in
  * err (CF_ERR_IO / CF_ERR_FORMAT situations). Free with cf_model_free. */
 CF_API cf_model *cf_model_load(const char *path, char *err, size_t err_len);
@@ -92,32 +98,44 @@ CF_API cf_model *cf_model_load(const char *path, char *err, size_t err_len);
 /* Frees the model; NULL is allowed. */
 CF_API void cf_model_free(cf_model *m);
 
-/* The checkpoint's model class ("GPT", "Seq2Seq", ...), valid while m lives;
+/* The checkpoint's model class ("GPT", "Seq2Seq", "BERT", "ViT"), valid while m lives;
  * NULL when m is NULL. */
 CF_API const char *cf_model_class_name(const cf_model *m);
 
 /* The number of token ids the model accepts (ids are in [0, vocab_size));
  * for Seq2Seq the target vocabulary. -1 when m is NULL or the class has no
- * token input. */
+ * token input (ViT). */
 CF_API int64_t cf_model_vocab_size(const cf_model *m);
 
-/* The longest seq_len cf_model_forward accepts (GPT: block_size); -1 when m is
- * NULL or the class has no token forward. */
+/* The longest seq_len cf_model_forward accepts (GPT: block_size, BERT:
+ * max_position_embeddings); -1 when m is NULL or the class has no token
+ * forward (Seq2Seq, ViT). */
 CF_API int64_t cf_model_max_seq_len(const cf_model *m);
 
 /* The number of floats cf_model_forward writes for tokens [batch, seq_len]:
  * GPT batch*seq_len*vocab_size (logits), BERT batch*seq_len*hidden (last
  * hidden state). -1 when m is NULL, batch or seq_len < 1, the size overflows
- * int64, or the class has no token forward (Seq2Seq). */
+ * int64, or the class has no token forward (Seq2Seq, ViT). */
 CF_API int64_t cf_model_output_size(const cf_model *m, int64_t batch, int64_t seq_len);
 
 /* Forward pass over tokens [batch, seq_len] (seq_len <= cf_model_max_seq_len):
  * writes cf_model_output_size(m, batch, seq_len) floats to out, which holds
  * out_len floats. GPT: logits [batch, seq_len, vocab_size]; BERT: the last
- * hidden state [batch, seq_len, hidden]. Returns CF_OK or an error code; out
- * is unspecified after an error. */
+ * hidden state [batch, seq_len, hidden] (token type 0 everywhere, no
+ * padding mask). Returns CF_OK or an error code; out is unspecified after an
+ * error. ViT takes images: CF_ERR_UNSUPPORTED, use cf_model_forward_images. */
 CF_API int cf_model_forward(cf_model *m, const int32_t *tokens, int64_t batch, int64_t seq_len, float *out,
                             int64_t out_len, char *err, size_t err_len);
+
+/* Forward pass over images [batch, channels, height, width] (ViT): channels
+ * must equal the config's num_channels and height == width == image_size
+ * (CF_ERR_INVALID_ARGUMENT otherwise). Writes the logits [batch, num_classes],
+ * batch * num_classes floats, to out, which holds out_len floats
+ * (CF_ERR_BUFFER_TOO_SMALL, naming the size needed, when it is smaller).
+ * Returns CF_OK or an error code (CF_ERR_UNSUPPORTED for classes that do not
+ * take images); out is unspecified after an error. */
+CF_API int cf_model_forward_images(cf_model *m, const float *images, int64_t batch, int64_t channels, int64_t height,
+                                   int64_t width, float *out, int64_t out_len, char *err, size_t err_len);
 
 /* Autoregressive generation (GPT, with a KV cache). prompt is [batch,
  * prompt_len]; writes the prompt followed by max_new_tokens new ids per row,

@@ -31,8 +31,10 @@
 #include "cpuformer/nn/transformer.hpp"
 #include "cpuformer/nn/transformer_layer.hpp"
 
+#include "cpuformer/models/bert.hpp"
 #include "cpuformer/models/gpt.hpp"
 #include "cpuformer/models/seq2seq.hpp"
+#include "cpuformer/models/vit.hpp"
 
 #include "cpuformer/optim/optimizer.hpp"
 

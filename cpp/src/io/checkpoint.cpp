@@ -33,7 +33,10 @@ using FieldList = std::vector<Field<C>>;
 constexpr bool kRequired = true;
 constexpr bool kOptional = false;  // missing -> the C++ struct's default (= the Python dataclass default)
 
-// Field names, order and defaults follow python/cpuformer/models.py.
+// Field names, order and defaults follow python/cpuformer/models.py and
+// python/cpuformer/_models_bert_vit.py. A field without a dataclass default is
+// required even where the C++ struct has one (BERTConfig.type_vocab_size,
+// ViTConfig.image_size, ...): what Python cannot read, C++ does not accept.
 const FieldList<GPTConfig>& gpt_fields() {
   static const FieldList<GPTConfig> f = {
       {"vocab_size", &GPTConfig::vocab_size, kRequired}, {"block_size", &GPTConfig::block_size, kRequired},
@@ -55,6 +58,37 @@ const FieldList<Seq2SeqConfig>& seq2seq_fields() {
       {"dim_feedforward", &Seq2SeqConfig::dim_feedforward, kOptional},
       {"dropout", &Seq2SeqConfig::dropout, kOptional},
       {"max_len", &Seq2SeqConfig::max_len, kOptional},
+  };
+  return f;
+}
+
+const FieldList<BERTConfig>& bert_fields() {
+  static const FieldList<BERTConfig> f = {
+      {"vocab_size", &BERTConfig::vocab_size, kRequired},
+      {"max_position_embeddings", &BERTConfig::max_position_embeddings, kRequired},
+      {"type_vocab_size", &BERTConfig::type_vocab_size, kRequired},
+      {"n_layer", &BERTConfig::n_layer, kRequired},
+      {"n_head", &BERTConfig::n_head, kRequired},
+      {"hidden_size", &BERTConfig::hidden_size, kRequired},
+      {"intermediate_size", &BERTConfig::intermediate_size, kRequired},
+      {"dropout", &BERTConfig::dropout, kOptional},
+      {"layer_norm_eps", &BERTConfig::layer_norm_eps, kOptional},
+  };
+  return f;
+}
+
+const FieldList<ViTConfig>& vit_fields() {
+  static const FieldList<ViTConfig> f = {
+      {"image_size", &ViTConfig::image_size, kRequired},
+      {"patch_size", &ViTConfig::patch_size, kRequired},
+      {"num_channels", &ViTConfig::num_channels, kRequired},
+      {"num_classes", &ViTConfig::num_classes, kRequired},
+      {"hidden_size", &ViTConfig::hidden_size, kRequired},
+      {"n_layer", &ViTConfig::n_layer, kRequired},
+      {"n_head", &ViTConfig::n_head, kRequired},
+      {"intermediate_size", &ViTConfig::intermediate_size, kRequired},
+      {"dropout", &ViTConfig::dropout, kOptional},
+      {"layer_norm_eps", &ViTConfig::layer_norm_eps, kOptional},
   };
   return f;
 }
@@ -139,6 +173,8 @@ const std::vector<ModelClass>& registry() {
   static const std::vector<ModelClass> classes = {
       model_class<GPT, GPTConfig>("GPT", gpt_config_from_json, gpt_config_to_json),
       model_class<Seq2Seq, Seq2SeqConfig>("Seq2Seq", seq2seq_config_from_json, seq2seq_config_to_json),
+      model_class<BERT, BERTConfig>("BERT", bert_config_from_json, bert_config_to_json),
+      model_class<ViT, ViTConfig>("ViT", vit_config_from_json, vit_config_to_json),
   };
   return classes;
 }
@@ -223,6 +259,10 @@ Seq2SeqConfig seq2seq_config_from_json(const Json& config) {
   return config_from_json("Seq2SeqConfig", seq2seq_fields(), config);
 }
 Json seq2seq_config_to_json(const Seq2SeqConfig& config) { return config_to_json(seq2seq_fields(), config); }
+BERTConfig bert_config_from_json(const Json& config) { return config_from_json("BERTConfig", bert_fields(), config); }
+Json bert_config_to_json(const BERTConfig& config) { return config_to_json(bert_fields(), config); }
+ViTConfig vit_config_from_json(const Json& config) { return config_from_json("ViTConfig", vit_fields(), config); }
+Json vit_config_to_json(const ViTConfig& config) { return config_to_json(vit_fields(), config); }
 
 std::vector<std::string> model_class_names() {
   std::vector<std::string> names;
@@ -270,6 +310,8 @@ LoadedModel load_model(const std::string& path) {
 
 std::unique_ptr<GPT> load_gpt(const std::string& path) { return load_as<GPT>(path, "GPT"); }
 std::unique_ptr<Seq2Seq> load_seq2seq(const std::string& path) { return load_as<Seq2Seq>(path, "Seq2Seq"); }
+std::unique_ptr<BERT> load_bert(const std::string& path) { return load_as<BERT>(path, "BERT"); }
+std::unique_ptr<ViT> load_vit(const std::string& path) { return load_as<ViT>(path, "ViT"); }
 
 void save_model(const std::string& path, Module& model) {
   const ModelClass& entry = class_of(model);

@@ -5,7 +5,7 @@
 // parameter as F32 under its named_parameters() name, plus string metadata:
 //   format          "cpuformer"
 //   format_version  "1"
-//   class           the model class: "GPT", "Seq2Seq", ...
+//   class           the model class: "GPT", "Seq2Seq", "BERT", "ViT"
 //   config          JSON object of the config's fields, e.g. for GPT
 //                   {"vocab_size": 65, "block_size": 256, "n_layer": 6, "n_head": 6,
 //                    "n_embd": 384, "dropout": 0.0, "bias": true}
@@ -38,8 +38,10 @@
 
 #include "cpuformer/io/json.hpp"
 #include "cpuformer/io/safetensors.hpp"
+#include "cpuformer/models/bert.hpp"
 #include "cpuformer/models/gpt.hpp"
 #include "cpuformer/models/seq2seq.hpp"
+#include "cpuformer/models/vit.hpp"
 #include "cpuformer/nn/module.hpp"
 
 namespace cpuformer {
@@ -49,7 +51,7 @@ constexpr const char* kCheckpointFormatVersion = "1";
 
 // A model of any registered class, as read from a checkpoint.
 struct LoadedModel {
-  std::string class_name;          // "GPT", "Seq2Seq", ...
+  std::string class_name;          // "GPT", "Seq2Seq", "BERT", "ViT"
   Json config;                     // the config object as stored in the file
   std::unique_ptr<Module> module;  // the model, parameters loaded
 
@@ -67,8 +69,10 @@ LoadedModel load_model(const std::string& path);
 // class found otherwise).
 std::unique_ptr<GPT> load_gpt(const std::string& path);
 std::unique_ptr<Seq2Seq> load_seq2seq(const std::string& path);
+std::unique_ptr<BERT> load_bert(const std::string& path);
+std::unique_ptr<ViT> load_vit(const std::string& path);
 
-// Writes `model` (a registered class: GPT, Seq2Seq, ...) in the format above,
+// Writes `model` (a registered class: GPT, Seq2Seq, BERT, ViT) in the format above,
 // atomically (see save_safetensors). TypeError for other modules.
 void save_model(const std::string& path, Module& model);
 
@@ -83,6 +87,10 @@ GPTConfig gpt_config_from_json(const Json& config);
 Json gpt_config_to_json(const GPTConfig& config);
 Seq2SeqConfig seq2seq_config_from_json(const Json& config);
 Json seq2seq_config_to_json(const Seq2SeqConfig& config);
+BERTConfig bert_config_from_json(const Json& config);
+Json bert_config_to_json(const BERTConfig& config);
+ViTConfig vit_config_from_json(const Json& config);
+Json vit_config_to_json(const ViTConfig& config);
 
 // The registered class names, in registry order.
 std::vector<std::string> model_class_names();
