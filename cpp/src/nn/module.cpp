@@ -28,7 +28,12 @@ struct GradArena {
 float* Parameter::grad_data() { return const_cast<float*>(grad_tensor().data()); }
 
 const Tensor& Parameter::grad_tensor() {
-  if (!grad.defined() && arena) arena->ensure();
+  if (!grad.defined()) {
+    if (arena)
+      arena->ensure();
+    else
+      grad = Tensor::zeros(value.shape());  // a module that was never flattened
+  }
   return grad;
 }
 
@@ -79,14 +84,19 @@ void Module::flatten_parameters() {
   constexpr int64_t kAlign = 16;  // floats: 64 bytes
   int64_t total = 0;
   for (auto& p : params) total += (p.second->value.numel() + kAlign - 1) / kAlign * kAlign;
-  flat_values_ = Tensor::zeros({total});
+  // Filled parameter by parameter (pages are touched only as they are
+  // written), and each separate tensor is released as soon as it is copied,
+  // so peak memory stays near one copy of the weights.
+  flat_values_ = Tensor::empty({total});
   arena_ = std::make_shared<GradArena>();
   arena_->total = total;
   int64_t off = 0;
   for (auto& p : params) {
     Parameter& prm = *p.second;
     Tensor v = Tensor::view(flat_values_, off, prm.value.shape());
-    if (prm.value.numel()) std::memcpy(v.data(), prm.value.data(), sizeof(float) * prm.value.numel());
+    const int64_t n = prm.value.numel(), padded = (n + kAlign - 1) / kAlign * kAlign;
+    if (n) std::memcpy(v.data(), prm.value.data(), sizeof(float) * n);
+    for (int64_t i = n; i < padded; ++i) flat_values_.data()[off + i] = 0.0f;
     prm.value = v;
     prm.grad = Tensor();  // allocated with the arena on first use
     prm.arena = arena_;
@@ -98,8 +108,7 @@ void Module::flatten_parameters() {
 Parameter& Module::register_parameter(const std::string& name, const Shape& shape) {
   CF_CHECK_STATE(!flat_values_.defined(), "register_parameter after flatten_parameters");
   auto p = std::make_unique<Parameter>();
-  p->value = Tensor::zeros(shape);
-  p->grad = Tensor::zeros(shape);
+  p->value = Tensor::zeros(shape);  // the gradient is allocated on first use
   params_.emplace_back(name, std::move(p));
   return *params_.back().second;
 }
