@@ -32,10 +32,15 @@ void bind_module_base(py::module_& m) {
              self.zero_grad();
            })
       .def("num_parameters", &Module::num_parameters)
-      .def("named_parameters", [](Module& self) {
+      .def("named_parameters",
+           [](Module& self) {
+             py::list out;
+             for (auto& p : self.named_parameters()) out.append(py::make_tuple(p.first, to_numpy(p.second->value)));
+             return out;
+           })
+      .def("named_gradients", [](Module& self) {  // allocates the gradient buffer on first use
         py::list out;
-        for (auto& p : self.named_parameters())
-          out.append(py::make_tuple(p.first, to_numpy(p.second->value), to_numpy(p.second->grad_tensor())));
+        for (auto& p : self.named_parameters()) out.append(py::make_tuple(p.first, to_numpy(p.second->grad_tensor())));
         return out;
       })
       .def("flat_parameters", [](Module& self) { return to_numpy(self.flat_parameters()); })

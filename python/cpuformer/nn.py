@@ -34,11 +34,13 @@ class Module:
 
     def parameters(self) -> Dict[str, np.ndarray]:
         """name -> writable view of the parameter's values (no copy)."""
-        return {name: value for name, value, _ in self._named()}
+        return {name: value for name, value in self._named()}
 
     def gradients(self) -> Dict[str, np.ndarray]:
         """name -> writable view of the parameter's accumulated gradient (no copy)."""
-        return {name: grad for name, _, grad in self._named()}
+        if self._impl is None:
+            return {}
+        return {name: grad for name, grad in self._impl.named_gradients()}
 
     def named_parameters(self):
         return list(self.parameters().items())
@@ -48,7 +50,7 @@ class Module:
 
     def state_dict(self) -> Dict[str, np.ndarray]:
         """name -> copy of the parameter's values."""
-        return {name: value.copy() for name, value, _ in self._named()}
+        return {name: value.copy() for name, value in self._named()}
 
     def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True):
         """Copy values in from any mapping of array-likes (NumPy arrays, torch tensors, lists).

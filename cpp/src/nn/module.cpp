@@ -4,6 +4,10 @@
 #include <cstring>
 #include <mutex>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include "cpuformer/error.hpp"
 #include "cpuformer/runtime/rng.hpp"
 
@@ -103,6 +107,11 @@ void Module::flatten_parameters() {
     arena_->slots.emplace_back(&prm, off);
     off += (prm.value.numel() + kAlign - 1) / kAlign * kAlign;
   }
+#if defined(__GLIBC__)
+  // The separate tensors just freed usually sit in the heap (glibc raises its
+  // mmap threshold after large frees); hand that memory back to the system.
+  malloc_trim(0);
+#endif
 }
 
 Parameter& Module::register_parameter(const std::string& name, const Shape& shape) {
