@@ -1,6 +1,6 @@
 // Branch-free float exp and normal CDF that compilers vectorise inside
 // `#pragma omp simd` loops. The libm calls (std::exp, std::erf) are not
-// vectorised without -ffast-math, which we do not use, and cost GELU and
+// vectorised unless the compiler may relax IEEE semantics (we never allow that), and cost GELU and
 // softmax a factor 4-16 against vectorised code. Accuracy, measured against
 // double libm (tests/test_ops.cpp sweeps both):
 //   exp_f(x):    <= 2 ulp for x in [-87, 88]; subnormal results down to
