@@ -60,3 +60,37 @@ def test_training_one_model_while_another_serves():
     t.join()
     assert not bad
     assert losses[-1] < losses[0]
+
+
+def _rss_mb():
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * 4096 / 2**20
+    except OSError:  # pragma: no cover - not Linux
+        return None
+
+
+def test_training_does_not_leak_memory():
+    """RSS stays flat over many steps once the first steps have sized everything."""
+    if _rss_mb() is None:
+        import pytest
+
+        pytest.skip("needs /proc/self/statm")
+    cf.manual_seed(2)
+    m = cf.GPT(cf.GPTConfig(vocab_size=64, block_size=32, n_layer=2, n_head=2, n_embd=64, dropout=0.1))
+    opt = cf.optim.AdamW(m, lr=1e-3)
+    x = np.random.default_rng(2).integers(0, 64, (8, 33))
+
+    def steps(n):
+        for _ in range(n):
+            opt.zero_grad()
+            m.loss(x[:, :-1], x[:, 1:])
+            m.backward()
+            opt.step()
+            m.generate(x[:1, :4], 4, temperature=0.0)
+
+    steps(30)
+    before = _rss_mb()
+    steps(300)
+    grown = _rss_mb() - before
+    assert grown < 8.0, f"RSS grew by {grown:.1f} MB over 300 training steps"

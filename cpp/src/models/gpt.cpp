@@ -1,4 +1,5 @@
 #include "cpuformer/models/gpt.hpp"
+#include "cpuformer/runtime/threads.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -95,7 +96,7 @@ Tensor GPT::forward(const int64_t* idx, int64_t B, int64_t T) {
   Tensor pe = wpe_.forward(pos.data(), {T});  // [T, C]
   float* x = tok.data();
   const float* p = pe.data();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (B * T * C >= kParallelMinWork)
   for (int64_t bt = 0; bt < B * T; ++bt) {
     const float* prow = p + (bt % T) * C;
     for (int64_t c = 0; c < C; ++c) x[bt * C + c] += prow[c];
@@ -127,7 +128,7 @@ void GPT::backward_logits(const Tensor& dlogits) {
   Tensor dpos = Tensor::zeros({T_, C});
   float* dp = dpos.data();
   const float* dd = d.data();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (B_ * T_ * C >= kParallelMinWork)
   for (int64_t t = 0; t < T_; ++t)
     for (int64_t b = 0; b < B_; ++b)
       for (int64_t c = 0; c < C; ++c) dp[t * C + c] += dd[(b * T_ + t) * C + c];

@@ -1,4 +1,5 @@
 #include "cpuformer/models/seq2seq.hpp"
+#include "cpuformer/runtime/threads.hpp"
 
 #include <algorithm>
 #include <cmath>
@@ -82,7 +83,7 @@ Tensor Seq2Seq::embed(Embedding& emb, const int64_t* ids, int64_t B, int64_t T, 
   const float scale = std::sqrt(static_cast<float>(d));
   float* xd = x.data();
   const float* pe = pe_.data();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (B * T * d >= kParallelMinWork)
   for (int64_t bt = 0; bt < B * T; ++bt)
     for (int64_t c = 0; c < d; ++c) xd[bt * d + c] = xd[bt * d + c] * scale + pe[(bt % T) * d + c];
   return x;

@@ -1,4 +1,5 @@
 #include "cpuformer/nn/multihead_attention.hpp"
+#include "cpuformer/runtime/threads.hpp"
 
 #include <cmath>
 #include <limits>
@@ -66,7 +67,7 @@ AttentionParams MultiheadAttention::make_params() {
     const float* am = mask_.attn_mask.defined() ? mask_.attn_mask.data() : nullptr;
     const float* kp = mask_.key_padding_additive.data();
     float* cm = combined_mask_.data();
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (B_ * Hm * LS >= kParallelMinWork)
     for (int64_t bh = 0; bh < B_ * Hm; ++bh) {
       const int64_t b = bh / Hm;
       const float* arow = am ? am + (per_head ? bh * LS : 0) : nullptr;
@@ -238,7 +239,7 @@ Tensor MultiheadAttention::forward_cached(const Tensor& x, KVCache& cache, int64
   linear_forward(qkv.data(), x.data(), in_proj_weight_->value.data(),
                  in_proj_bias_ ? in_proj_bias_->value.data() : nullptr, B * Tn, E_, 3 * E_);
   const int64_t cap = capacity;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (B * Tn * E_ >= kParallelMinWork)
   for (int64_t bt = 0; bt < B * Tn; ++bt) {
     const int64_t b = bt / Tn, t = bt % Tn;
     const float* row = qkv.data() + bt * 3 * E_;

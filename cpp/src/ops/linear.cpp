@@ -1,4 +1,5 @@
 #include "cpuformer/ops/linear.hpp"
+#include "cpuformer/runtime/threads.hpp"
 
 #include "cpuformer/ops/gemm.hpp"
 
@@ -7,7 +8,7 @@ namespace cpuformer {
 void linear_forward(float* out, const float* inp, const float* weight, const float* bias, int64_t N, int64_t I,
                     int64_t O) {
   if (bias) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * O >= kParallelMinWork)
     for (int64_t n = 0; n < N; ++n) {
       float* row = out + n * O;
       for (int64_t o = 0; o < O; ++o) row[o] = bias[o];
@@ -27,7 +28,7 @@ void linear_backward(float* dinp, float* dweight, float* dbias, const float* dou
     // Each thread owns a slice of columns and walks the rows in order, so the
     // inner loop is contiguous and the sum order is fixed.
     constexpr int64_t kCols = 64;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N * O >= kParallelMinWork)
     for (int64_t o0 = 0; o0 < O; o0 += kCols) {
       const int64_t o1 = o0 + kCols < O ? o0 + kCols : O;
       float acc[kCols] = {};

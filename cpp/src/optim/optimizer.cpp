@@ -1,4 +1,5 @@
 #include "cpuformer/optim/optimizer.hpp"
+#include "cpuformer/runtime/threads.hpp"
 
 #include <cmath>
 
@@ -52,7 +53,7 @@ void AdamW::step() {
   const float b1 = beta1, b2 = beta2, e = eps;
   for (const ParamSegment& s : segments_) {
     const float decay = s.decay ? 1.0f - lr * weight_decay : 1.0f;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (s.numel >= kParallelMinWork)
     for (int64_t i = s.offset; i < s.offset + s.numel; ++i) {
       const float g = G[i];
       const float m = b1 * M[i] + (1.0f - b1) * g;
@@ -85,7 +86,7 @@ void SGD::step() {
   const float mu = momentum, l = lr;
   for (const ParamSegment& s : segments_) {
     const float wd = s.decay ? weight_decay : 0.0f;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (s.numel >= kParallelMinWork)
     for (int64_t i = s.offset; i < s.offset + s.numel; ++i) {
       float g = G[i] + wd * P[i];
       if (B) {
