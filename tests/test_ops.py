@@ -169,6 +169,11 @@ def test_layer_norm_bad_input(rng):
         F.layer_norm_backward(np.ones((4, 16)), x, eps=0)
     with pytest.raises(TypeError, match="grad_output"):
         F.layer_norm_backward(None, x)
+    # torch's positional normalized_shape is named, not misread as a weight.
+    with pytest.raises(TypeError, match="normalized_shape"):
+        F.layer_norm(x, (16,))
+    with pytest.raises(TypeError, match="normalized_shape"):
+        F.layer_norm_backward(np.ones((4, 16)), x, (16,))
 
 
 # ---- relu / gelu --------------------------------------------------------------

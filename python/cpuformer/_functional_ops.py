@@ -31,9 +31,22 @@ def layer_norm(input, weight=None, bias=None, eps: float = 1e-5) -> np.ndarray:
 
     ``out = (x - mean) / sqrt(var + eps) * weight + bias`` per row of ``input [..., C]``
     (biased variance). ``weight`` and ``bias`` are ``[C]`` or None (ones / zeros);
-    ``eps`` must be > 0.
+    ``eps`` must be > 0. Unlike torch there is no ``normalized_shape`` argument: the
+    last dimension is always the one normalised.
     """
+    _reject_normalized_shape(input, weight)
     return _core.layer_norm(input, weight, bias, eps)
+
+
+def _reject_normalized_shape(input, weight) -> None:
+    # torch's F.layer_norm(x, (C,), w, b) passes normalized_shape second; here it
+    # would land in `weight`. Name the mistake instead of reporting a shape error.
+    if isinstance(weight, tuple) and weight and all(isinstance(v, int) and not isinstance(v, bool) for v in weight):
+        if tuple(np.shape(input)[-len(weight):]) == weight:
+            raise TypeError(
+                f"layer_norm: weight looks like torch's normalized_shape {weight}; cpuformer's layer_norm "
+                "always normalises the last dimension: call layer_norm(input, weight, bias, eps)"
+            )
 
 
 def layer_norm_backward(
@@ -46,6 +59,7 @@ def layer_norm_backward(
     is always returned. The bias value does not enter any gradient, so it is
     not an argument.
     """
+    _reject_normalized_shape(input, weight)
     return tuple(_core.layer_norm_backward(grad_output, input, weight, eps))
 
 

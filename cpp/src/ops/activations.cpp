@@ -12,7 +12,6 @@ namespace {
 // Below this many elements a loop runs on the calling thread (forking costs more).
 constexpr int64_t kMinParallel = 1 << 15;
 
-constexpr float kSqrt1_2 = 0.70710678118654752440f;      // 1/√2
 constexpr float kInvSqrt2Pi = 0.39894228040143267794f;   // 1/√(2π)
 constexpr float kSqrt2OverPi = 0.79788456080286535588f;  // √(2/π)
 constexpr float kKappa = 0.044715f;
