@@ -50,6 +50,14 @@ IndexArray as_index(py::handle obj, const char* name) {
                                                   : std::string(py::str(py::type::of(obj).attr("__name__")))));
 }
 
+IndexArray ids_2d(py::handle obj, const char* name) {
+  IndexArray a = as_index(obj, name);
+  if (a.ndim() != 2)
+    throw cpuformer::ValueError(
+        cpuformer::str_cat(name, ": expected a 2-d [batch, seq] array of token ids, got shape ", shape_str(a)));
+  return a;
+}
+
 py::array as_mask(py::handle obj, const char* name, bool* is_bool) {
   py::array a;
   const char k = kind_of(obj, &a);

@@ -24,6 +24,8 @@ using IndexArray = py::array_t<int64_t, py::array::c_style | py::array::forcecas
 FloatArray as_float(py::handle obj, const char* name);
 // Integer array-like (or integer-valued floats) -> C-contiguous int64.
 IndexArray as_index(py::handle obj, const char* name);
+// Token ids [B, T] as int64 (ValueError unless 2-d).
+IndexArray ids_2d(py::handle obj, const char* name);
 // Boolean-or-float mask -> (is_bool, data). Bool masks become uint8.
 py::array as_mask(py::handle obj, const char* name, bool* is_bool);
 

@@ -15,14 +15,6 @@ using namespace cpuformer;
 
 namespace {
 
-// ids [B, T] as int64 (ValueError unless 2-d).
-IndexArray ids_2d(py::handle obj, const char* name) {
-  IndexArray a = as_index(obj, name);
-  if (a.ndim() != 2)
-    throw ValueError(str_cat(name, ": expected a 2-d [batch, seq] array of token ids, got shape ", shape_str(a)));
-  return a;
-}
-
 py::array_t<int64_t> ids_to_numpy(std::vector<int64_t>&& v, int64_t B, int64_t T) {
   auto* keep = new std::vector<int64_t>(std::move(v));
   py::capsule owner(keep, [](void* p) { delete static_cast<std::vector<int64_t>*>(p); });

@@ -14,14 +14,6 @@ using namespace cpuformer;
 
 namespace {
 
-// ids [B, T] as int64 (ValueError unless 2-d).
-IndexArray ids_2d(py::handle obj, const char* name) {
-  IndexArray a = as_index(obj, name);
-  if (a.ndim() != 2)
-    throw ValueError(str_cat(name, ": expected a 2-d [batch, seq] array of ids, got shape ", shape_str(a)));
-  return a;
-}
-
 // An optional [B, T] companion of input_ids (token_type_ids, labels).
 IndexArray same_shape_ids(py::handle obj, const IndexArray& ids, const char* name) {
   IndexArray a = as_index(obj, name);
