@@ -3,6 +3,7 @@
 #include <Eigen/Core>
 
 #include "gemm_packed.hpp"
+#include "gemv.hpp"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -42,16 +43,23 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
       c *= beta;
     return;
   }
-  // The packed kernel wins once a tile's worth of rows and columns exists;
-  // matrix-vector shapes (decoding) stay with Eigen's GEMV.
-  if (detail::packed_gemm_available() && M >= 4 && N >= 16 && K >= 8) {
-    int nthreads = 1;
+  int nthreads = 1;
 #ifdef _OPENMP
-    if (!omp_in_parallel()) nthreads = omp_get_max_threads();
+  if (!omp_in_parallel()) nthreads = omp_get_max_threads();
 #endif
+  // The packed kernel wins once a tile's worth of rows and columns exists.
+  if (detail::packed_gemm_available() && M >= 4 && N >= 16 && K >= 8) {
     detail::packed_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nthreads);
     return;
   }
+  // A few rows times a weight matrix stored [N, K] (a Linear while decoding):
+  // streaming the weights is the cost, and the skinny kernel shares it
+  // between threads.
+  if (detail::gemv_available() && !trans_a && trans_b && N >= 16 && K >= 16) {
+    detail::gemv_nt(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nthreads);
+    return;
+  }
+  // Other skinny shapes stay with Eigen.
   // A is stored [M,K] (or [K,M] when transposed), B [K,N] (or [N,K]).
   CMap a(A, trans_a ? K : M, trans_a ? M : K, Stride(lda));
   CMap b(B, trans_b ? N : K, trans_b ? K : N, Stride(ldb));

@@ -1,0 +1,20 @@
+// Private: the AVX-512 kernel for skinny products behind ops/gemm.hpp (see gemv.cpp).
+#pragma once
+#include <cstdint>
+
+namespace cpuformer {
+namespace detail {
+
+// True when this build carries the kernel (compiled with AVX-512F).
+bool gemv_available();
+
+// C[M,N] = alpha · A[M,K] · B[N,K]ᵀ + beta · C for a few rows of A (any M
+// works; it is meant for M < 4, where B, usually a weight matrix, is streamed
+// from memory once per group of 4 rows). `nthreads` >= 1 threads split the
+// columns of C; every element is one thread's fixed-order sum, so the result
+// does not depend on the thread count. beta == 0 overwrites C.
+void gemv_nt(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
+             float beta, float* C, int64_t ldc, int nthreads);
+
+}  // namespace detail
+}  // namespace cpuformer
