@@ -35,15 +35,16 @@ CF_TEST(rng_is_a_function_of_key_and_index) {
   CHECK(next_key() == k1);
 }
 
-// Sweeps shapes on both sides of the packed kernel's tiles (14 x 32, K blocks
-// of 384, row blocks of 336) and of the skinny kernel (1-3 rows, 4 columns
-// per step, K in 16-lane steps, threaded above 2^16 elements of B), every
-// transpose, padded leading dimensions, alpha/beta and 1-2 threads, against a
-// float64 reference; the padding columns of C must stay untouched.
+// Sweeps shapes on both sides of the packed kernel's tiles (14 x 32; blocks
+// of 1024 in K, 112 rows, 1024 columns) and of the skinny kernel (1-3 rows,
+// 4 columns per step, K in 16-lane steps, threaded above 2^16 elements of B),
+// every transpose, padded leading dimensions, alpha/beta and 1-2 threads,
+// against a float64 reference; the padding columns of C must stay untouched.
 CF_TEST(gemm_matches_scalar_reference) {
   const int64_t shapes[][3] = {{7, 5, 9},    {1, 40, 20},  {4, 16, 8},    {14, 32, 256}, {15, 33, 257},
                                {29, 65, 3},  {337, 47, 300}, {50, 2100, 40}, {3, 100, 600}, {130, 18, 513},
-                               {1, 2051, 129}, {2, 517, 1030}, {3, 4099, 33}, {1, 19, 16}};
+                               {1, 2051, 129}, {2, 517, 1030}, {3, 4099, 33}, {1, 19, 16},
+                               {29, 33, 2050}, {113, 1025, 20}};
   uint64_t seed = 10;
   for (const auto& s : shapes) {
     const int64_t M = s[0], N = s[1], K = s[2];
