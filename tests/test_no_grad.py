@@ -32,6 +32,32 @@ def test_no_grad_gives_the_same_outputs_and_blocks_backward(rng):
     gpt.backward()
 
 
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("activation", ["relu", "gelu"])
+def test_fused_inference_path_forgets_the_saved_forward(rng, norm_first, activation):
+    # Under no_grad the feed-forward block runs fused (bias and activation in
+    # the product's epilogue) and bypasses its modules; a backward after it
+    # must still raise before touching any gradient, even though an earlier
+    # forward with grad had saved inputs in those modules.
+    layer = cf.nn.TransformerEncoderLayer(16, 4, 32, dropout=0.1, activation=activation, norm_first=norm_first)
+    layer.eval()
+    x = rng.standard_normal((2, 5, 16))
+    ref = layer(x)
+    with cf.no_grad():
+        out = layer(x)
+    np.testing.assert_allclose(out, ref, rtol=1e-6, atol=1e-6)
+    before = {k: v.copy() for k, v in layer.gradients().items()}
+    with pytest.raises(RuntimeError, match="no_grad"):
+        layer.backward(np.ones_like(out))
+    for k, v in layer.gradients().items():
+        np.testing.assert_array_equal(v, before[k], err_msg=k)
+    # Training mode with dropout under no_grad keeps the unfused path (dropout applies).
+    layer.train()
+    with cf.no_grad():
+        a, b = layer(x), layer(x)
+    assert not np.allclose(a, b)
+
+
 def test_no_grad_decorator_and_restores_after_errors(rng):
     m = cf.nn.Linear(3, 2)
 

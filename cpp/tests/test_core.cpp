@@ -4,6 +4,7 @@
 #include "check.hpp"
 #include "cpuformer/error.hpp"
 #include "cpuformer/nn/linear.hpp"
+#include "cpuformer/ops/activations.hpp"
 #include "cpuformer/ops/gemm.hpp"
 #include "cpuformer/ops/linear.hpp"
 #include "cpuformer/runtime/rng.hpp"
@@ -69,6 +70,48 @@ CF_TEST(gemm_matches_scalar_reference) {
           CHECK_NEAR(C[m * ldc + n], want, 2e-6 * K + 1e-6);
         }
         for (int64_t n = N; n < ldc; ++n) CHECK(C[m * ldc + n] == C0[m * ldc + n]);
+      }
+    }
+  }
+  set_num_threads(2);
+}
+
+// The fused epilogue: bias on the first K block, the activation after the
+// last, on shapes that take the packed kernel (with several K and column
+// blocks) and shapes that fall back, against bias + product + the reference
+// activations.
+CF_TEST(gemm_bias_act_matches_reference) {
+  const int64_t shapes[][3] = {{29, 70, 1030}, {113, 1030, 16}, {3, 40, 20}, {5, 9, 3}};
+  const Activation acts[] = {Activation::None, Activation::Relu, Activation::Gelu, Activation::GeluTanh};
+  uint64_t seed = 500;
+  for (const auto& s : shapes) {
+    const int64_t M = s[0], N = s[1], K = s[2];
+    for (int variant = 0; variant < 8; ++variant) {
+      const bool tb = variant & 1, with_bias = variant & 2;
+      const Activation act = acts[variant % 4];
+      const int64_t lda = K + 1, ldb = (tb ? K : N) + 2, ldc = N + 3;
+      std::vector<float> A(M * lda), B((tb ? N : K) * ldb), bias(N), C(M * ldc, 7.0f);
+      for (size_t i = 0; i < A.size(); ++i) A[i] = rng_uniform(seed, i) - 0.5f;
+      for (size_t i = 0; i < B.size(); ++i) B[i] = rng_uniform(seed + 1, i) - 0.5f;
+      for (int64_t i = 0; i < N; ++i) bias[i] = 2.0f * rng_uniform(seed + 2, i) - 1.0f;
+      seed += 3;
+      set_num_threads(1 + variant % 2);
+      gemm_bias_act(false, tb, M, N, K, A.data(), lda, B.data(), ldb, with_bias ? bias.data() : nullptr, act,
+                    C.data(), ldc);
+      for (int64_t m = 0; m < M; ++m) {
+        for (int64_t n = 0; n < N; ++n) {
+          double acc = with_bias ? bias[n] : 0.0;
+          for (int64_t k = 0; k < K; ++k) acc += double(A[m * lda + k]) * (tb ? B[n * ldb + k] : B[k * ldb + n]);
+          float want = static_cast<float>(acc);
+          if (act == Activation::Relu) want = want < 0.0f ? 0.0f : want;
+          if (act == Activation::Gelu || act == Activation::GeluTanh) {
+            const float x = want;
+            gelu_forward_reference(&want, &x, 1,
+                                   act == Activation::Gelu ? GeluApproximate::None : GeluApproximate::Tanh);
+          }
+          CHECK_NEAR(C[m * ldc + n], want, 2e-6 * K + 1e-6);
+        }
+        for (int64_t n = N; n < ldc; ++n) CHECK(C[m * ldc + n] == 7.0f);
       }
     }
   }

@@ -9,6 +9,7 @@
 #include "cpuformer/error.hpp"
 #include "cpuformer/ops/activations.hpp"
 #include "cpuformer/ops/linear.hpp"
+#include "cpuformer/runtime/grad_mode.hpp"
 
 namespace cpuformer {
 namespace {
@@ -71,6 +72,16 @@ void TransformerLayerBase::check_input(const Tensor& x, const char* name) const 
 }
 
 Tensor TransformerLayerBase::ff_forward(const Tensor& x) {
+  if (!grad_enabled() && !(training() && dropout_.p() > 0.0f)) {
+    // Nothing to save and nothing to drop: the fused path (bias and
+    // activation in the first product's epilogue). Inputs saved by an
+    // earlier forward must not outlive this one.
+    linear1_.forget();
+    linear2_.forget();
+    gelu_.forget();
+    relu_.forget();
+    return ff_inference(x);
+  }
   Tensor h = linear1_.forward(x);
   h = use_gelu_ ? gelu_.forward(h) : relu_.forward(h);
   return linear2_.forward(dropout_.forward(h));
@@ -78,13 +89,12 @@ Tensor TransformerLayerBase::ff_forward(const Tensor& x) {
 
 Tensor TransformerLayerBase::ff_inference(const Tensor& x) {
   Tensor h = Tensor::empty({x.numel() / opt_.d_model, opt_.dim_feedforward});
+  const Activation act = !use_gelu_ ? Activation::Relu
+                         : gelu_.approximate() == GeluApproximate::Tanh ? Activation::GeluTanh
+                                                                        : Activation::Gelu;
   linear_forward(h.data(), x.data(), linear1_.weight().value.data(),
                  linear1_.bias() ? linear1_.bias()->value.data() : nullptr, x.numel() / opt_.d_model, opt_.d_model,
-                 opt_.dim_feedforward);
-  if (use_gelu_)
-    gelu_forward(h.data(), h.data(), h.numel(), gelu_.approximate());
-  else
-    relu_forward(h.data(), h.data(), h.numel());
+                 opt_.dim_feedforward, act);
   Tensor out = Tensor::empty(x.shape());
   linear_forward(out.data(), h.data(), linear2_.weight().value.data(),
                  linear2_.bias() ? linear2_.bias()->value.data() : nullptr, x.numel() / opt_.d_model,

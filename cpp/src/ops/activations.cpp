@@ -61,6 +61,32 @@ inline void sigmoid2(float u, float* s, float* one_minus_s) {
 
 }  // namespace
 
+void activation_inplace(float* x, int64_t n, Activation act) {
+  switch (act) {
+    case Activation::None:
+      return;
+    case Activation::Relu:
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) x[i] = x[i] < 0.0f ? 0.0f : x[i];
+      return;
+    case Activation::Gelu:
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) {
+        float e;
+        x[i] = x[i] * vmath::normal_cdf(x[i], &e);
+      }
+      return;
+    case Activation::GeluTanh:
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) {
+        float s, sc;
+        sigmoid2(kSqrt2OverPi * (x[i] + kKappa * x[i] * x[i] * x[i]), &s, &sc);
+        x[i] = x[i] * s;
+      }
+      return;
+  }
+}
+
 void gelu_forward(float* out, const float* inp, int64_t n, GeluApproximate approximate) {
   if (approximate == GeluApproximate::None) {
     // out = x Φ(x)

@@ -4,6 +4,7 @@
 
 #include "gemm_packed.hpp"
 #include "gemv.hpp"
+#include "cpuformer/runtime/threads.hpp"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -67,6 +68,30 @@ void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alp
   else if (!trans_a && trans_b) run(c, a, b.transpose(), alpha, beta);
   else if (trans_a && !trans_b) run(c, a.transpose(), b, alpha, beta);
   else run(c, a.transpose(), b.transpose(), alpha, beta);
+}
+
+void gemm_bias_act(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+                   const float* B, int64_t ldb, const float* bias, Activation act, float* C, int64_t ldc) {
+  if (M == 0 || N == 0) return;
+  if (detail::packed_gemm_available() && M >= 4 && N >= 16 && K >= 8) {
+    int nthreads = 1;
+#ifdef _OPENMP
+    if (!omp_in_parallel()) nthreads = omp_get_max_threads();
+#endif
+    detail::packed_gemm(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, ldc, nthreads, bias, act);
+    return;
+  }
+  // Other shapes: the bias first, the product on top, then the activation.
+  if (bias) {
+#pragma omp parallel for schedule(static) if (M * N >= kParallelMinWork)
+    for (int64_t m = 0; m < M; ++m)
+      for (int64_t n = 0; n < N; ++n) C[m * ldc + n] = bias[n];
+  }
+  gemm(trans_a, trans_b, M, N, K, 1.0f, A, lda, B, ldb, bias ? 1.0f : 0.0f, C, ldc);
+  if (act != Activation::None) {
+#pragma omp parallel for schedule(static) if (M * N >= kParallelMinWork)
+    for (int64_t m = 0; m < M; ++m) activation_inplace(C + m * ldc, N, act);
+  }
 }
 
 }  // namespace cpuformer

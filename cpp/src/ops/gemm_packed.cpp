@@ -12,6 +12,8 @@
 // algorithm on them with their own packing buffers: no barriers.
 #include "gemm_packed.hpp"
 
+#include "cpuformer/ops/activations.hpp"
+
 #include <algorithm>
 #include <cstdlib>
 #include <exception>
@@ -36,7 +38,7 @@ namespace detail {
 
 bool packed_gemm_available() { return false; }
 void packed_gemm(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t, float,
-                 float*, int64_t, int) {
+                 float*, int64_t, int, const float*, Activation) {
   std::terminate();  // unreachable: gemm() asks packed_gemm_available() first
 }
 
@@ -74,6 +76,14 @@ struct Scratch {
   }
 };
 thread_local Scratch tl_apack, tl_bpack;
+
+// What a tile does after its product: add the bias row (first K block only)
+// and apply the activation (last K block only).
+struct Epilogue {
+  const float* bias;  // bias of the tile's first column, or null
+  Activation act;
+  bool last;
+};
 
 __mmask16 lane_mask(int n) { return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1u); }
 
@@ -172,7 +182,7 @@ void pack_b(bool trans, const float* B, int64_t ldb, int64_t nc, int64_t kc, flo
 // first: C = alpha·AB + beta·C (beta 0 overwrites); otherwise C += alpha·AB.
 template <int R>
 void micro_kernel(int64_t kc, const float* __restrict ap, const float* __restrict bp, float* c, int64_t ldc,
-                  __mmask16 m0, __mmask16 m1, float alpha, float beta, bool first) {
+                  __mmask16 m0, __mmask16 m1, float alpha, float beta, bool first, const Epilogue& ep) {
   {
     // C is written (and maybe read) at the end: start fetching its rows now,
     // behind the FMA loop. Without this, the stores of a fresh C miss on every
@@ -199,6 +209,9 @@ void micro_kernel(int64_t kc, const float* __restrict ap, const float* __restric
     bp += kNR;
   }
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+  const bool add_bias = first && ep.bias;
+  const __m512 bias0 = add_bias ? _mm512_maskz_loadu_ps(m0, ep.bias) : _mm512_setzero_ps();
+  const __m512 bias1 = add_bias ? _mm512_maskz_loadu_ps(m1, ep.bias + 16) : _mm512_setzero_ps();
 #pragma GCC unroll 14
   for (int i = 0; i < R; ++i) {
     float* row = c + i * ldc;
@@ -210,12 +223,22 @@ void micro_kernel(int64_t kc, const float* __restrict ap, const float* __restric
       x0 = _mm512_add_ps(x0, scale ? _mm512_mul_ps(vb, y0) : y0);
       x1 = _mm512_add_ps(x1, scale ? _mm512_mul_ps(vb, y1) : y1);
     }
+    if (add_bias) {
+      x0 = _mm512_add_ps(x0, bias0);
+      x1 = _mm512_add_ps(x1, bias1);
+    }
     _mm512_mask_storeu_ps(row, m0, x0);
     _mm512_mask_storeu_ps(row + 16, m1, x1);
   }
+  // The activation runs once the tile is final, while its rows are in L1.
+  if (ep.last && ep.act != Activation::None) {
+    const int n = __builtin_popcount(m0) + __builtin_popcount(m1);
+    for (int i = 0; i < R; ++i) activation_inplace(c + i * ldc, n, ep.act);
+  }
 }
 
-using Kernel = void (*)(int64_t, const float*, const float*, float*, int64_t, __mmask16, __mmask16, float, float, bool);
+using Kernel = void (*)(int64_t, const float*, const float*, float*, int64_t, __mmask16, __mmask16, float, float, bool,
+                        const Epilogue&);
 constexpr Kernel kKernels[kMR + 1] = {nullptr,
                                       micro_kernel<1>,
                                       micro_kernel<2>,
@@ -232,8 +255,10 @@ constexpr Kernel kKernels[kMR + 1] = {nullptr,
                                       micro_kernel<13>,
                                       micro_kernel<14>};
 
+// bias: the bias of C's first column (or null); act applies to C's final values.
 void gemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-                 const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+                 const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* bias,
+                 Activation act) {
   float* bp = tl_bpack.get(std::min(K, kKC) * round_up(std::min(N, kNC), kNR));
   float* ap = tl_apack.get(std::min(K, kKC) * round_up(std::min(M, kMC), kMR));
   for (int64_t jc = 0; jc < N; jc += kNC) {
@@ -241,6 +266,7 @@ void gemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
     for (int64_t pc = 0; pc < K; pc += kKC) {
       const int64_t kc = std::min(kKC, K - pc);
       const bool first = pc == 0;
+      Epilogue ep{nullptr, act, pc + kc >= K};
       pack_b(tb, tb ? B + jc * ldb + pc : B + pc * ldb + jc, ldb, nc, kc, bp);
       for (int64_t ic = 0; ic < M; ic += kMC) {
         const int64_t mc = std::min(kMC, M - ic);
@@ -248,10 +274,11 @@ void gemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
         for (int64_t jr = 0; jr < nc; jr += kNR) {
           const int n = static_cast<int>(std::min<int64_t>(kNR, nc - jr));
           const __mmask16 m0 = lane_mask(n), m1 = lane_mask(n - 16);
+          ep.bias = bias ? bias + jc + jr : nullptr;
           for (int64_t ir = 0; ir < mc; ir += kMR) {
             const int m = static_cast<int>(std::min<int64_t>(kMR, mc - ir));
             kKernels[m](kc, ap + ir * kc, bp + jr * kc, C + (ic + ir) * ldc + jc + jr, ldc, m0, m1, alpha, beta,
-                        first);
+                        first, ep);
           }
         }
       }
@@ -264,7 +291,8 @@ void gemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
 bool packed_gemm_available() { return true; }
 
 void packed_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-                 const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int nthreads) {
+                 const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int nthreads, const float* bias,
+                 Activation act) {
   // Split the larger of M and N: every thread packs all of the other operand,
   // so that is the cheaper duplication. Pieces stay multiples of the tile.
   const bool split_m = M >= N;
@@ -274,7 +302,7 @@ void packed_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
   // splits into two 64-column halves.
   int nt = static_cast<int>(std::min<int64_t>(nthreads, extent / (2 * tile)));
   if (nt <= 1) {
-    gemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    gemm_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, act);
     return;
   }
   const int64_t chunk = round_up((extent + nt - 1) / nt, tile);
@@ -289,9 +317,11 @@ void packed_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
     try {
       if (hi > lo) {
         if (split_m)
-          gemm_serial(ta, tb, hi - lo, N, K, alpha, ta ? A + lo : A + lo * lda, lda, B, ldb, beta, C + lo * ldc, ldc);
+          gemm_serial(ta, tb, hi - lo, N, K, alpha, ta ? A + lo : A + lo * lda, lda, B, ldb, beta, C + lo * ldc, ldc,
+                      bias, act);
         else
-          gemm_serial(ta, tb, M, hi - lo, K, alpha, A, lda, tb ? B + lo * ldb : B + lo, ldb, beta, C + lo, ldc);
+          gemm_serial(ta, tb, M, hi - lo, K, alpha, A, lda, tb ? B + lo * ldb : B + lo, ldb, beta, C + lo, ldc,
+                      bias ? bias + lo : nullptr, act);
       }
     } catch (...) {
 #pragma omp critical(cpuformer_gemm_error)

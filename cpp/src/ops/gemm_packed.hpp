@@ -2,6 +2,8 @@
 #pragma once
 #include <cstdint>
 
+#include "cpuformer/ops/activations.hpp"
+
 namespace cpuformer {
 namespace detail {
 
@@ -9,9 +11,11 @@ namespace detail {
 bool packed_gemm_available();
 
 // Same contract as cpuformer::gemm; `nthreads` >= 1 threads split C between
-// them (the caller decides; 1 inside a parallel region).
+// them (the caller decides; 1 inside a parallel region). Then, as
+// gemm_bias_act: bias[N] (or null) is added to every row, and `act` applied.
 void packed_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-                 int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int nthreads);
+                 int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int nthreads,
+                 const float* bias = nullptr, Activation act = Activation::None);
 
 }  // namespace detail
 }  // namespace cpuformer

@@ -6,16 +6,9 @@
 namespace cpuformer {
 
 void linear_forward(float* out, const float* inp, const float* weight, const float* bias, int64_t N, int64_t I,
-                    int64_t O) {
-  if (bias) {
-#pragma omp parallel for schedule(static) if (N * O >= kParallelMinWork)
-    for (int64_t n = 0; n < N; ++n) {
-      float* row = out + n * O;
-      for (int64_t o = 0; o < O; ++o) row[o] = bias[o];
-    }
-  }
-  // out[N,O] (+)= inp[N,I] · weight[O,I]ᵀ
-  gemm(false, true, N, O, I, 1.0f, inp, I, weight, I, bias ? 1.0f : 0.0f, out, O);
+                    int64_t O, Activation act) {
+  // out[N,O] = act(inp[N,I] · weight[O,I]ᵀ + bias)
+  gemm_bias_act(false, true, N, O, I, inp, I, weight, I, bias, act, out, O);
 }
 
 void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,

@@ -10,6 +10,7 @@ class ReLU : public Module {
  public:
   Tensor forward(const Tensor& x);       // caches x
   Tensor backward(const Tensor& dout);   // StateError before forward
+  void forget() { x_ = Tensor(); }       // drop the saved input (see Linear::forget)
 
  private:
   Tensor x_;
@@ -20,6 +21,7 @@ class GELU : public Module {
   explicit GELU(GeluApproximate approximate = GeluApproximate::None) : approximate_(approximate) {}
   Tensor forward(const Tensor& x);
   Tensor backward(const Tensor& dout);
+  void forget() { x_ = Tensor(); }  // drop the saved input (see Linear::forget)
   GeluApproximate approximate() const { return approximate_; }
 
  private:

@@ -13,6 +13,9 @@ class Linear : public Module {
   Tensor forward(const Tensor& x);
   // dout [..., out] -> dx [..., in]; accumulates weight/bias gradients.
   Tensor backward(const Tensor& dout);
+  // Drops the input saved by the last forward (a fused inference path that
+  // bypassed forward calls it, so a later backward raises instead of using it).
+  void forget() { x_ = Tensor(); }
 
   int64_t in_features() const { return in_; }
   int64_t out_features() const { return out_; }

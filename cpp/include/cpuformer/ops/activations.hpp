@@ -6,6 +6,14 @@ namespace cpuformer {
 
 enum class GeluApproximate { None, Tanh };
 
+// An activation fused into another kernel's output (ops/gemm.hpp).
+enum class Activation { None, Relu, Gelu, GeluTanh };
+
+// x = act(x) in place on the calling thread (no OpenMP): for epilogues that
+// run on a small block while it is still in cache. Same values as
+// relu_forward / gelu_forward.
+void activation_inplace(float* x, int64_t n, Activation act);
+
 // out = max(x, 0); out and inp may alias.
 void relu_forward(float* out, const float* inp, int64_t n);
 // dinp += dout * (inp > 0)

@@ -6,9 +6,18 @@
 #pragma once
 #include <cstdint>
 
+#include "cpuformer/ops/activations.hpp"
+
 namespace cpuformer {
 
 void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
           const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
+
+// C[M,N] = act(op(A)[M,K] · op(B)[K,N] + bias[N]), bias broadcast over the
+// rows (null: none); C is overwritten. The packed kernel adds the bias and
+// applies the activation to each tile as it completes, so the output is
+// written once instead of three times.
+void gemm_bias_act(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const float* A, int64_t lda,
+                   const float* B, int64_t ldb, const float* bias, Activation act, float* C, int64_t ldc);
 
 }  // namespace cpuformer

@@ -2,11 +2,15 @@
 #pragma once
 #include <cstdint>
 
+#include "cpuformer/ops/activations.hpp"
+
 namespace cpuformer {
 
-// out[N,O] = inp[N,I] · weight[O,I]ᵀ + bias[O]; bias may be null.
+// out[N,O] = act(inp[N,I] · weight[O,I]ᵀ + bias[O]); bias may be null. The
+// activation is fused into the product's epilogue (use it when the
+// pre-activation values are not needed, i.e. without a backward).
 void linear_forward(float* out, const float* inp, const float* weight, const float* bias, int64_t N, int64_t I,
-                    int64_t O);
+                    int64_t O, Activation act = Activation::None);
 
 // dinp[N,I] += dout[N,O] · weight[O,I]; dweight[O,I] += doutᵀ · inp; dbias[O] += Σ_n dout[n,:].
 // Any gradient pointer may be null.
