@@ -23,7 +23,7 @@ namespace detail {
 
 bool gemv_available() { return false; }
 void gemv_nt(int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t,
-             int) {
+             int, const float*, Activation) {
   std::terminate();  // unreachable: gemm() asks gemv_available() first
 }
 
@@ -86,8 +86,10 @@ void columns(int64_t n0, int64_t n1, int64_t K, float alpha, const float* A, int
   }
 }
 
+// Columns [n0, n1) of every row of C, then the epilogue on that block.
 void columns_all_rows(int64_t M, int64_t n0, int64_t n1, int64_t K, float alpha, const float* A, int64_t lda,
-                      const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+                      const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* bias,
+                      Activation act) {
   for (int64_t m0 = 0; m0 < M; m0 += 4) {
     const float* a = A + m0 * lda;
     float* c = C + m0 * ldc;
@@ -98,6 +100,12 @@ void columns_all_rows(int64_t M, int64_t n0, int64_t n1, int64_t K, float alpha,
       default: columns<4>(n0, n1, K, alpha, a, lda, B, ldb, beta, c, ldc); break;
     }
   }
+  for (int64_t m = 0; m < M; ++m) {
+    float* row = C + m * ldc;
+    if (bias)
+      for (int64_t n = n0; n < n1; ++n) row[n] += bias[n];
+    activation_inplace(row + n0, n1 - n0, act);
+  }
 }
 
 }  // namespace
@@ -105,11 +113,11 @@ void columns_all_rows(int64_t M, int64_t n0, int64_t n1, int64_t K, float alpha,
 bool gemv_available() { return true; }
 
 void gemv_nt(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
-             float beta, float* C, int64_t ldc, int nthreads) {
+             float beta, float* C, int64_t ldc, int nthreads, const float* bias, Activation act) {
   const int64_t by_work = std::max<int64_t>(1, N * K / kMinWorkPerThread);
   const int nt = static_cast<int>(std::min<int64_t>({int64_t(nthreads), by_work, (N + kRowsB - 1) / kRowsB}));
   if (nt <= 1) {
-    columns_all_rows(M, 0, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    columns_all_rows(M, 0, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, act);
     return;
   }
   // Column chunks are multiples of kRowsB, so only the last has a remainder.
@@ -118,7 +126,7 @@ void gemv_nt(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64
 #pragma omp parallel for schedule(static, 1) num_threads(nt)
   for (int t = 0; t < nt; ++t) {
     const int64_t lo = std::min(N, t * step), hi = t == nt - 1 ? N : std::min(N, lo + step);
-    if (hi > lo) columns_all_rows(M, lo, hi, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    if (hi > lo) columns_all_rows(M, lo, hi, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, act);
   }
 }
 

@@ -2,6 +2,8 @@
 #pragma once
 #include <cstdint>
 
+#include "cpuformer/ops/activations.hpp"
+
 namespace cpuformer {
 namespace detail {
 
@@ -12,9 +14,11 @@ bool gemv_available();
 // works; it is meant for M < 4, where B, usually a weight matrix, is streamed
 // from memory once per group of 4 rows). `nthreads` >= 1 threads split the
 // columns of C; every element is one thread's fixed-order sum, so the result
-// does not depend on the thread count. beta == 0 overwrites C.
+// does not depend on the thread count. beta == 0 overwrites C. Then bias[N]
+// (or null) is added to every row and `act` applied, as in gemm_bias_act.
 void gemv_nt(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
-             float beta, float* C, int64_t ldc, int nthreads);
+             float beta, float* C, int64_t ldc, int nthreads, const float* bias = nullptr,
+             Activation act = Activation::None);
 
 }  // namespace detail
 }  // namespace cpuformer
