@@ -153,27 +153,39 @@ void pack_a(bool trans, const float* A, int64_t lda, int64_t mc, int64_t kc, flo
 
 // Bp: ceil(nc / kNR) panels, each kc steps of kNR values (columns past nc are 0).
 void pack_b(bool trans, const float* B, int64_t ldb, int64_t nc, int64_t kc, float* bp) {
+  if (!trans) {
+    // element (k, n) at B[k * ldb + n]: walk B row by row (one contiguous
+    // read per k, 32 values to each panel); 2-6% faster at 2 threads than
+    // walking a 32-column strip down all kc rows.
+    for (int64_t k = 0; k < kc; ++k) {
+      const float* src = B + k * ldb;
+      float* dst = bp + k * kNR;
+      int64_t q0 = 0;
+      for (; q0 + kNR <= nc; q0 += kNR, dst += kNR * kc) {
+        _mm512_store_ps(dst, _mm512_loadu_ps(src + q0));
+        _mm512_store_ps(dst + 16, _mm512_loadu_ps(src + q0 + 16));
+      }
+      if (q0 < nc) {
+        const int cols = static_cast<int>(nc - q0);
+        _mm512_store_ps(dst, _mm512_maskz_loadu_ps(lane_mask(cols), src + q0));
+        _mm512_store_ps(dst + 16, _mm512_maskz_loadu_ps(lane_mask(cols - 16), src + q0 + 16));
+      }
+    }
+    return;
+  }
+  // element (k, n) at B[n * ldb + k]: column n of Bp is row n of B
   for (int64_t q0 = 0; q0 < nc; q0 += kNR, bp += kNR * kc) {
     const int cols = static_cast<int>(std::min<int64_t>(kNR, nc - q0));
-    if (!trans) {  // element (k, n) at B[k * ldb + n]
-      const __mmask16 m0 = lane_mask(cols), m1 = lane_mask(cols - 16);
-      for (int64_t k = 0; k < kc; ++k) {
-        const float* src = B + k * ldb + q0;
-        _mm512_store_ps(bp + k * kNR, _mm512_maskz_loadu_ps(m0, src));
-        _mm512_store_ps(bp + k * kNR + 16, _mm512_maskz_loadu_ps(m1, src + 16));
+    int64_t k = 0;
+    if (cols == kNR) {
+      for (; k + 16 <= kc; k += 16) {
+        transpose16(B + q0 * ldb + k, ldb, bp + k * kNR);
+        transpose16(B + (q0 + 16) * ldb + k, ldb, bp + k * kNR + 16);
       }
-    } else {  // element (k, n) at B[n * ldb + k]: column n of Bp is row n of B
-      int64_t k = 0;
-      if (cols == kNR) {
-        for (; k + 16 <= kc; k += 16) {
-          transpose16(B + q0 * ldb + k, ldb, bp + k * kNR);
-          transpose16(B + (q0 + 16) * ldb + k, ldb, bp + k * kNR + 16);
-        }
-      }
-      for (int j = 0; j < kNR; ++j) {
-        const float* src = B + (q0 + j) * ldb;
-        for (int64_t kk = k; kk < kc; ++kk) bp[kk * kNR + j] = j < cols ? src[kk] : 0.0f;
-      }
+    }
+    for (int j = 0; j < kNR; ++j) {
+      const float* src = B + (q0 + j) * ldb;
+      for (int64_t kk = k; kk < kc; ++kk) bp[kk * kNR + j] = j < cols ? src[kk] : 0.0f;
     }
   }
 }
