@@ -31,6 +31,29 @@ def test_freed_blocks_are_cached_and_reused():
     assert held > 0
 
 
+def test_small_blocks_from_4_kib_are_cached():
+    # Latency-sized activations (a few KiB) are reused too; below 4 KiB they
+    # go to the system allocator.
+    cf.set_cache_limit(1 << 30)
+    cf.empty_cache()
+    m = cf.nn.Linear(16, 128)  # output 16 x 128 floats = 8 KiB
+    x = np.ones((16, 16), np.float32)
+    with cf.no_grad():
+        del_me = m(x)
+        del del_me
+        held = cf.cached_memory()
+        assert held >= 8 << 10
+        for _ in range(5):
+            out = m(x)
+            del out
+        assert cf.cached_memory() == held
+        cf.empty_cache()
+        tiny = cf.nn.Linear(4, 4)
+        out = tiny(np.ones((2, 4), np.float32))  # 32 bytes
+        del out
+        assert cf.cached_memory() == 0
+
+
 def test_limit_and_empty_cache():
     cf.set_cache_limit(1 << 30)
     m = cf.nn.Linear(256, 1024)

@@ -30,7 +30,7 @@ def manual_seed(seed: int) -> None:
 def empty_cache() -> None:
     """Free the blocks cpuformer keeps for reuse.
 
-    Freed tensor storage of 64 KiB or more is kept (up to the cache limit,
+    Freed tensor storage of 4 KiB or more is kept (up to the cache limit,
     1 GiB by default) and handed to the next allocation of the same size, so a
     repeated training step or inference call touches no fresh pages.
     """

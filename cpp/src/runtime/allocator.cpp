@@ -16,7 +16,7 @@
 namespace cpuformer {
 namespace {
 
-constexpr size_t kMinCached = size_t(64) << 10;
+constexpr size_t kMinCached = size_t(4) << 10;
 // Blocks from this size on are mapped from the system directly, so freeing
 // one (when the cache does not keep it) returns its memory at once instead of
 // leaving it in the heap until a trim.

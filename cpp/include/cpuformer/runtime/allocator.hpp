@@ -3,7 +3,7 @@
 // every time; handing back a block freed by the previous call (same byte
 // size) skips the system allocator and, above all, the page faults of fresh
 // memory (about a seventh of BERT-base inference time without the cache).
-// Blocks below 64 KiB go straight to the system allocator. The cache holds at
+// Blocks below 4 KiB go straight to the system allocator. The cache holds at
 // most cache_limit() bytes (default 1 GiB); when it would exceed that, it frees
 // its oldest blocks. Thread-safe.
 #pragma once
