@@ -116,7 +116,9 @@ void bind_nn_attention(py::module_& m) {
       .def(
           "forward",
           [](TransformerEncoderLayer& self, py::handle src, py::handle src_mask, py::handle src_key_padding_mask,
-             bool is_causal) { return encoder_forward(self, src, src_mask, src_key_padding_mask, is_causal, "src_mask"); },
+             bool is_causal) {
+            return encoder_forward(self, src, src_mask, src_key_padding_mask, is_causal, "src_mask");
+          },
           py::arg("src"), py::arg("src_mask") = py::none(), py::arg("src_key_padding_mask") = py::none(),
           py::arg("is_causal") = false);
 
