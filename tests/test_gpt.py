@@ -148,3 +148,37 @@ def test_eval_disables_every_dropout(rng):
                                     dim_feedforward=16, dropout=0.5, max_len=10)).eval()
     src = rng.integers(0, 9, (2, 5))
     np.testing.assert_array_equal(s(src, src), s(src, src))
+
+
+@pytest.mark.parametrize("n", [10**12, 2**62, 2**63 - 1])
+def test_generate_refuses_impossible_lengths_up_front(n):
+    """The output ids alone would exceed this machine's memory: ValueError before any allocation
+    (10**12 used to end in MemoryError, 2**63 - 1 in an overflowed size and a crash)."""
+    m = cf.GPT(tiny_gpt_config())
+    prompt = np.zeros((2, 3), np.int64)
+    with pytest.raises(ValueError, match=rf"^max_new_tokens: generating {n} tokens after a \[2, 3\] prompt needs "
+                                         rf"at least \d+ MiB \(output ids \[2, 3 \+ {n}\] int64: \d+ MiB; KV cache: "
+                                         rf"\d+ MiB\), more than this machine's \d+ MiB of memory$"):
+        m.generate(prompt, n, temperature=0.0)
+    with pytest.raises(ValueError, match="max_new_tokens: .* does not fit in a 64-bit integer"):
+        m.generate(prompt, 2**64)
+    assert m.training  # refused before generate switched to eval mode
+    assert m.generate(prompt, 3, temperature=0.0).shape == (2, 6)
+
+
+def test_generate_refuses_a_kv_cache_beyond_memory():
+    """A million prompts with a 2**18-position context: the KV cache (16 MiB a row) cannot fit."""
+    m = cf.GPT(tiny_gpt_config(vocab_size=5, block_size=2**18, n_layer=1, n_head=1, n_embd=8))
+    with pytest.raises(ValueError, match=r"^idx: generating 2 tokens after a \[1000000, 1\] prompt needs at least "
+                                         r"\d+ MiB .*KV cache: 16000000 MiB\), more than this machine's"):
+        m.generate(np.zeros((10**6, 1), np.int64), 2)
+
+
+def test_generate_long_with_a_sliding_window_still_works(rng):
+    """max_new_tokens far past block_size is legitimate: the cache stays bounded."""
+    cfg = tiny_gpt_config(block_size=8, attention="sliding_window", attention_window=3)
+    m = cf.GPT(cfg)
+    prompt = rng.integers(0, cfg.vocab_size, (2, 3))
+    out = m.generate(prompt, 2000, temperature=0.0)
+    assert out.shape == (2, 2003)
+    np.testing.assert_array_equal(out, generate_by_recompute(m, prompt, 2000, cfg.block_size))

@@ -374,6 +374,14 @@ CF_TEST(bad_generate_arguments_return_codes) {
   CHECK(contains(e.str(), "top_p must be in (0, 1]"));
   CHECK(gen(prompt.data(), 2, 3, 5, 1.0f, 0, 1.0f, out.data(), n - 1) == CF_ERR_BUFFER_TOO_SMALL);
   CHECK(e.str() == "cf_model_generate: out_len is 15 but the output [2, 3 + 5] needs 16 ints");
+  // More new tokens than this machine's memory could hold: refused before anything is allocated or written
+  // (so claiming an out_len to match is harmless here), not a std::bad_alloc part-way through.
+  const int64_t huge = 1000000000000;  // 10^12 new tokens: 16 TB of int64 ids for two rows
+  CHECK(gen(prompt.data(), 2, 3, huge, 1.0f, 0, 1.0f, out.data(), 2 * (3 + huge)) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(contains(e.str(), "cf_model_generate: max_new_tokens: generating 1000000000000 tokens after a [2, 3] prompt "
+                          "needs at least 15258789 MiB"));
+  CHECK(contains(e.str(), "MiB of memory"));
+  CHECK(gen(prompt.data(), 2, 3, 5, 1.0f, 0, 1.0f, out.data(), n) == CF_OK);  // the model still works
   auto bad = prompt;
   bad[4] = 1000;
   CHECK(gen(bad.data(), 2, 3, 5, 1.0f, 0, 1.0f, out.data(), n) == CF_ERR_OUT_OF_RANGE);
