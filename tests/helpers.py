@@ -1,8 +1,10 @@
-"""Shared test utilities: float64 references, finite differences, torch access."""
+"""Shared test utilities: float64 references, finite differences, torch access, small GPT helpers."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
+
+import cpuformer as cf
 
 
 def rel_err(actual, expected) -> float:
@@ -50,3 +52,33 @@ def check_grad(f, x, grad_out, analytic, tol=2e-2, eps=1e-3, what="grad"):
 
 def torch_or_skip():
     return pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch==2.13.0 for parity tests)")
+
+
+# -- GPT -------------------------------------------------------------------------------------------
+
+def tiny_gpt_config(**kw):
+    """A small GPTConfig (vocab 23, block 16, 2 layers, 2 heads, width 12); keywords override."""
+    base = dict(vocab_size=23, block_size=16, n_layer=2, n_head=2, n_embd=12)
+    base.update(kw)
+    return cf.GPTConfig(**base)
+
+
+def fit_batch(m, x, y, steps=150, lr=1e-2):
+    """Full-batch AdamW (no weight decay) on one (x, y) batch; returns the loss before and after."""
+    opt = cf.optim.AdamW(m, lr=lr, weight_decay=0.0)
+    first = m.loss(x, y)
+    for _ in range(steps):
+        opt.zero_grad()
+        m.loss(x, y)
+        m.backward()
+        opt.step()
+    return first, m.loss(x, y)
+
+
+def generate_by_recompute(m, prompt, steps, block_size):
+    """Greedy decoding without a KV cache: a full forward over the last block_size ids per new token."""
+    seq = prompt.copy()
+    for _ in range(steps):
+        logits = m(seq[:, -block_size:])
+        seq = np.concatenate([seq, logits[:, -1].argmax(-1)[:, None]], axis=1)
+    return seq

@@ -3,13 +3,7 @@ import numpy as np
 import pytest
 
 import cpuformer as cf
-from helpers import assert_close, torch_or_skip
-
-
-def tiny_config(**kw):
-    base = dict(vocab_size=23, block_size=16, n_layer=2, n_head=2, n_embd=12)
-    base.update(kw)
-    return cf.GPTConfig(**base)
+from helpers import assert_close, fit_batch, generate_by_recompute, tiny_gpt_config, torch_or_skip
 
 
 def torch_gpt(torch, cfg):
@@ -43,7 +37,7 @@ def torch_gpt(torch, cfg):
 @pytest.mark.parametrize("bias", [True, False])
 def test_gpt_matches_torch(bias, rng):
     torch = torch_or_skip()
-    cfg = tiny_config(bias=bias)
+    cfg = tiny_gpt_config(bias=bias)
     m = cf.GPT(cfg)
     t = torch_gpt(torch, cfg)
     assert set(m.state_dict()) == set(t.state_dict())
@@ -66,38 +60,25 @@ def test_gpt_matches_torch(bias, rng):
 
 def test_gpt_memorises_a_batch(rng):
     cf.manual_seed(0)
-    cfg = tiny_config(vocab_size=17, block_size=12, n_embd=32, n_head=4)
+    cfg = tiny_gpt_config(vocab_size=17, block_size=12, n_embd=32, n_head=4)
     m = cf.GPT(cfg)
     idx = rng.integers(0, 17, (4, 12))
-    x, y = idx[:, :-1], idx[:, 1:]
-    opt = cf.optim.AdamW(m, lr=1e-2, weight_decay=0.0)
-    first = m.loss(x, y)
-    for _ in range(150):
-        opt.zero_grad()
-        m.loss(x, y)
-        m.backward()
-        opt.step()
-    last = m.loss(x, y)
+    first, last = fit_batch(m, idx[:, :-1], idx[:, 1:], steps=150, lr=1e-2)
     assert first > 2.0 and last < 0.1, (first, last)
 
 
 def test_greedy_generation_equals_full_recompute(rng):
-    cfg = tiny_config(block_size=10)
+    cfg = tiny_gpt_config(block_size=10)
     m = cf.GPT(cfg)
     prompt = rng.integers(0, cfg.vocab_size, (2, 3))
     out = m.generate(prompt, max_new_tokens=12, temperature=0.0)  # runs past block_size: cropping path
     assert out.shape == (2, 15) and out.dtype == np.int64
     np.testing.assert_array_equal(out[:, :3], prompt)
-    seq = prompt.copy()
-    for _ in range(12):
-        logits = m(seq[:, -cfg.block_size:])
-        nxt = logits[:, -1].argmax(-1)
-        seq = np.concatenate([seq, nxt[:, None]], axis=1)
-    np.testing.assert_array_equal(out, seq)
+    np.testing.assert_array_equal(out, generate_by_recompute(m, prompt, 12, cfg.block_size))
 
 
 def test_sampling_is_seeded_and_respects_top_k(rng):
-    m = cf.GPT(tiny_config())
+    m = cf.GPT(tiny_gpt_config())
     prompt = rng.integers(0, 23, (2, 4))
     a = m.generate(prompt, 8, temperature=1.0, seed=5)
     b = m.generate(prompt, 8, temperature=1.0, seed=5)
@@ -116,7 +97,7 @@ def test_seeded_training_repeats_bit_for_bit(rng):
 
     def run():
         cf.manual_seed(11)
-        m = cf.GPT(tiny_config(dropout=0.1))
+        m = cf.GPT(tiny_gpt_config(dropout=0.1))
         opt = cf.optim.AdamW(m, lr=3e-3)
         out = []
         for _ in range(4):
@@ -136,7 +117,7 @@ def test_gpt_bad_input():
         cf.GPTConfig(vocab_size=0, block_size=8, n_layer=1, n_head=2, n_embd=8)
     with pytest.raises(TypeError):
         cf.GPT({"vocab_size": 10})
-    m = cf.GPT(tiny_config())
+    m = cf.GPT(tiny_gpt_config())
     with pytest.raises(RuntimeError, match="loss"):
         m.backward()
     with pytest.raises(IndexError, match="out of range"):
@@ -160,10 +141,44 @@ def test_gpt_bad_input():
 
 
 def test_eval_disables_every_dropout(rng):
-    m = cf.GPT(tiny_config(dropout=0.5)).eval()
+    m = cf.GPT(tiny_gpt_config(dropout=0.5)).eval()
     idx = rng.integers(0, 23, (2, 8))
     np.testing.assert_array_equal(m(idx), m(idx))
     s = cf.Seq2Seq(cf.Seq2SeqConfig(9, 9, d_model=8, nhead=2, num_encoder_layers=1, num_decoder_layers=1,
                                     dim_feedforward=16, dropout=0.5, max_len=10)).eval()
     src = rng.integers(0, 9, (2, 5))
     np.testing.assert_array_equal(s(src, src), s(src, src))
+
+
+@pytest.mark.parametrize("n", [10**12, 2**62, 2**63 - 1])
+def test_generate_refuses_impossible_lengths_up_front(n):
+    """The output ids alone would exceed this machine's memory: ValueError before any allocation
+    (10**12 used to end in MemoryError, 2**63 - 1 in an overflowed size and a crash)."""
+    m = cf.GPT(tiny_gpt_config())
+    prompt = np.zeros((2, 3), np.int64)
+    with pytest.raises(ValueError, match=rf"^max_new_tokens: generating {n} tokens after a \[2, 3\] prompt needs "
+                                         rf"at least \d+ MiB \(output ids \[2, 3 \+ {n}\] int64: \d+ MiB; KV cache: "
+                                         rf"\d+ MiB\), more than this machine's \d+ MiB of memory$"):
+        m.generate(prompt, n, temperature=0.0)
+    with pytest.raises(ValueError, match="max_new_tokens: .* does not fit in a 64-bit integer"):
+        m.generate(prompt, 2**64)
+    assert m.training  # refused before generate switched to eval mode
+    assert m.generate(prompt, 3, temperature=0.0).shape == (2, 6)
+
+
+def test_generate_refuses_a_kv_cache_beyond_memory():
+    """A million prompts with a 2**18-position context: the KV cache (16 MiB a row) cannot fit."""
+    m = cf.GPT(tiny_gpt_config(vocab_size=5, block_size=2**18, n_layer=1, n_head=1, n_embd=8))
+    with pytest.raises(ValueError, match=r"^idx: generating 2 tokens after a \[1000000, 1\] prompt needs at least "
+                                         r"\d+ MiB .*KV cache: 16000000 MiB\), more than this machine's"):
+        m.generate(np.zeros((10**6, 1), np.int64), 2)
+
+
+def test_generate_long_with_a_sliding_window_still_works(rng):
+    """max_new_tokens far past block_size is legitimate: the cache stays bounded."""
+    cfg = tiny_gpt_config(block_size=8, attention="sliding_window", attention_window=3)
+    m = cf.GPT(cfg)
+    prompt = rng.integers(0, cfg.vocab_size, (2, 3))
+    out = m.generate(prompt, 2000, temperature=0.0)
+    assert out.shape == (2, 2003)
+    np.testing.assert_array_equal(out, generate_by_recompute(m, prompt, 2000, cfg.block_size))

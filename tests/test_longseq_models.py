@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 import cpuformer as cf
+from helpers import fit_batch, generate_by_recompute, tiny_gpt_config
 
 
 def gpt_config(**kw):
-    base = dict(vocab_size=23, block_size=24, n_layer=2, n_head=2, n_embd=16)
-    base.update(kw)
-    return cf.GPTConfig(**base)
+    """tiny_gpt_config with a longer block (24) and width 16, room for windows and features."""
+    return tiny_gpt_config(**{"block_size": 24, "n_embd": 16, **kw})
 
 
 def bert_config(**kw):
@@ -63,15 +63,7 @@ def test_gpt_variant_memorises_a_batch(rng, kw):
     cf.manual_seed(0)
     m = cf.GPT(gpt_config(vocab_size=17, block_size=12, n_embd=32, n_head=4, **kw))
     idx = rng.integers(0, 17, (4, 12))
-    x, y = idx[:, :-1], idx[:, 1:]
-    opt = cf.optim.AdamW(m, lr=1e-2, weight_decay=0.0)
-    first = m.loss(x, y)
-    for _ in range(150):
-        opt.zero_grad()
-        m.loss(x, y)
-        m.backward()
-        opt.step()
-    last = m.loss(x, y)
+    first, last = fit_batch(m, idx[:, :-1], idx[:, 1:], steps=150, lr=1e-2)
     assert first > 2.0 and last < 0.2, (first, last)
 
 
@@ -99,14 +91,6 @@ def test_gpt_performer_gradients_match_finite_differences(rng):
     m = cf.GPT(gpt_config(n_layer=1, attention="performer", num_features=16))
     idx = rng.integers(0, 23, (2, 20))
     loss_fd_check(m, lambda: m.loss(idx[:, :-1], idx[:, 1:]), ["h.0.self_attn.in_proj_weight"], rng)
-
-
-def generate_by_recompute(m, prompt, steps, block_size):
-    seq = prompt.copy()
-    for _ in range(steps):
-        logits = m(seq[:, -block_size:])
-        seq = np.concatenate([seq, logits[:, -1].argmax(-1)[:, None]], axis=1)
-    return seq
 
 
 @pytest.mark.parametrize("kw", [dict(attention="sliding_window", attention_window=3, num_global=0),

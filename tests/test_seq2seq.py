@@ -97,3 +97,18 @@ def test_seq2seq_bad_input():
         m(src, src, src_key_padding_mask=np.zeros((2, 4)))
     with pytest.raises(ValueError, match="divisible"):
         cf.Seq2SeqConfig(5, 5, d_model=10, nhead=3)
+
+
+@pytest.mark.parametrize("k", [10**12, 2**62, 2**63 - 1])
+def test_beam_search_refuses_impossible_beam_counts_up_front(k):
+    """The beams' memory alone would exceed this machine's: ValueError before any allocation."""
+    m = cf.Seq2Seq(cf.Seq2SeqConfig(9, 9, d_model=8, nhead=2, num_encoder_layers=1, num_decoder_layers=1,
+                                    dim_feedforward=16, max_len=10))
+    src = np.full((2, 3), 4)
+    with pytest.raises(ValueError, match=rf"^beam_size: {k} beams for each of 2 source rows of length 3 need at "
+                                         rf"least \d+ MiB .*more than this machine's \d+ MiB of memory$"):
+        m.beam_search(src, BOS, EOS, 5, beam_size=k)
+    assert m.training
+    # A legitimate wide beam (more beams than target tokens) still runs.
+    out = m.beam_search(src, BOS, EOS, 5, beam_size=64)
+    assert out.shape == (2, 5) and out.dtype == np.int64 and np.all((out >= 0) & (out < 9))

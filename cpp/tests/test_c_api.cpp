@@ -3,8 +3,6 @@
 // used from several threads.
 #include "cpuformer/c_api.h"
 
-#include <unistd.h>
-
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -17,36 +15,28 @@
 
 #include "check.hpp"
 #include "cpuformer/cpuformer.hpp"
+#include "fixtures.hpp"
 
 using namespace cpuformer;
+using cftest::contains;
 
 namespace {
 
-std::string scratch_path(const std::string& stem) {
-  return "test_c_api_" + std::to_string(static_cast<long>(::getpid())) + "_" + stem + ".safetensors";
-}
+const char kPrefix[] = "test_c_api";
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+std::string scratch_path(const std::string& stem) { return cftest::scratch_path(kPrefix, stem); }
 
+// The C API runs in inference mode: the configs' dropout has no effect.
 GPTConfig gpt_config(int64_t vocab, int64_t layers, int64_t embd) {
-  GPTConfig c;
-  c.vocab_size = vocab;
-  c.block_size = 12;
-  c.n_layer = layers;
-  c.n_head = 2;
-  c.n_embd = embd;
-  c.dropout = 0.1f;  // the C API runs in inference mode: no effect
-  return c;
+  return cftest::gpt_config(vocab, 12, layers, embd, 0.1f);
 }
 
-// Writes a GPT checkpoint once per process.
+// Checkpoints written once per process (main removes them).
 const std::string& gpt_path() {
   static const std::string path = [] {
     manual_seed(11);
     GPT g(gpt_config(23, 2, 16));
-    const std::string p = scratch_path("gpt");
-    save_model(p, g);
-    return p;
+    return cftest::save_scratch_model(kPrefix, "gpt", g);
   }();
   return path;
 }
@@ -55,47 +45,27 @@ const std::string& gpt2_path() {
   static const std::string path = [] {
     manual_seed(12);
     GPT g(gpt_config(31, 1, 24));
-    const std::string p = scratch_path("gpt2");
-    save_model(p, g);
-    return p;
+    return cftest::save_scratch_model(kPrefix, "gpt2", g);
   }();
   return path;
 }
 
 const std::string& seq2seq_path() {
   static const std::string path = [] {
-    Seq2SeqConfig c;
-    c.src_vocab_size = 9;
-    c.tgt_vocab_size = 7;
-    c.d_model = 8;
-    c.nhead = 2;
-    c.num_encoder_layers = 1;
-    c.num_decoder_layers = 1;
-    c.dim_feedforward = 16;
+    Seq2SeqConfig c = cftest::seq2seq_config(9, 7, 8, 16);
     c.max_len = 16;
     Seq2Seq s(c);
-    const std::string p = scratch_path("seq2seq");
-    save_model(p, s);
-    return p;
+    return cftest::save_scratch_model(kPrefix, "seq2seq", s);
   }();
   return path;
 }
 
 const std::string& bert_path() {
   static const std::string path = [] {
-    BERTConfig c;
-    c.vocab_size = 19;
-    c.max_position_embeddings = 9;
-    c.type_vocab_size = 2;
-    c.n_layer = 2;
-    c.n_head = 2;
-    c.hidden_size = 8;
-    c.intermediate_size = 16;  // dropout 0.1 (the default): the C API runs in inference mode
+    const BERTConfig c = cftest::bert_config(19, 9, 16);  // dropout 0.1 (the default)
     manual_seed(13);
     BERT b(c);
-    const std::string p = scratch_path("bert");
-    save_model(p, b);
-    return p;
+    return cftest::save_scratch_model(kPrefix, "bert", b);
   }();
   return path;
 }
@@ -103,21 +73,11 @@ const std::string& bert_path() {
 // ViT: 2 channels of 8x8 pixels in 4x4 patches, 5 classes.
 const std::string& vit_path() {
   static const std::string path = [] {
-    ViTConfig c;
-    c.image_size = 8;
-    c.patch_size = 4;
-    c.num_channels = 2;
-    c.num_classes = 5;
-    c.hidden_size = 8;
-    c.n_layer = 2;
-    c.n_head = 2;
-    c.intermediate_size = 16;
+    ViTConfig c = cftest::vit_config(8, 4, 2, 5, 2, 16);
     c.dropout = 0.1f;
     manual_seed(14);
     ViT v(c);
-    const std::string p = scratch_path("vit");
-    save_model(p, v);
-    return p;
+    return cftest::save_scratch_model(kPrefix, "vit", v);
   }();
   return path;
 }
@@ -268,23 +228,24 @@ CF_TEST(bad_files_fail_with_a_message) {
   CHECK(cf_model_load("", e.buf, sizeof e.buf) == nullptr);
   CHECK(cf_model_load(scratch_path("missing").c_str(), nullptr, 0) == nullptr);  // err may be NULL
 
-  const std::string garbage = scratch_path("garbage");
+  const cftest::ScratchFile garbage_file(kPrefix, "garbage");
+  const std::string& garbage = garbage_file.path;
   FILE* f = std::fopen(garbage.c_str(), "wb");
   std::fputs("this is not a checkpoint at all, just some text that is long enough", f);
   std::fclose(f);
   CHECK(cf_model_load(garbage.c_str(), e.buf, sizeof e.buf) == nullptr);
   CHECK(contains(e.str(), "cf_model_load: checkpoint"));
-  std::remove(garbage.c_str());
 
   // A valid safetensors file that is not a cpuformer checkpoint.
-  const std::string plain = scratch_path("plain");
+  const cftest::ScratchFile plain_file(kPrefix, "plain");
+  const std::string& plain = plain_file.path;
   save_safetensors(plain, {{"w", Tensor::zeros({2, 2})}});
   CHECK(cf_model_load(plain.c_str(), e.buf, sizeof e.buf) == nullptr);
   CHECK(contains(e.str(), "not a cpuformer checkpoint"));
-  std::remove(plain.c_str());
 
   // A truncated checkpoint.
-  const std::string cut = scratch_path("cut");
+  const cftest::ScratchFile cut_file(kPrefix, "cut");
+  const std::string& cut = cut_file.path;
   {
     FILE* in = std::fopen(gpt_path().c_str(), "rb");
     std::vector<char> bytes(1 << 20);
@@ -296,7 +257,6 @@ CF_TEST(bad_files_fail_with_a_message) {
   }
   CHECK(cf_model_load(cut.c_str(), e.buf, sizeof e.buf) == nullptr);
   CHECK(contains(e.str(), "cf_model_load:") && !e.str().empty());
-  std::remove(cut.c_str());
 }
 
 CF_TEST(bad_forward_arguments_return_codes) {
@@ -374,6 +334,14 @@ CF_TEST(bad_generate_arguments_return_codes) {
   CHECK(contains(e.str(), "top_p must be in (0, 1]"));
   CHECK(gen(prompt.data(), 2, 3, 5, 1.0f, 0, 1.0f, out.data(), n - 1) == CF_ERR_BUFFER_TOO_SMALL);
   CHECK(e.str() == "cf_model_generate: out_len is 15 but the output [2, 3 + 5] needs 16 ints");
+  // More new tokens than this machine's memory could hold: refused before anything is allocated or written
+  // (so claiming an out_len to match is harmless here), not a std::bad_alloc part-way through.
+  const int64_t huge = 1000000000000;  // 10^12 new tokens: 16 TB of int64 ids for two rows
+  CHECK(gen(prompt.data(), 2, 3, huge, 1.0f, 0, 1.0f, out.data(), 2 * (3 + huge)) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(contains(e.str(), "cf_model_generate: max_new_tokens: generating 1000000000000 tokens after a [2, 3] prompt "
+                          "needs at least 15258789 MiB"));
+  CHECK(contains(e.str(), "MiB of memory"));
+  CHECK(gen(prompt.data(), 2, 3, 5, 1.0f, 0, 1.0f, out.data(), n) == CF_OK);  // the model still works
   auto bad = prompt;
   bad[4] = 1000;
   CHECK(gen(bad.data(), 2, 3, 5, 1.0f, 0, 1.0f, out.data(), n) == CF_ERR_OUT_OF_RANGE);

@@ -1,8 +1,6 @@
 // Model checkpoints from C++ (io/checkpoint.hpp): round trips for every
 // registered class, the Python file layout (metadata, config JSON, training
 // state prefixes), and files that must be rejected with a clear message.
-#include <unistd.h>
-
 #include <cstdio>
 #include <functional>
 #include <string>
@@ -10,34 +8,25 @@
 
 #include "check.hpp"
 #include "cpuformer/cpuformer.hpp"
+#include "fixtures.hpp"
 
 using namespace cpuformer;
+using cftest::contains;
+using cftest::error_of;
 
 namespace {
 
-std::string scratch_path(const std::string& stem) {
-  return "test_checkpoint_" + std::to_string(static_cast<long>(::getpid())) + "_" + stem + ".safetensors";
-}
+const char kPrefix[] = "test_checkpoint";
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    return e.what();
-  }
-  return "";
-}
+std::string scratch_path(const std::string& stem) { return cftest::scratch_path(kPrefix, stem); }
 
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
+// A scratch checkpoint removed at the end of the test.
+struct Scratch : cftest::ScratchFile {
+  explicit Scratch(const std::string& stem) : cftest::ScratchFile(kPrefix, stem) {}
+};
 
 GPTConfig small_gpt_config() {
-  GPTConfig c;
-  c.vocab_size = 11;
-  c.block_size = 8;
-  c.n_layer = 2;
-  c.n_head = 2;
-  c.n_embd = 16;
-  c.dropout = 0.1f;
+  GPTConfig c = cftest::gpt_config(11, 8, 2, 16, 0.1f);
   c.bias = false;
   return c;
 }
@@ -68,28 +57,13 @@ bool same_parameters(Module& a, Module& b) {
 }
 
 BERTConfig small_bert_config() {
-  BERTConfig c;
-  c.vocab_size = 13;
-  c.max_position_embeddings = 10;
-  c.type_vocab_size = 2;
-  c.n_layer = 2;
-  c.n_head = 2;
-  c.hidden_size = 8;
-  c.intermediate_size = 16;
+  BERTConfig c = cftest::bert_config(13, 10, 16);
   c.dropout = 0.2f;
   return c;
 }
 
 ViTConfig small_vit_config() {
-  ViTConfig c;
-  c.image_size = 8;
-  c.patch_size = 4;
-  c.num_channels = 2;
-  c.num_classes = 5;
-  c.hidden_size = 8;
-  c.n_layer = 1;
-  c.n_head = 2;
-  c.intermediate_size = 16;
+  ViTConfig c = cftest::vit_config(8, 4, 2, 5, 1, 16);
   c.dropout = 0.1f;
   return c;
 }
@@ -106,7 +80,8 @@ bool same_values(const Tensor& a, const Tensor& b) {
 CF_TEST(gpt_round_trips_parameters_config_and_outputs) {
   manual_seed(1);
   GPT a(small_gpt_config());
-  const std::string path = scratch_path("gpt");
+  const Scratch file("gpt");
+  const std::string& path = file.path;
   save_model(path, a);
   std::unique_ptr<GPT> b = load_gpt(path);
   CHECK(b->training());  // like a fresh model and Python's cpuformer.load
@@ -133,23 +108,18 @@ CF_TEST(gpt_round_trips_parameters_config_and_outputs) {
             R"("layer_norm_eps":1e-05,"activation":"gelu_tanh","n_inner":0,)"
             R"("attention":"full","attention_window":256,"num_global":0,"num_features":256,"linformer_k":256})");
   CHECK(meta[4].first == "cpuformer_version" && meta[4].second == version());
-  std::remove(path.c_str());
 }
 
 CF_TEST(load_model_returns_the_saved_class) {
-  Seq2SeqConfig c;
-  c.src_vocab_size = 9;
-  c.tgt_vocab_size = 7;
-  c.d_model = 16;
+  Seq2SeqConfig c = cftest::seq2seq_config(9, 7, 16, 24);
   c.nhead = 4;
-  c.num_encoder_layers = 1;
   c.num_decoder_layers = 2;
-  c.dim_feedforward = 24;
   c.dropout = 0.25f;
   c.max_len = 20;
   manual_seed(2);
   Seq2Seq s(c);
-  const std::string path = scratch_path("seq2seq");
+  const Scratch file("seq2seq");
+  const std::string& path = file.path;
   save_model(path, s);
   LoadedModel m = load_model(path);
   CHECK(m.class_name == "Seq2Seq");
@@ -165,13 +135,13 @@ CF_TEST(load_model_returns_the_saved_class) {
   CHECK(load_seq2seq(path) != nullptr);
   const std::string e = error_of([&] { load_gpt(path); });
   CHECK(contains(e, "expected a GPT checkpoint") && contains(e, "Seq2Seq"));
-  std::remove(path.c_str());
 }
 
 CF_TEST(bert_round_trips_parameters_config_and_hidden_states) {
   manual_seed(21);
   BERT a(small_bert_config());
-  const std::string path = scratch_path("bert");
+  const Scratch file("bert");
+  const std::string& path = file.path;
   save_model(path, a);
   std::unique_ptr<BERT> b = load_bert(path);
   CHECK(b->training());
@@ -198,13 +168,13 @@ CF_TEST(bert_round_trips_parameters_config_and_hidden_states) {
   LoadedModel any = load_model(path);
   CHECK(any.class_name == "BERT" && any.as<BERT>() != nullptr && any.as<GPT>() == nullptr);
   CHECK(contains(error_of([&] { load_vit(path); }), "expected a ViT checkpoint, got class 'BERT'"));
-  std::remove(path.c_str());
 }
 
 CF_TEST(vit_round_trips_parameters_config_and_logits) {
   manual_seed(22);
   ViT a(small_vit_config());
-  const std::string path = scratch_path("vit");
+  const Scratch file("vit");
+  const std::string& path = file.path;
   save_model(path, a);
   std::unique_ptr<ViT> b = load_vit(path);
   CHECK(same_parameters(a, *b));
@@ -225,7 +195,6 @@ CF_TEST(vit_round_trips_parameters_config_and_logits) {
         R"({"image_size":8,"patch_size":4,"num_channels":2,"num_classes":5,"hidden_size":8,"n_layer":1,)"
         R"("n_head":2,"intermediate_size":16,"dropout":0.1,"layer_norm_eps":1e-12,"activation":"gelu"})");
   CHECK(contains(error_of([&] { load_bert(path); }), "expected a BERT checkpoint, got class 'ViT'"));
-  std::remove(path.c_str());
 }
 
 CF_TEST(registry_lists_classes_and_rejects_other_modules) {
@@ -311,20 +280,21 @@ CF_TEST(configs_follow_the_python_dataclasses) {
 CF_TEST(training_state_files_load_and_optimizer_buffers_are_ignored) {
   manual_seed(3);
   GPT a(small_gpt_config());
-  const std::string path = scratch_path("training_state");
+  const Scratch file("training_state");
+  const std::string& path = file.path;
   std::vector<NamedTensor> tensors = tensors_of(a, [](const std::string& n) { return "model." + n; });
   tensors.push_back({"optim.exp_avg", Tensor::zeros({3})});
   save_safetensors(path, tensors, gpt_metadata(gpt_config_to_json(a.config()).dump()));
   std::unique_ptr<GPT> b = load_gpt(path);
   CHECK(same_parameters(a, *b));
-  std::remove(path.c_str());
 }
 
 CF_TEST(invalid_checkpoints_are_rejected_with_the_reason) {
   manual_seed(4);
   GPT a(small_gpt_config());
   const std::string config = gpt_config_to_json(a.config()).dump();
-  const std::string path = scratch_path("bad");
+  const Scratch file("bad");
+  const std::string& path = file.path;
   auto load_err = [&](const std::vector<NamedTensor>& tensors, const Metadata& meta) {
     save_safetensors(path, tensors, meta);
     return error_of([&] { load_model(path); });
@@ -367,7 +337,6 @@ CF_TEST(invalid_checkpoints_are_rejected_with_the_reason) {
   wider["n_embd"] = 32;
   CHECK(contains(load_err(params, gpt_metadata(wider.dump())), "expected shape"));
 
-  std::remove(path.c_str());
   const std::string nowhere = scratch_path("does_not_exist");
   CHECK_THROWS(FileError, load_model(nowhere));
   CHECK(contains(error_of([&] { load_model(nowhere); }), "No such file"));
@@ -378,7 +347,8 @@ CF_TEST(cpp_can_train_a_loaded_model_and_save_it) {
   GPTConfig c = small_gpt_config();
   c.dropout = 0.0f;
   GPT a(c);
-  const std::string path = scratch_path("train_in"), out = scratch_path("train_out");
+  const Scratch file_in("train_in"), file_out("train_out");
+  const std::string &path = file_in.path, &out = file_out.path;
   save_model(path, a);
   std::unique_ptr<GPT> m = load_gpt(path);
   AdamW opt(*m, 1e-2f);
@@ -396,8 +366,6 @@ CF_TEST(cpp_can_train_a_loaded_model_and_save_it) {
   std::unique_ptr<GPT> back = load_gpt(out);
   CHECK(same_parameters(*m, *back));
   CHECK(!same_parameters(a, *back));
-  std::remove(path.c_str());
-  std::remove(out.c_str());
 }
 
 // eval() must reach every dropout, the embedding dropouts included: two
@@ -418,14 +386,7 @@ CF_TEST(eval_turns_off_every_dropout) {
   g.eval();
   CHECK(forward_twice_equal(gpt_fwd));
 
-  Seq2SeqConfig sc;
-  sc.src_vocab_size = 9;
-  sc.tgt_vocab_size = 9;
-  sc.d_model = 8;
-  sc.nhead = 2;
-  sc.num_encoder_layers = 1;
-  sc.num_decoder_layers = 1;
-  sc.dim_feedforward = 16;
+  Seq2SeqConfig sc = cftest::seq2seq_config(9, 9, 8, 16);
   sc.dropout = 0.5f;
   Seq2Seq s(sc);
   auto s_fwd = [&] { return s.forward(idx.data(), 2, 4, idx.data(), 4); };

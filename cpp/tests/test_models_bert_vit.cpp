@@ -11,16 +11,15 @@
 #include "cpuformer/models/vit.hpp"
 #include "cpuformer/ops/patches.hpp"
 #include "cpuformer/runtime/rng.hpp"
+#include "fixtures.hpp"
 
 using namespace cpuformer;
+using cftest::bert_config;
+using cftest::fill_matrices_uniform;
+using cftest::uniform;
+using cftest::vit_config;
 
 namespace {
-
-std::vector<float> uniform(int64_t n, uint64_t key, float scale = 1.0f) {
-  std::vector<float> v(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) v[i] = scale * (2.0f * rng_uniform(key, static_cast<uint64_t>(i)) - 1.0f);
-  return v;
-}
 
 Parameter& param(Module& m, const std::string& name) {
   for (auto& p : m.named_parameters())
@@ -81,22 +80,11 @@ CF_TEST(patches_match_reference_and_are_a_permutation) {
 
 CF_TEST(bert_forward_loss_backward_and_finite_differences) {
   manual_seed(5);
-  BERTConfig cfg;
-  cfg.vocab_size = 13;
-  cfg.max_position_embeddings = 8;
-  cfg.type_vocab_size = 2;
-  cfg.n_layer = 2;
-  cfg.n_head = 2;
-  cfg.hidden_size = 8;
-  cfg.intermediate_size = 12;
+  BERTConfig cfg = bert_config(13, 8, 12);
   cfg.dropout = 0.0f;
   BERT m(cfg);
   // Larger weights than BERT's 0.02 init so every path carries a visible gradient.
-  for (auto& p : m.named_parameters())
-    if (p.second->value.dim() >= 2) {
-      const std::vector<float> w = uniform(p.second->value.numel(), 7 + p.second->value.numel(), 0.5f);
-      std::copy(w.begin(), w.end(), p.second->value.data());
-    }
+  fill_matrices_uniform(m, 7, 0.5f);
   const int64_t B = 2, T = 6;
   const std::vector<int64_t> ids = {1, 5, 7, 3, 9, 0, 1, 12, 4, 4, 0, 0};
   const std::vector<int64_t> types = {0, 0, 0, 1, 1, 0, 0, 1, 1, 1, 0, 0};
@@ -130,13 +118,8 @@ CF_TEST(bert_forward_loss_backward_and_finite_differences) {
 
 CF_TEST(bert_pooler_without_mlm_head_finite_differences) {
   manual_seed(8);
-  BERTConfig cfg;
-  cfg.vocab_size = 11;
-  cfg.max_position_embeddings = 6;
+  BERTConfig cfg = bert_config(11, 6, 12);
   cfg.n_layer = 1;
-  cfg.n_head = 2;
-  cfg.hidden_size = 8;
-  cfg.intermediate_size = 12;
   cfg.dropout = 0.0f;
   cfg.activation = "relu";
   cfg.mlm_head = false;
@@ -146,11 +129,8 @@ CF_TEST(bert_pooler_without_mlm_head_finite_differences) {
   for (auto& p : m.named_parameters()) {
     has_mlm = has_mlm || p.first.rfind("mlm.", 0) == 0;
     has_pooler = has_pooler || p.first == "pooler.dense.weight";
-    if (p.second->value.dim() >= 2) {
-      const std::vector<float> w = uniform(p.second->value.numel(), 5 + p.second->value.numel(), 0.5f);
-      std::copy(w.begin(), w.end(), p.second->value.data());
-    }
   }
+  fill_matrices_uniform(m, 5, 0.5f);
   CHECK(!has_mlm && has_pooler);
   const int64_t B = 2, T = 4, H = 8;
   const std::vector<int64_t> ids = {2, 7, 1, 9, 3, 3, 10, 0};
@@ -186,21 +166,9 @@ CF_TEST(bert_pooler_without_mlm_head_finite_differences) {
 
 CF_TEST(vit_forward_loss_backward_and_finite_differences) {
   manual_seed(6);
-  ViTConfig cfg;
-  cfg.image_size = 4;
-  cfg.patch_size = 2;
-  cfg.num_channels = 2;
-  cfg.num_classes = 3;
-  cfg.hidden_size = 8;
-  cfg.n_layer = 2;
-  cfg.n_head = 2;
-  cfg.intermediate_size = 12;
+  const ViTConfig cfg = vit_config(4, 2, 2, 3, 2, 12);
   ViT m(cfg);
-  for (auto& p : m.named_parameters())
-    if (p.second->value.dim() >= 2) {
-      const std::vector<float> w = uniform(p.second->value.numel(), 3 + p.second->value.numel(), 0.5f);
-      std::copy(w.begin(), w.end(), p.second->value.data());
-    }
+  fill_matrices_uniform(m, 3, 0.5f);
   const int64_t B = 3;
   const std::vector<float> images = uniform(B * 2 * 4 * 4, 11);
   const std::vector<int64_t> labels = {2, 0, 1};

@@ -6,8 +6,6 @@
 #include <cstring>
 #include <limits>
 
-#include <mutex>
-
 #include "bindings.hpp"
 #include "cpuformer/nn/multihead_attention.hpp"
 #include "cpuformer/nn/transformer_layer.hpp"
@@ -75,6 +73,22 @@ TransformerLayerOptions layer_options(int64_t d_model, int64_t nhead, int64_t di
   return o;
 }
 
+namespace {
+
+// A transformer layer class with its constructor (torch's arguments and
+// defaults) and backward; the caller adds forward.
+template <class L>
+py::class_<L, Module, std::shared_ptr<L>> bind_layer(py::module_& m, const char* name) {
+  py::class_<L, Module, std::shared_ptr<L>> cls(m, name);
+  cls.def(py::init(layer_factory<L>()), py::arg("d_model"), py::arg("nhead"), py::arg("dim_feedforward") = 2048,
+          py::arg("dropout") = 0.1f, py::arg("activation") = "relu", py::arg("layer_norm_eps") = 1e-5f,
+          py::arg("norm_first") = false, py::arg("bias") = true)
+      .def("backward", &batched_backward<L>);
+  return cls;
+}
+
+}  // namespace
+
 void bind_nn_attention(py::module_& m) {
   py::class_<MultiheadAttention, Module, std::shared_ptr<MultiheadAttention>>(m, "MultiheadAttention")
       .def(py::init(&make_root<MultiheadAttention, int64_t, int64_t, float, bool>), py::arg("embed_dim"),
@@ -91,109 +105,28 @@ void bind_nn_attention(py::module_& m) {
             if (!self_attn && (ub_q != ub_k || ub_q != ub_v))
               throw ValueError("query, key and value must all be batched (3-d) or all unbatched (2-d)");
             AttentionMask mask = make_mask(attn_mask, key_padding_mask, is_causal, "attn_mask", "key_padding_mask");
-            Tensor out;
-            {
-              py::gil_scoped_release nogil;
-              std::lock_guard<std::mutex> guard(self.call_mutex());
-              out = self.forward(q, k, v, mask);
-            }
-            return to_numpy(unbatch(out, ub_q));
+            Tensor out = locked(self, [&] { return self.forward(q, k, v, mask); });
+            return unbatched_numpy(out, ub_q);
           },
           py::arg("query"), py::arg("key"), py::arg("value"), py::arg("key_padding_mask") = py::none(),
           py::arg("attn_mask") = py::none(), py::arg("is_causal") = false)
-      .def("backward", [](MultiheadAttention& self, py::handle grad) {
-        bool ub = false;
-        Tensor g = batched(grad, "grad_output", &ub);
-        std::array<Tensor, 3> d;
-        {
-          py::gil_scoped_release nogil;
-          std::lock_guard<std::mutex> guard(self.call_mutex());
-          d = self.backward(g);
-        }
-        return py::make_tuple(to_numpy(unbatch(d[0], ub)), to_numpy(unbatch(d[1], ub)), to_numpy(unbatch(d[2], ub)));
-      });
+      .def("backward", &batched_backward<MultiheadAttention>);
 
-  py::class_<TransformerEncoderLayer, Module, std::shared_ptr<TransformerEncoderLayer>>(m, "TransformerEncoderLayer")
-      .def(py::init([](int64_t d_model, int64_t nhead, int64_t dim_feedforward, float dropout,
-                       const std::string& activation, float layer_norm_eps, bool norm_first, bool bias) {
-             return make_root<TransformerEncoderLayer>(layer_options(d_model, nhead, dim_feedforward, dropout,
-                                                                     activation, layer_norm_eps, norm_first, bias));
-           }),
-           py::arg("d_model"), py::arg("nhead"), py::arg("dim_feedforward") = 2048, py::arg("dropout") = 0.1f,
-           py::arg("activation") = "relu", py::arg("layer_norm_eps") = 1e-5f, py::arg("norm_first") = false,
-           py::arg("bias") = true)
+  bind_layer<TransformerEncoderLayer>(m, "TransformerEncoderLayer")
       .def(
           "forward",
           [](TransformerEncoderLayer& self, py::handle src, py::handle src_mask, py::handle src_key_padding_mask,
              bool is_causal) {
-            bool ub = false;
-            Tensor x = batched(src, "src", &ub);
-            AttentionMask mask = make_mask(src_mask, src_key_padding_mask, is_causal, "src_mask", "src_key_padding_mask");
-            Tensor out;
-            {
-              py::gil_scoped_release nogil;
-              std::lock_guard<std::mutex> guard(self.call_mutex());
-              out = self.forward(x, mask);
-            }
-            return to_numpy(unbatch(out, ub));
+            return encoder_forward(self, src, src_mask, src_key_padding_mask, is_causal, "src_mask");
           },
           py::arg("src"), py::arg("src_mask") = py::none(), py::arg("src_key_padding_mask") = py::none(),
-          py::arg("is_causal") = false)
-      .def("backward", [](TransformerEncoderLayer& self, py::handle grad) {
-        bool ub = false;
-        Tensor g = batched(grad, "grad_output", &ub);
-        Tensor d;
-        {
-          py::gil_scoped_release nogil;
-          std::lock_guard<std::mutex> guard(self.call_mutex());
-          d = self.backward(g);
-        }
-        return to_numpy(unbatch(d, ub));
-      });
+          py::arg("is_causal") = false);
 
-  py::class_<TransformerDecoderLayer, Module, std::shared_ptr<TransformerDecoderLayer>>(m, "TransformerDecoderLayer")
-      .def(py::init([](int64_t d_model, int64_t nhead, int64_t dim_feedforward, float dropout,
-                       const std::string& activation, float layer_norm_eps, bool norm_first, bool bias) {
-             return make_root<TransformerDecoderLayer>(layer_options(d_model, nhead, dim_feedforward, dropout,
-                                                                     activation, layer_norm_eps, norm_first, bias));
-           }),
-           py::arg("d_model"), py::arg("nhead"), py::arg("dim_feedforward") = 2048, py::arg("dropout") = 0.1f,
-           py::arg("activation") = "relu", py::arg("layer_norm_eps") = 1e-5f, py::arg("norm_first") = false,
-           py::arg("bias") = true)
-      .def(
-          "forward",
-          [](TransformerDecoderLayer& self, py::handle tgt, py::handle memory, py::handle tgt_mask,
-             py::handle memory_mask, py::handle tgt_key_padding_mask, py::handle memory_key_padding_mask,
-             bool tgt_is_causal, bool memory_is_causal) {
-            bool ub_t = false, ub_m = false;
-            Tensor t = batched(tgt, "tgt", &ub_t);
-            Tensor mem = batched(memory, "memory", &ub_m);
-            if (ub_t != ub_m) throw ValueError("tgt and memory must both be batched (3-d) or both unbatched (2-d)");
-            AttentionMask tm = make_mask(tgt_mask, tgt_key_padding_mask, tgt_is_causal, "tgt_mask", "tgt_key_padding_mask");
-            AttentionMask mm = make_mask(memory_mask, memory_key_padding_mask, memory_is_causal, "memory_mask",
-                                         "memory_key_padding_mask");
-            Tensor out;
-            {
-              py::gil_scoped_release nogil;
-              std::lock_guard<std::mutex> guard(self.call_mutex());
-              out = self.forward(t, mem, tm, mm);
-            }
-            return to_numpy(unbatch(out, ub_t));
-          },
-          py::arg("tgt"), py::arg("memory"), py::arg("tgt_mask") = py::none(), py::arg("memory_mask") = py::none(),
-          py::arg("tgt_key_padding_mask") = py::none(), py::arg("memory_key_padding_mask") = py::none(),
-          py::arg("tgt_is_causal") = false, py::arg("memory_is_causal") = false)
-      .def("backward", [](TransformerDecoderLayer& self, py::handle grad) {
-        bool ub = false;
-        Tensor g = batched(grad, "grad_output", &ub);
-        std::array<Tensor, 2> d;
-        {
-          py::gil_scoped_release nogil;
-          std::lock_guard<std::mutex> guard(self.call_mutex());
-          d = self.backward(g);
-        }
-        return py::make_tuple(to_numpy(unbatch(d[0], ub)), to_numpy(unbatch(d[1], ub)));
-      });
+  bind_layer<TransformerDecoderLayer>(m, "TransformerDecoderLayer")
+      .def("forward", &decoder_forward<TransformerDecoderLayer>, py::arg("tgt"), py::arg("memory"),
+           py::arg("tgt_mask") = py::none(), py::arg("memory_mask") = py::none(),
+           py::arg("tgt_key_padding_mask") = py::none(), py::arg("memory_key_padding_mask") = py::none(),
+           py::arg("tgt_is_causal") = false, py::arg("memory_is_causal") = false);
 }
 
 }  // namespace cfpy

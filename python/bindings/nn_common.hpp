@@ -1,6 +1,9 @@
 // Helpers shared by the nn binding files.
 #pragma once
+#include <array>
 #include <memory>
+#include <string>
+#include <utility>
 
 #include <mutex>
 
@@ -26,16 +29,19 @@ std::shared_ptr<M> make_root(Args... args) {
   return p;
 }
 
+// Runs fn() with the GIL released and self's call mutex held; returns its result.
+template <class M, class F>
+auto locked(M& self, F&& fn) -> decltype(fn()) {
+  py::gil_scoped_release nogil;
+  std::lock_guard<std::mutex> guard(self.call_mutex());
+  return fn();
+}
+
 // One tensor in, one tensor out, GIL released around the C++ call.
 template <class M, class F>
 py::array_t<float> call1(M& self, F fn, py::handle x, const char* name) {
   Tensor t = to_tensor(x, name);
-  Tensor y;
-  {
-    py::gil_scoped_release nogil;
-    std::lock_guard<std::mutex> guard(self.call_mutex());
-    y = (self.*fn)(t);
-  }
+  Tensor y = locked(self, [&] { return (self.*fn)(t); });
   return to_numpy(y);
 }
 
@@ -49,6 +55,70 @@ Tensor unbatch(const Tensor& t, bool unbatched);
 TransformerLayerOptions layer_options(int64_t d_model, int64_t nhead, int64_t dim_feedforward, float dropout,
                                       const std::string& activation, float layer_norm_eps, bool norm_first,
                                       bool bias);
+
+// A module's result back in the caller's layout: one array, or a tuple of
+// arrays (one per gradient), unbatched again when the input was.
+inline py::array_t<float> unbatched_numpy(const Tensor& t, bool unbatched) { return to_numpy(unbatch(t, unbatched)); }
+template <size_t N, size_t... I>
+auto unbatched_tuple(const std::array<Tensor, N>& ts, bool unbatched, std::index_sequence<I...>) {
+  return py::make_tuple(unbatched_numpy(ts[I], unbatched)...);
+}
+template <size_t N>
+auto unbatched_numpy(const std::array<Tensor, N>& ts, bool unbatched) {
+  return unbatched_tuple(ts, unbatched, std::make_index_sequence<N>{});
+}
+
+// The constructor of a module built from TransformerLayerOptions followed by
+// `Extra` arguments (a layer: none; a stack: its depth and final norm), as
+// the flat argument list the bindings take.
+template <class M, class... Extra>
+auto layer_factory() {
+  return [](int64_t d_model, int64_t nhead, int64_t dim_feedforward, float dropout, const std::string& activation,
+            float layer_norm_eps, bool norm_first, bool bias, Extra... extra) {
+    return make_root<M>(layer_options(d_model, nhead, dim_feedforward, dropout, activation, layer_norm_eps,
+                                      norm_first, bias),
+                        extra...);
+  };
+}
+
+// backward(grad_output [B, T, E] or [T, E]) for the attention modules, the
+// layers and the stacks: one gradient array or a tuple of them.
+template <class M>
+auto batched_backward(M& self, py::handle grad) {
+  bool ub = false;
+  Tensor g = batched(grad, "grad_output", &ub);
+  auto d = locked(self, [&] { return self.backward(g); });
+  return unbatched_numpy(d, ub);
+}
+
+// forward(src, mask, src_key_padding_mask, is_causal) of an encoder layer or
+// stack; `mask_name` is the mask argument's name in messages.
+template <class M>
+py::array_t<float> encoder_forward(M& self, py::handle src, py::handle mask, py::handle src_key_padding_mask,
+                                   bool is_causal, const char* mask_name) {
+  bool ub = false;
+  Tensor x = batched(src, "src", &ub);
+  AttentionMask am = make_mask(mask, src_key_padding_mask, is_causal, mask_name, "src_key_padding_mask");
+  Tensor out = locked(self, [&] { return self.forward(x, am); });
+  return unbatched_numpy(out, ub);
+}
+
+// forward(tgt, memory, masks..., tgt_is_causal, memory_is_causal) of a
+// decoder layer or stack.
+template <class M>
+py::array_t<float> decoder_forward(M& self, py::handle tgt, py::handle memory, py::handle tgt_mask,
+                                   py::handle memory_mask, py::handle tgt_key_padding_mask,
+                                   py::handle memory_key_padding_mask, bool tgt_is_causal, bool memory_is_causal) {
+  bool ub_t = false, ub_m = false;
+  Tensor t = batched(tgt, "tgt", &ub_t);
+  Tensor mem = batched(memory, "memory", &ub_m);
+  if (ub_t != ub_m) throw cpuformer::ValueError("tgt and memory must both be batched (3-d) or both unbatched (2-d)");
+  AttentionMask tm = make_mask(tgt_mask, tgt_key_padding_mask, tgt_is_causal, "tgt_mask", "tgt_key_padding_mask");
+  AttentionMask mm =
+      make_mask(memory_mask, memory_key_padding_mask, memory_is_causal, "memory_mask", "memory_key_padding_mask");
+  Tensor out = locked(self, [&] { return self.forward(t, mem, tm, mm); });
+  return unbatched_numpy(out, ub_t);
+}
 
 // Modules registered from other files.
 void bind_nn_layers(py::module_& m);  // nn_layers.cpp: LayerNorm, Dropout, ReLU, GELU

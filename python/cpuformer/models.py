@@ -196,10 +196,11 @@ class GPT(_ModelBase):
         ``idx`` is [B, T] (or [T]) prompt ids; returns the prompt followed by
         ``max_new_tokens`` new ids, [B, T + max_new_tokens] int64 (or 1-d).
         ``temperature=0`` is greedy decoding; ``top_k``/``top_p`` filter the
-        distribution; ``seed`` makes sampling reproducible.
+        distribution; ``seed`` makes sampling reproducible. A request whose
+        output ids (and KV cache) could not fit in this machine's memory raises
+        ValueError up front.
         """
-        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, (int, np.integer)):
-            raise TypeError(f"max_new_tokens: expected an int, got {type(max_new_tokens).__name__}")
+        max_new_tokens = _check_token("max_new_tokens", max_new_tokens)  # TypeError / ValueError beyond int64
         if max_new_tokens < 0:
             raise ValueError(f"max_new_tokens: expected >= 0, got {max_new_tokens}")
         temperature = _check_float("temperature", temperature)

@@ -147,7 +147,9 @@ CF_API int cf_model_forward_images(cf_model *m, const float *images, int64_t bat
  *   seed         sampling is a pure function of (seed, weights, prompt): equal
  *                seeds give equal tokens, the same as Python's
  *                model.generate(..., seed=seed)
- * Returns CF_OK or an error code (CF_ERR_UNSUPPORTED for non-GPT models). */
+ * Returns CF_OK or an error code (CF_ERR_UNSUPPORTED for non-GPT models;
+ * CF_ERR_INVALID_ARGUMENT, before any allocation, when the generated ids and
+ * the KV cache could not fit in this machine's memory). */
 CF_API int cf_model_generate(cf_model *m, const int32_t *prompt, int64_t batch, int64_t prompt_len,
                              int64_t max_new_tokens, float temperature, int64_t top_k, float top_p, uint64_t seed,
                              int32_t *out, int64_t out_len, char *err, size_t err_len);

@@ -11,6 +11,7 @@
 #include "cpuformer/ops/cross_entropy.hpp"
 #include "cpuformer/ops/linear.hpp"
 #include "cpuformer/runtime/grad_mode.hpp"
+#include "cpuformer/runtime/memory.hpp"
 #include "cpuformer/runtime/rng.hpp"
 
 namespace cpuformer {
@@ -220,6 +221,23 @@ void sample_tokens(float* logits, int64_t B, int64_t V, const SamplingOptions& o
   }
 }
 
+void GPT::check_generate_memory(int64_t B, int64_t T, int64_t max_new_tokens) const {
+  if (max_new_tokens == 0) return;  // the output is a copy of the prompt
+  // A lower bound of what generate allocates: the output ids [B, T +
+  // max_new_tokens] (int64) and, with full attention, the KV cache (K and V
+  // for n_layer layers, [B, block_size, n_embd] floats each). The cache never
+  // grows past block_size, so long generations cost only their output ids.
+  const auto mul = saturating_mul;
+  const int64_t ids = mul(mul(B, saturating_add(T, max_new_tokens)), int64_t{sizeof(int64_t)});
+  const int64_t per_row = mul(mul(2 * cfg_.n_layer, cfg_.block_size), mul(cfg_.n_embd, int64_t{sizeof(float)}));
+  const int64_t cache = cfg_.attention == "full" ? mul(B, per_row) : 0;
+  const int64_t need = saturating_add(ids, cache), have = physical_memory_bytes();
+  CF_CHECK_VALUE(need <= have, ids >= cache ? "max_new_tokens: " : "idx: ", "generating ", max_new_tokens,
+                 " tokens after a [", B, ", ", T, "] prompt needs at least ", need >> 20, " MiB (output ids [", B, ", ",
+                 T, " + ", max_new_tokens, "] int64: ", ids >> 20, " MiB; KV cache: ", cache >> 20,
+                 " MiB), more than this machine's ", have >> 20, " MiB of memory");
+}
+
 std::vector<int64_t> GPT::generate(const int64_t* idx, int64_t B, int64_t T, int64_t max_new_tokens,
                                    const SamplingOptions& opt) {
   CF_CHECK_VALUE(B >= 1 && T >= 1, "idx: expected a non-empty [batch, seq] prompt, got [", B, ", ", T, "]");
@@ -229,6 +247,7 @@ std::vector<int64_t> GPT::generate(const int64_t* idx, int64_t B, int64_t T, int
   CF_CHECK_VALUE(opt.top_k >= 0, "top_k must be >= 1 (or None), got ", opt.top_k);
   CF_CHECK_VALUE(opt.top_p > 0.0f && opt.top_p <= 1.0f, "top_p must be in (0, 1], got ", opt.top_p);
   check_ids(idx, B * T, "idx");
+  check_generate_memory(B, T, max_new_tokens);
   const int64_t total = T + max_new_tokens, C = cfg_.n_embd, bs = cfg_.block_size;
   std::vector<int64_t> seq(static_cast<size_t>(B * total));
   for (int64_t b = 0; b < B; ++b) std::copy(idx + b * T, idx + (b + 1) * T, seq.begin() + b * total);

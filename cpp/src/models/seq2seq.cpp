@@ -5,11 +5,13 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <utility>
 
 #include "cpuformer/error.hpp"
 #include "cpuformer/ops/cross_entropy.hpp"
 #include "cpuformer/ops/embedding.hpp"
 #include "cpuformer/ops/linear.hpp"
+#include "cpuformer/runtime/memory.hpp"
 
 namespace cpuformer {
 
@@ -214,11 +216,29 @@ std::vector<int64_t> Seq2Seq::greedy_decode(const int64_t* src, int64_t B, int64
   return out;
 }
 
+void Seq2Seq::check_beam_memory(int64_t B, int64_t S, int64_t beam_size) const {
+  // A lower bound of what beam search allocates for R = B * beam_size beams:
+  // the encoder memory repeated per beam [R, S, d_model] and the next-token
+  // log-probabilities [R, V] (floats), one row's candidates (beam_size * V
+  // (score, index) pairs) and the beams' tokens (two [R, 2] int64 at least).
+  const auto mul = saturating_mul;
+  const auto sum = saturating_add;
+  const int64_t R = mul(B, beam_size), V = cfg_.tgt_vocab_size;
+  int64_t need = mul(mul(R, sum(mul(S, cfg_.d_model), V)), int64_t{sizeof(float)});
+  need = sum(need, mul(mul(beam_size, V), int64_t{sizeof(std::pair<float, int64_t>)}));
+  need = sum(need, mul(R, 4 * int64_t{sizeof(int64_t)}));
+  const int64_t have = physical_memory_bytes();
+  CF_CHECK_VALUE(need <= have, "beam_size: ", beam_size, " beams for each of ", B, " source rows of length ", S,
+                 " need at least ", need >> 20, " MiB (the encoder output repeated per beam, log-probabilities over ", V,
+                 " target tokens and candidates), more than this machine's ", have >> 20, " MiB of memory");
+}
+
 std::vector<int64_t> Seq2Seq::beam_search(const int64_t* src, int64_t B, int64_t S, int64_t bos_id, int64_t eos_id,
                                           int64_t max_len, int64_t beam_size, float length_penalty,
                                           const std::vector<uint8_t>& src_padding) {
   check_decode_args(B, S, bos_id, eos_id, max_len);
   CF_CHECK_VALUE(beam_size >= 1, "beam_size must be >= 1, got ", beam_size);
+  check_beam_memory(B, S, beam_size);
   check_ids(src, B * S, cfg_.src_vocab_size, "src");
   const int64_t K = beam_size, V = cfg_.tgt_vocab_size, d = cfg_.d_model, R = B * K;
   const bool was_training = training();

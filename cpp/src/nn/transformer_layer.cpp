@@ -1,15 +1,10 @@
 #include "cpuformer/nn/transformer_layer.hpp"
 
-#include <limits>
-
-#if defined(__unix__) || defined(__APPLE__)
-#include <unistd.h>
-#endif
-
 #include "cpuformer/error.hpp"
 #include "cpuformer/ops/activations.hpp"
 #include "cpuformer/ops/linear.hpp"
 #include "cpuformer/runtime/grad_mode.hpp"
+#include "cpuformer/runtime/memory.hpp"
 
 namespace cpuformer {
 namespace {
@@ -24,26 +19,6 @@ const TransformerLayerOptions& validated(const TransformerLayerOptions& o) {
                  "activation must be \"relu\", \"gelu\" or \"gelu_tanh\", got \"", o.activation, "\"");
   CF_CHECK_VALUE(o.layer_norm_eps > 0.0f, "layer_norm_eps must be > 0, got ", o.layer_norm_eps);
   return o;
-}
-
-// a * b clamped to [0, int64 max] (the size estimates below must not overflow).
-int64_t sat_mul(int64_t a, int64_t b) {
-  const int64_t big = std::numeric_limits<int64_t>::max();
-  if (a <= 0 || b <= 0) return 0;
-  return a > big / b ? big : a * b;
-}
-int64_t sat_add(int64_t a, int64_t b) {
-  const int64_t big = std::numeric_limits<int64_t>::max();
-  return a > big - b ? big : a + b;
-}
-
-// Physical memory in bytes; 1 TiB when the platform does not say.
-int64_t physical_memory_bytes() {
-#if defined(_SC_PHYS_PAGES) && defined(_SC_PAGESIZE)
-  const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-  if (pages > 0 && page > 0) return sat_mul(pages, page);
-#endif
-  return int64_t{1} << 40;
 }
 
 Tensor add(const Tensor& a, const Tensor& b) {
@@ -127,12 +102,14 @@ void check_layer_stack(const char* what, int64_t num_layers, const TransformerLa
   const int64_t E = opt.d_model, F = opt.dim_feedforward;
   // Self-attention (4 E x E) and the feed-forward pair (2 E x F), plus
   // cross-attention in decoder layers; biases and norms are O(E + F).
-  int64_t per_layer = sat_add(sat_mul(decoder ? 8 : 4, sat_mul(E, E)), sat_mul(2, sat_mul(E, F)));
-  per_layer = sat_add(per_layer, sat_mul(16, sat_add(E, F)));
+  const auto mul = saturating_mul;
+  const auto sum = saturating_add;
+  int64_t per_layer = sum(mul(decoder ? 8 : 4, mul(E, E)), mul(2, mul(E, F)));
+  per_layer = sum(per_layer, mul(16, sum(E, F)));
   if (opt.attention.kind == AttentionKind::Linformer)
-    per_layer = sat_add(per_layer, sat_mul(2, sat_mul(opt.attention.linformer_k, opt.attention.max_len)));
+    per_layer = sum(per_layer, mul(2, mul(opt.attention.linformer_k, opt.attention.max_len)));
   const int64_t kLayerObjectBytes = 16 << 10;  // modules, names and bookkeeping of one layer
-  const int64_t bytes = sat_mul(num_layers, sat_add(sat_mul(per_layer, int64_t{sizeof(float)}), kLayerObjectBytes));
+  const int64_t bytes = mul(num_layers, sum(mul(per_layer, int64_t{sizeof(float)}), kLayerObjectBytes));
   const int64_t have = physical_memory_bytes();
   CF_CHECK_VALUE(bytes <= have, what, ": ", num_layers, " layers of width ", E, " (feed-forward ", F,
                  ") need about ", bytes / (1 << 20), " MiB, more than this machine's ", have / (1 << 20),

@@ -62,11 +62,14 @@ class GPT : public Module {
   // Autoregressive generation with a KV cache: returns [B, T + max_new_tokens]
   // (the prompt followed by the new tokens). Beyond block_size the context is
   // cropped to the last block_size tokens (recomputed once per step then).
+  // ValueError, before anything is allocated, when the output ids and the KV
+  // cache could not fit in this machine's memory (max_new_tokens = 10^12).
   std::vector<int64_t> generate(const int64_t* idx, int64_t B, int64_t T, int64_t max_new_tokens,
                                 const SamplingOptions& opt);
 
  private:
   void check_ids(const int64_t* idx, int64_t n, const char* what) const;
+  void check_generate_memory(int64_t B, int64_t T, int64_t max_new_tokens) const;
   // Last-position logits [B, V] from hidden states [B, Tn, C] (ln_f + tied head).
   Tensor head_last(const Tensor& h);
 

@@ -38,6 +38,8 @@ class Seq2Seq : public Module {
   // Generated ids [B, max_len] (BOS excluded; rows padded with eos after they stop).
   std::vector<int64_t> greedy_decode(const int64_t* src, int64_t B, int64_t S, int64_t bos_id, int64_t eos_id,
                                      int64_t max_len, const std::vector<uint8_t>& src_padding = {});
+  // ValueError, before anything is allocated, when the beams could not fit in
+  // this machine's memory (beam_size = 10^12).
   std::vector<int64_t> beam_search(const int64_t* src, int64_t B, int64_t S, int64_t bos_id, int64_t eos_id,
                                    int64_t max_len, int64_t beam_size, float length_penalty = 1.0f,
                                    const std::vector<uint8_t>& src_padding = {});
@@ -47,6 +49,7 @@ class Seq2Seq : public Module {
   void embed_backward(Embedding& emb, const Tensor& dx);
   void check_ids(const int64_t* ids, int64_t n, int64_t V, const char* what) const;
   void check_decode_args(int64_t B, int64_t S, int64_t bos, int64_t eos, int64_t max_len) const;
+  void check_beam_memory(int64_t B, int64_t S, int64_t beam_size) const;
   // Log-probabilities of the next token for each row of tgt [R, t] given memory [R, S, d].
   Tensor next_log_probs(const Tensor& memory, const std::vector<int64_t>& tgt, int64_t R, int64_t t,
                         const AttentionMask& memory_mask);
