@@ -17,7 +17,9 @@
 #include "cpuformer/error.hpp"
 #include "cpuformer/tensor.hpp"
 
+#include "cpuformer/runtime/allocator.hpp"
 #include "cpuformer/runtime/build_info.hpp"
+#include "cpuformer/runtime/memory.hpp"
 #include "cpuformer/runtime/rng.hpp"
 #include "cpuformer/runtime/threads.hpp"
 
