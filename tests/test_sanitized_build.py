@@ -12,8 +12,12 @@ import cpuformer as cf
 def test_build_info_reports_sanitizers_and_gemm():
     info = cf.build_info()
     assert isinstance(info["sanitized"], bool)
-    assert info["gemm"] in ("packed-avx512", "eigen")
+    assert info["gemm"] in ("packed-avx512", "packed-avx2", "eigen")
     assert (info["gemm"] == "packed-avx512") == (info["simd"] == "avx512f")
+    if info["gemm"] == "packed-avx2":  # AVX2 with FMA; AVX2 alone falls back to Eigen
+        assert info["simd"] == "avx2"
+    if info["simd"] not in ("avx512f", "avx2"):
+        assert info["gemm"] == "eigen"
 
 
 def test_sanitized_job_runs_a_sanitized_build():

@@ -1,4 +1,4 @@
-// Private: the packed AVX-512 GEMM behind ops/gemm.hpp (see gemm_packed.cpp).
+// Private: the packed GEMM behind ops/gemm.hpp (see gemm_packed.cpp).
 #pragma once
 #include <cstdint>
 
@@ -7,7 +7,7 @@
 namespace cpuformer {
 namespace detail {
 
-// True when this build carries the packed kernel (compiled with AVX-512F).
+// True when this build carries a packed kernel (compiled with AVX-512F, or AVX2 and FMA).
 bool packed_gemm_available();
 
 // Same contract as cpuformer::gemm; `nthreads` >= 1 threads split C between

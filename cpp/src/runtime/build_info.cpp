@@ -45,6 +45,8 @@ BuildInfo build_info() {
 #endif
 #if defined(__AVX512F__)
   b.gemm = "packed-avx512";
+#elif defined(__AVX2__) && defined(__FMA__)
+  b.gemm = "packed-avx2";
 #else
   b.gemm = "eigen";
 #endif

@@ -1,0 +1,140 @@
+// Private: the ISA-independent half of the packed GEMM (see gemm_packed.cpp),
+// in the layered scheme of Goto and van de Geijn ("Anatomy of high-performance
+// matrix multiplication", 2008):
+//   for jc over N in NC columns:           B block lives in L3
+//     for pc over K in KC:                 pack B[pc:, jc:] into NR-wide panels
+//       for ic over M in MC rows:          pack A[ic:, pc:] into MR-tall panels (L2)
+//         for jr over the B panels:        one panel (KC x NR), from L1/L2
+//           for ir over the A panels:      micro-kernel: C[MR, NR] += Ap · Bp
+// A Kernel policy supplies the register tile (kMR x kNR), the block sizes,
+// the packing routines and the micro-kernel:
+//   static void pack_a(bool trans, const float* A, int64_t lda, int64_t mc, int64_t kc, float* ap);
+//   static void pack_b(bool trans, const float* B, int64_t ldb, int64_t nc, int64_t kc, float* bp);
+//   static void tile(int m, int n, int64_t kc, const float* ap, const float* bp, float* c, int64_t ldc,
+//                    float alpha, float beta, bool first, const Epilogue& ep);
+// Threads split C into disjoint row (or column) ranges and run the serial
+// algorithm on them with their own packing buffers: no barriers.
+#pragma once
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <exception>
+#include <new>
+
+#include "cpuformer/ops/activations.hpp"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace cpuformer {
+namespace detail {
+namespace gemm_driver {
+
+inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+
+// What a tile does after its product: add the bias row (first K block only)
+// and apply the activation (last K block only).
+struct Epilogue {
+  const float* bias;  // bias of the tile's first column, or null
+  Activation act;
+  bool last;
+};
+
+// A 64-byte aligned scratch buffer per thread, grown on demand, kept for
+// reuse. `slack` floats past the request may be written by vector stores.
+struct Scratch {
+  static constexpr int64_t kSlack = 16;
+  float* p = nullptr;
+  int64_t n = 0;
+  ~Scratch() { std::free(p); }
+  float* get(int64_t need) {
+    if (need > n) {
+      std::free(p);
+      p = nullptr;
+      n = 0;
+      const size_t bytes = static_cast<size_t>(round_up((need + kSlack) * int64_t(sizeof(float)), 64));
+      p = static_cast<float*>(std::aligned_alloc(64, bytes));
+      if (!p) throw std::bad_alloc();
+      n = need;
+    }
+    return p;
+  }
+};
+inline thread_local Scratch tl_apack, tl_bpack;
+
+// bias: the bias of C's first column (or null); act applies to C's final values.
+template <class Kn>
+void gemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                 const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* bias, Activation act) {
+  constexpr int64_t MR = Kn::kMR, NR = Kn::kNR, KC = Kn::kKC, MC = Kn::kMC, NC = Kn::kNC;
+  float* bp = tl_bpack.get(std::min(K, KC) * round_up(std::min(N, NC), NR));
+  float* ap = tl_apack.get(std::min(K, KC) * round_up(std::min(M, MC), MR));
+  for (int64_t jc = 0; jc < N; jc += NC) {
+    const int64_t nc = std::min(NC, N - jc);
+    for (int64_t pc = 0; pc < K; pc += KC) {
+      const int64_t kc = std::min(KC, K - pc);
+      const bool first = pc == 0;
+      Epilogue ep{nullptr, act, pc + kc >= K};
+      Kn::pack_b(tb, tb ? B + jc * ldb + pc : B + pc * ldb + jc, ldb, nc, kc, bp);
+      for (int64_t ic = 0; ic < M; ic += MC) {
+        const int64_t mc = std::min(MC, M - ic);
+        Kn::pack_a(ta, ta ? A + pc * lda + ic : A + ic * lda + pc, lda, mc, kc, ap);
+        for (int64_t jr = 0; jr < nc; jr += NR) {
+          const int n = static_cast<int>(std::min(NR, nc - jr));
+          ep.bias = bias ? bias + jc + jr : nullptr;
+          for (int64_t ir = 0; ir < mc; ir += MR) {
+            const int m = static_cast<int>(std::min(MR, mc - ir));
+            Kn::tile(m, n, kc, ap + ir * kc, bp + jr * kc, C + (ic + ir) * ldc + jc + jr, ldc, alpha, beta, first,
+                     ep);
+          }
+        }
+      }
+    }
+  }
+}
+
+template <class Kn>
+void packed_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                 const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int nthreads, const float* bias,
+                 Activation act) {
+  // Split the larger of M and N: every thread packs all of the other operand,
+  // so that is the cheaper duplication. Pieces stay multiples of the tile.
+  const bool split_m = M >= N;
+  const int64_t tile = split_m ? Kn::kMR : Kn::kNR;
+  const int64_t extent = split_m ? M : N;
+  // A piece is at least two tiles: a 64 x 128 · 128 x 128 product still
+  // splits into two 64-column halves.
+  const int nt = static_cast<int>(std::min<int64_t>(nthreads, extent / (2 * tile)));
+  if (nt <= 1) {
+    gemm_serial<Kn>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, act);
+    return;
+  }
+  const int64_t chunk = round_up((extent + nt - 1) / nt, tile);
+  std::exception_ptr error;
+#pragma omp parallel num_threads(nt)
+  {
+    int t = 0;
+#ifdef _OPENMP
+    t = omp_get_thread_num();
+#endif
+    const int64_t lo = std::min(extent, t * chunk), hi = std::min(extent, lo + chunk);
+    try {
+      if (hi > lo) {
+        if (split_m)
+          gemm_serial<Kn>(ta, tb, hi - lo, N, K, alpha, ta ? A + lo : A + lo * lda, lda, B, ldb, beta, C + lo * ldc,
+                          ldc, bias, act);
+        else
+          gemm_serial<Kn>(ta, tb, M, hi - lo, K, alpha, A, lda, tb ? B + lo * ldb : B + lo, ldb, beta, C + lo, ldc,
+                          bias ? bias + lo : nullptr, act);
+      }
+    } catch (...) {
+#pragma omp critical(cpuformer_gemm_error)
+      error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
+}
+
+}  // namespace gemm_driver
+}  // namespace detail
+}  // namespace cpuformer
