@@ -69,7 +69,7 @@ inline Packet exp_ps(const Packet& x) {
 // ldb and N is a multiple of W; C has row stride ldc.
 // Each C element accumulates its K products in order k = 0, 1, ... with FMA.
 constexpr int kNV = W >= 16 ? 4 : 2;  // packets per micro-tile row
-constexpr int kMR = W >= 16 ? 6 : 4;  // rows per micro-tile
+constexpr int kMR = W >= 8 ? 6 : 4;   // rows per micro-tile (AVX2: 6 x 2 packets, 12 of 16 registers)
 
 template <int MR, int NV>
 void micro_tile(int K, const float* A, int64_t a_rs, int64_t a_cs, const float* B, int64_t ldb, float* C,
