@@ -38,14 +38,15 @@ CF_TEST(rng_is_a_function_of_key_and_index) {
 
 // Sweeps shapes on both sides of the packed kernel's tiles (14 x 32; blocks
 // of 1024 in K, 112 rows, 1024 columns) and of the skinny kernel (1-3 rows,
-// 4 columns per step, K in 16-lane steps, threaded above 2^16 elements of B),
-// every transpose, padded leading dimensions, alpha/beta and 1-2 threads,
-// against a float64 reference; the padding columns of C must stay untouched.
+// 4 columns per step, K in 16- or 8-lane steps, threaded above 2^16 elements
+// of B), every transpose, padded leading dimensions, alpha/beta and 1-2
+// threads, against a float64 reference; the padding columns of C must stay
+// untouched.
 CF_TEST(gemm_matches_scalar_reference) {
   const int64_t shapes[][3] = {{7, 5, 9},    {1, 40, 20},  {4, 16, 8},    {14, 32, 256}, {15, 33, 257},
                                {29, 65, 3},  {337, 47, 300}, {50, 2100, 40}, {3, 100, 600}, {130, 18, 513},
                                {1, 2051, 129}, {2, 517, 1030}, {3, 4099, 33}, {1, 19, 16},
-                               {29, 33, 2050}, {113, 1025, 20}};
+                               {29, 33, 2050}, {113, 1025, 20}, {3, 23, 17}};
   uint64_t seed = 10;
   for (const auto& s : shapes) {
     const int64_t M = s[0], N = s[1], K = s[2];
@@ -78,24 +79,29 @@ CF_TEST(gemm_matches_scalar_reference) {
 
 // The fused epilogue: bias on the first K block, the activation after the
 // last, on shapes that take the packed kernel (with several K and column
-// blocks) and shapes that fall back, against bias + product + the reference
-// activations.
+// blocks), the skinny kernel (1-3 rows, B transposed; N not a multiple of 4,
+// K not a multiple of 8, one shape large enough for two threads) and shapes
+// that fall back, against bias + product + the reference activations. Every
+// activation meets both layouts of B, with and without bias, on 1 and 2
+// threads.
 CF_TEST(gemm_bias_act_matches_reference) {
-  const int64_t shapes[][3] = {{29, 70, 1030}, {113, 1030, 16}, {3, 40, 20}, {5, 9, 3}};
+  const int64_t shapes[][3] = {{29, 70, 1030}, {113, 1030, 16}, {3, 40, 20}, {5, 9, 3},
+                               {1, 2053, 70},  {2, 517, 300},   {3, 37, 29}};
   const Activation acts[] = {Activation::None, Activation::Relu, Activation::Gelu, Activation::GeluTanh};
   uint64_t seed = 500;
   for (const auto& s : shapes) {
     const int64_t M = s[0], N = s[1], K = s[2];
-    for (int variant = 0; variant < 8; ++variant) {
+    for (int variant = 0; variant < 32; ++variant) {
       const bool tb = variant & 1, with_bias = variant & 2;
-      const Activation act = acts[variant % 4];
+      const Activation act = acts[(variant / 4) % 4];
+      const int threads = 1 + variant / 16;
       const int64_t lda = K + 1, ldb = (tb ? K : N) + 2, ldc = N + 3;
       std::vector<float> A(M * lda), B((tb ? N : K) * ldb), bias(N), C(M * ldc, 7.0f);
       for (size_t i = 0; i < A.size(); ++i) A[i] = rng_uniform(seed, i) - 0.5f;
       for (size_t i = 0; i < B.size(); ++i) B[i] = rng_uniform(seed + 1, i) - 0.5f;
       for (int64_t i = 0; i < N; ++i) bias[i] = 2.0f * rng_uniform(seed + 2, i) - 1.0f;
       seed += 3;
-      set_num_threads(1 + variant % 2);
+      set_num_threads(threads);
       gemm_bias_act(false, tb, M, N, K, A.data(), lda, B.data(), ldb, with_bias ? bias.data() : nullptr, act,
                     C.data(), ldc);
       for (int64_t m = 0; m < M; ++m) {

@@ -4,12 +4,16 @@
 // B at a time with up to 4 rows of A held against them: 16 accumulators, and
 // every byte of B read once per call. That read is the whole cost (memory
 // bandwidth), so both cores share it: threads split the columns of C.
+// One body serves two instruction sets through `Vec` below: AVX-512F (16
+// lanes, masked loads for the tail of K) or else AVX2 + FMA (8 lanes,
+// _mm256_maskload_ps for the tail).
 #include "gemv.hpp"
 
 #include <algorithm>
 #include <exception>
 
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#define CPUFORMER_GEMV_SIMD 1
 #include <immintrin.h>
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wuninitialized"  // see gemm_packed.cpp
@@ -19,7 +23,7 @@
 namespace cpuformer {
 namespace detail {
 
-#if !defined(__AVX512F__)
+#if !defined(CPUFORMER_GEMV_SIMD)
 
 bool gemv_available() { return false; }
 void gemv_nt(int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t, float, float*, int64_t,
@@ -31,11 +35,48 @@ void gemv_nt(int64_t, int64_t, int64_t, float, const float*, int64_t, const floa
 
 namespace {
 
+// The few vector operations the kernel needs. mask(n) selects the first
+// min(n, kLanes) lanes; masked loads read only those lanes and zero the rest.
+#if defined(__AVX512F__)
+struct Vec {
+  static constexpr int kLanes = 16;
+  using V = __m512;
+  using Mask = __mmask16;
+  static Mask mask(int64_t n) { return n >= 16 ? Mask(0xFFFF) : Mask((1u << n) - 1u); }
+  static V zero() { return _mm512_setzero_ps(); }
+  static V load(const float* p) { return _mm512_loadu_ps(p); }
+  static V load(const float* p, Mask m) { return _mm512_maskz_loadu_ps(m, p); }
+  static V fmadd(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static float sum(V v) { return _mm512_reduce_add_ps(v); }
+};
+#else
+struct Vec {
+  static constexpr int kLanes = 8;
+  using V = __m256;
+  using Mask = __m256i;  // lane i active when its sign bit is set
+  static Mask mask(int64_t n) {
+    const int active = static_cast<int>(std::min<int64_t>(n, 8));
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(active), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static V zero() { return _mm256_setzero_ps(); }
+  static V load(const float* p) { return _mm256_loadu_ps(p); }
+  // Inactive lanes are not accessed (no fault past the end of a row).
+  static V load(const float* p, Mask m) { return _mm256_maskload_ps(p, m); }
+  static V fmadd(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  // (lanes 0-3 + 4-7), then the two halves of that, then the last pair.
+  static float sum(V v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+};
+#endif
+
 constexpr int kRowsB = 4;  // columns of C per step
+constexpr int kLanes = Vec::kLanes;
 // Below this many elements of B a second thread costs more than it saves.
 constexpr int64_t kMinWorkPerThread = int64_t(1) << 16;
-
-__mmask16 tail_mask(int64_t n) { return n >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1u); }
 
 void store(float* c, float alpha, float beta, float sum) {
   const float v = alpha * sum;
@@ -46,43 +87,44 @@ void store(float* c, float alpha, float beta, float sum) {
 template <int MA>
 void columns(int64_t n0, int64_t n1, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
              int64_t ldb, float beta, float* C, int64_t ldc) {
-  const int64_t kfull = K / 16 * 16;
-  const __mmask16 tail = tail_mask(K - kfull);
+  using V = Vec::V;
+  const int64_t kfull = K / kLanes * kLanes;
+  const Vec::Mask tail = Vec::mask(K - kfull);
   int64_t n = n0;
   for (; n + kRowsB <= n1; n += kRowsB) {
-    __m512 acc[MA][kRowsB];
+    V acc[MA][kRowsB];
     for (int m = 0; m < MA; ++m)
-      for (int j = 0; j < kRowsB; ++j) acc[m][j] = _mm512_setzero_ps();
+      for (int j = 0; j < kRowsB; ++j) acc[m][j] = Vec::zero();
     const float* b = B + n * ldb;
-    for (int64_t k = 0; k < kfull; k += 16) {
-      __m512 bv[kRowsB];
-      for (int j = 0; j < kRowsB; ++j) bv[j] = _mm512_loadu_ps(b + j * ldb + k);
+    for (int64_t k = 0; k < kfull; k += kLanes) {
+      V bv[kRowsB];
+      for (int j = 0; j < kRowsB; ++j) bv[j] = Vec::load(b + j * ldb + k);
       for (int m = 0; m < MA; ++m) {
-        const __m512 a = _mm512_loadu_ps(A + m * lda + k);
-        for (int j = 0; j < kRowsB; ++j) acc[m][j] = _mm512_fmadd_ps(a, bv[j], acc[m][j]);
+        const V a = Vec::load(A + m * lda + k);
+        for (int j = 0; j < kRowsB; ++j) acc[m][j] = Vec::fmadd(a, bv[j], acc[m][j]);
       }
     }
     if (kfull < K) {
-      __m512 bv[kRowsB];
-      for (int j = 0; j < kRowsB; ++j) bv[j] = _mm512_maskz_loadu_ps(tail, b + j * ldb + kfull);
+      V bv[kRowsB];
+      for (int j = 0; j < kRowsB; ++j) bv[j] = Vec::load(b + j * ldb + kfull, tail);
       for (int m = 0; m < MA; ++m) {
-        const __m512 a = _mm512_maskz_loadu_ps(tail, A + m * lda + kfull);
-        for (int j = 0; j < kRowsB; ++j) acc[m][j] = _mm512_fmadd_ps(a, bv[j], acc[m][j]);
+        const V a = Vec::load(A + m * lda + kfull, tail);
+        for (int j = 0; j < kRowsB; ++j) acc[m][j] = Vec::fmadd(a, bv[j], acc[m][j]);
       }
     }
     for (int m = 0; m < MA; ++m)
-      for (int j = 0; j < kRowsB; ++j) store(C + m * ldc + n + j, alpha, beta, _mm512_reduce_add_ps(acc[m][j]));
+      for (int j = 0; j < kRowsB; ++j) store(C + m * ldc + n + j, alpha, beta, Vec::sum(acc[m][j]));
   }
   for (; n < n1; ++n) {  // the last few columns, one at a time
-    __m512 acc[MA];
-    for (int m = 0; m < MA; ++m) acc[m] = _mm512_setzero_ps();
+    V acc[MA];
+    for (int m = 0; m < MA; ++m) acc[m] = Vec::zero();
     const float* b = B + n * ldb;
-    for (int64_t k = 0; k < K; k += 16) {
-      const __mmask16 mk = tail_mask(K - k);
-      const __m512 bv = _mm512_maskz_loadu_ps(mk, b + k);
-      for (int m = 0; m < MA; ++m) acc[m] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mk, A + m * lda + k), bv, acc[m]);
+    for (int64_t k = 0; k < K; k += kLanes) {
+      const Vec::Mask mk = Vec::mask(K - k);
+      const V bv = Vec::load(b + k, mk);
+      for (int m = 0; m < MA; ++m) acc[m] = Vec::fmadd(Vec::load(A + m * lda + k, mk), bv, acc[m]);
     }
-    for (int m = 0; m < MA; ++m) store(C + m * ldc + n, alpha, beta, _mm512_reduce_add_ps(acc[m]));
+    for (int m = 0; m < MA; ++m) store(C + m * ldc + n, alpha, beta, Vec::sum(acc[m]));
   }
 }
 
@@ -130,7 +172,7 @@ void gemv_nt(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64
   }
 }
 
-#endif  // __AVX512F__
+#endif  // CPUFORMER_GEMV_SIMD
 
 }  // namespace detail
 }  // namespace cpuformer

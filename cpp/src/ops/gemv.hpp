@@ -1,4 +1,5 @@
-// Private: the AVX-512 kernel for skinny products behind ops/gemm.hpp (see gemv.cpp).
+// Private: the AVX-512 / AVX2+FMA kernel for skinny products behind
+// ops/gemm.hpp (see gemv.cpp).
 #pragma once
 #include <cstdint>
 
@@ -7,7 +8,8 @@
 namespace cpuformer {
 namespace detail {
 
-// True when this build carries the kernel (compiled with AVX-512F).
+// True when this build carries the kernel (compiled with AVX-512F, or with
+// AVX2 and FMA).
 bool gemv_available();
 
 // C[M,N] = alpha · A[M,K] · B[N,K]ᵀ + beta · C for a few rows of A (any M
