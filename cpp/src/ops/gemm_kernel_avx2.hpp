@@ -70,6 +70,12 @@ inline void pack_a(bool trans, const float* A, int64_t lda, int64_t mc, int64_t 
         for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + (i < kMR ? i : 0) * lda);
         store_transposed8(r, ap + k * kMR, kMR);
       }
+    } else if (trans && rows == kMR) {
+      // element (m, k) at A[k * lda + m]: 6 contiguous values per k, moved as
+      // one 8-lane store whose 2 extra lanes the next step overwrites (the
+      // masked load never reads past the panel).
+      const __m256i six = lane_mask(kMR);
+      for (; k < kc; ++k) _mm256_storeu_ps(ap + k * kMR, _mm256_maskload_ps(A + k * lda + p0, six));
     }
     for (; k < kc; ++k) {
       float* dst = ap + k * kMR;
