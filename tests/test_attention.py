@@ -369,3 +369,49 @@ def test_bad_inputs(rng):
         sdpa(q, k, v, None, 0.0)  # torch's fifth positional is dropout_p: keyword-only here
     with pytest.raises(ValueError, match=r"grad_out: expected shape \[2, 3, 5, 4\] .* got \[2, 3, 5, 3\]"):
         sdpa_backward(g[..., :3], q, k, v)
+
+
+# ---------------------------------------------------------------------------
+# Saved forward state: return_lse=True and backward(out=, lse=).
+@pytest.mark.parametrize("three_d", [False, True])
+def test_return_lse_matches_float64_logsumexp(rng, three_d):
+    shape = (3, 70, 16) if three_d else (2, 3, 70, 16)
+    q, k, v = (rng.standard_normal(shape).astype(np.float32) for _ in range(3))
+    mask = rng.random(shape[:-2] + (70, 70)) > 0.3
+    mask[..., 5, :] = False  # a row that sees no key
+    out, lse = sdpa(q, k, v, mask, is_causal=True, return_lse=True)
+    assert lse.shape == shape[:-1] and lse.dtype == np.float32
+    assert_close(out, sdpa(q, k, v, mask, is_causal=True), 0.0)
+    s, _ = _scores(q, k, mask, True, None)
+    m = s.max(-1)
+    seen = np.isfinite(m)
+    total = np.exp(s - np.where(seen, m, 0.0)[..., None]).sum(-1)
+    want = m + np.log(np.where(seen, total, 1.0))
+    assert np.all(np.isneginf(lse[~seen]))
+    np.testing.assert_allclose(lse[seen], want[seen], rtol=1e-6, atol=1e-6)
+
+
+def test_backward_with_saved_state_equals_recomputation(rng):
+    q, k, v, g = (rng.standard_normal((2, 3, 150, 32)).astype(np.float32) for _ in range(4))
+    mask = rng.standard_normal((150, 150)).astype(np.float32)
+    out, lse = sdpa(q, k, v, mask, is_causal=True, scale=0.3, return_lse=True)
+    saved = sdpa_backward(g, q, k, v, mask, is_causal=True, scale=0.3, out=out, lse=lse)
+    fresh = sdpa_backward(g, q, k, v, mask, is_causal=True, scale=0.3)
+    for a, b in zip(saved, fresh):
+        assert np.array_equal(a, b)
+    # The saved state is what the kernel uses: a different lse changes the result.
+    shifted = sdpa_backward(g, q, k, v, mask, is_causal=True, scale=0.3, out=out, lse=lse + 1.0)
+    assert not np.allclose(shifted[0], fresh[0])
+
+
+def test_backward_saved_state_is_validated(rng):
+    q, k, v, g = (rng.standard_normal((1, 2, 8, 4)).astype(np.float32) for _ in range(4))
+    out, lse = sdpa(q, k, v, return_lse=True)
+    with pytest.raises(ValueError, match="pass both"):
+        sdpa_backward(g, q, k, v, out=out)
+    with pytest.raises(ValueError, match="pass both"):
+        sdpa_backward(g, q, k, v, lse=lse)
+    with pytest.raises(ValueError, match=r"out: expected shape \[1, 2, 8, 4\]"):
+        sdpa_backward(g, q, k, v, out=out[:, :, :7], lse=lse)
+    with pytest.raises(ValueError, match=r"lse: expected shape \[1, 2, 8\]"):
+        sdpa_backward(g, q, k, v, out=out, lse=lse[..., None])

@@ -154,30 +154,56 @@ void run_forward(const Call& c, Tensor& out, Tensor& lse) {
   cpuformer::attention_forward(bht(out.data(), p.H, p.L, p.Dv), lse.data(), c.qv(), c.kv(), c.vv(), p);
 }
 
-py::array_t<float> sdpa(py::handle query, py::handle key, py::handle value, py::handle attn_mask, bool is_causal,
-                        std::optional<double> scale) {
+// The per-row log-sum-exp has the output's shape without its last dim.
+Shape lse_shape(const Call& c) { return c.three_d ? Shape{c.p.B, c.p.L} : Shape{c.p.B, c.p.H, c.p.L}; }
+
+py::object sdpa(py::handle query, py::handle key, py::handle value, py::handle attn_mask, bool is_causal,
+                std::optional<double> scale, bool return_lse) {
   const Call c = prepare(query, key, value, attn_mask, is_causal, scale);
   Tensor out, lse;
   run_forward(c, out, lse);
-  return to_numpy(out);
+  if (!return_lse) return to_numpy(out);
+  lse = lse.reshape(lse_shape(c));
+  return py::make_tuple(to_numpy(out), to_numpy(lse));
 }
 
 py::tuple sdpa_backward(py::handle grad_out, py::handle query, py::handle key, py::handle value, py::handle attn_mask,
-                        bool is_causal, std::optional<double> scale) {
+                        bool is_causal, std::optional<double> scale, py::handle saved_out, py::handle saved_lse) {
   const Call c = prepare(query, key, value, attn_mask, is_causal, scale);
   const AttentionParams& p = c.p;
   FloatArray g = as_float(grad_out, "grad_out");
   if (shape_of(g) != c.out_shape())
     throw ValueError(str_cat("grad_out: expected shape ", cpuformer::shape_str(c.out_shape()), " (the output's), got ",
                              shape_str(g)));
+  if (saved_out.is_none() != saved_lse.is_none())
+    throw ValueError(str_cat("out and lse: pass both (from scaled_dot_product_attention(..., return_lse=True)) or "
+                             "neither, got ", saved_out.is_none() ? "lse only" : "out only"));
   Tensor out, lse;
-  run_forward(c, out, lse);  // the functional API keeps no state: recompute out and lse
+  FloatArray out_arr, lse_arr;
+  const float* out_ptr;
+  const float* lse_ptr;
+  if (saved_out.is_none()) {
+    run_forward(c, out, lse);  // nothing saved: recompute out and lse
+    out_ptr = out.data();
+    lse_ptr = lse.data();
+  } else {
+    out_arr = as_float(saved_out, "out");
+    lse_arr = as_float(saved_lse, "lse");
+    if (shape_of(out_arr) != c.out_shape())
+      throw ValueError(str_cat("out: expected shape ", cpuformer::shape_str(c.out_shape()),
+                               " (the forward's output), got ", shape_str(out_arr)));
+    if (shape_of(lse_arr) != lse_shape(c))
+      throw ValueError(str_cat("lse: expected shape ", cpuformer::shape_str(lse_shape(c)),
+                               " (the forward's log-sum-exp per query row), got ", shape_str(lse_arr)));
+    out_ptr = out_arr.data();
+    lse_ptr = lse_arr.data();
+  }
   Tensor dq = Tensor::zeros(shape_of(c.q)), dk = Tensor::zeros(shape_of(c.k)), dv = Tensor::zeros(shape_of(c.v));
   {
     py::gil_scoped_release nogil;
     cpuformer::attention_backward(bht(dq.data(), p.H, p.L, p.D), bht(dk.data(), p.H, p.S, p.D),
                                   bht(dv.data(), p.H, p.S, p.Dv), bht(g.data(), p.H, p.L, p.Dv), c.qv(), c.kv(),
-                                  c.vv(), bht(static_cast<const float*>(out.data()), p.H, p.L, p.Dv), lse.data(), p);
+                                  c.vv(), bht(out_ptr, p.H, p.L, p.Dv), lse_ptr, p);
   }
   return py::make_tuple(to_numpy(dq), to_numpy(dk), to_numpy(dv));
 }
@@ -187,10 +213,11 @@ py::tuple sdpa_backward(py::handle grad_out, py::handle query, py::handle key, p
 void bind_attention(py::module_& m) {
   m.def("scaled_dot_product_attention", &sdpa, py::arg("query"), py::arg("key"), py::arg("value"),
         py::arg("attn_mask") = py::none(), py::arg("is_causal") = false, py::arg("scale") = py::none(),
+        py::arg("return_lse") = false,
         "softmax(query·keyᵀ·scale + mask)·value; see cpuformer.functional.scaled_dot_product_attention");
   m.def("scaled_dot_product_attention_backward", &sdpa_backward, py::arg("grad_out"), py::arg("query"),
         py::arg("key"), py::arg("value"), py::arg("attn_mask") = py::none(), py::arg("is_causal") = false,
-        py::arg("scale") = py::none(),
+        py::arg("scale") = py::none(), py::arg("out") = py::none(), py::arg("lse") = py::none(),
         "(dquery, dkey, dvalue) of scaled_dot_product_attention given grad_out");
 }
 

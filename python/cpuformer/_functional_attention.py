@@ -18,7 +18,8 @@ def scaled_dot_product_attention(
     *,
     is_causal: bool = False,
     scale: Optional[float] = None,
-) -> np.ndarray:
+    return_lse: bool = False,
+):
     """softmax(query @ key^T * scale + mask) @ value, like
     ``torch.nn.functional.scaled_dot_product_attention`` (without dropout).
 
@@ -38,8 +39,14 @@ def scaled_dot_product_attention(
     as torch 2.13 does. Never materialises the L x S score matrix, so memory
     stays linear in the sequence length. ``is_causal`` and ``scale`` are
     keyword-only: torch's fifth positional parameter is ``dropout_p``.
+
+    return_lse: also return the log-sum-exp of each query row's scaled,
+        masked scores (shape [B, H, L], or [N, L]; -inf for a row that sees no
+        key), as ``(out, lse)``. Hand both to
+        :func:`scaled_dot_product_attention_backward` to skip its recomputation
+        of the forward pass, as torch's autograd does with its saved tensors.
     """
-    return _core.scaled_dot_product_attention(query, key, value, attn_mask, is_causal, scale)
+    return _core.scaled_dot_product_attention(query, key, value, attn_mask, is_causal, scale, bool(return_lse))
 
 
 def scaled_dot_product_attention_backward(
@@ -51,12 +58,19 @@ def scaled_dot_product_attention_backward(
     *,
     is_causal: bool = False,
     scale: Optional[float] = None,
+    out=None,
+    lse=None,
 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gradients (dquery, dkey, dvalue) of :func:`scaled_dot_product_attention`
     with the same arguments, given ``grad_out`` (shape of its output).
 
-    The functional API keeps no state, so this recomputes the forward pass
-    (output and per-row log-sum-exp) before running the backward kernel. No
-    gradient flows to attn_mask. Fully masked query rows get zero gradients.
+    The functional API keeps no state: without ``out`` and ``lse`` this
+    recomputes the forward pass (output and per-row log-sum-exp) before running
+    the backward kernel. With both, as returned by
+    ``scaled_dot_product_attention(..., return_lse=True)`` for the same
+    arguments, it runs the backward kernel alone (about a third less work);
+    their shapes are checked, their values are trusted. No gradient flows to
+    attn_mask. Fully masked query rows get zero gradients.
     """
-    return _core.scaled_dot_product_attention_backward(grad_out, query, key, value, attn_mask, is_causal, scale)
+    return _core.scaled_dot_product_attention_backward(grad_out, query, key, value, attn_mask, is_causal, scale,
+                                                       out, lse)
