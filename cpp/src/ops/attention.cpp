@@ -71,9 +71,17 @@ inline Packet exp_ps(const Packet& x) {
 constexpr int kNV = W >= 16 ? 4 : 2;  // packets per micro-tile row
 constexpr int kMR = W >= 8 ? 6 : 4;   // rows per micro-tile (AVX2: 6 x 2 packets, 12 of 16 registers)
 
-template <int MR, int NV>
-void micro_tile(int K, const float* A, int64_t a_rs, int64_t a_cs, const float* B, int64_t ldb, float* C,
+// Layouts of A with a compile-time unit stride: kUnitRow (a_rs == 1, a
+// transposed view: the broadcasts use constant offsets) and kUnitCol (a_cs ==
+// 1, rows contiguous in k). Knowing either stride frees the registers that the
+// general loop otherwise spills on AVX2.
+enum ALayout { kGeneral, kUnitRow, kUnitCol };
+
+template <int MR, int NV, int kLayout>
+void micro_tile(int K, const float* A, int64_t a_rs_arg, int64_t a_cs_arg, const float* B, int64_t ldb, float* C,
                 int64_t ldc, bool accumulate) {
+  const int64_t a_rs = kLayout == kUnitRow ? 1 : a_rs_arg;
+  const int64_t a_cs = kLayout == kUnitCol ? 1 : a_cs_arg;
   Packet c[MR][NV];
   for (int r = 0; r < MR; ++r)
     for (int v = 0; v < NV; ++v) c[r][v] = accumulate ? load(C + r * ldc + v * W) : bcast(0.0f);
@@ -92,21 +100,25 @@ void micro_tile(int K, const float* A, int64_t a_rs, int64_t a_cs, const float* 
 }
 
 using TileFn = void (*)(int, const float*, int64_t, int64_t, const float*, int64_t, float*, int64_t, bool);
-template <int... I>
+template <int kLayout, int... I>
 constexpr std::array<TileFn, sizeof...(I)> make_tiles(std::integer_sequence<int, I...>) {
-  return {{&micro_tile<I / kNV + 1, I % kNV + 1>...}};
+  return {{&micro_tile<I / kNV + 1, I % kNV + 1, kLayout>...}};
 }
-constexpr std::array<TileFn, kMR * kNV> kTiles = make_tiles(std::make_integer_sequence<int, kMR * kNV>{});
+using Tiles = std::array<TileFn, kMR * kNV>;
+constexpr Tiles kTiles[3] = {make_tiles<kGeneral>(std::make_integer_sequence<int, kMR * kNV>{}),
+                             make_tiles<kUnitRow>(std::make_integer_sequence<int, kMR * kNV>{}),
+                             make_tiles<kUnitCol>(std::make_integer_sequence<int, kMR * kNV>{})};
 
 void block_gemm(int M, int N, int K, const float* A, int64_t a_rs, int64_t a_cs, const float* B, int64_t ldb,
                 float* C, int64_t ldc, bool accumulate) {
   const int nvec = N / W;
+  const Tiles& tiles = kTiles[a_rs == 1 ? kUnitRow : a_cs == 1 ? kUnitCol : kGeneral];
   for (int jv = 0; jv < nvec; jv += kNV) {  // one column panel of B stays in L1 while the rows sweep it
     const int nv = std::min(kNV, nvec - jv);
     for (int i = 0; i < M; i += kMR) {
       const int mr = std::min(kMR, M - i);
-      kTiles[(mr - 1) * kNV + (nv - 1)](K, A + i * a_rs, a_rs, a_cs, B + jv * W, ldb, C + i * ldc + jv * W, ldc,
-                                        accumulate);
+      tiles[(mr - 1) * kNV + (nv - 1)](K, A + i * a_rs, a_rs, a_cs, B + jv * W, ldb, C + i * ldc + jv * W, ldc,
+                                       accumulate);
     }
   }
 }
