@@ -150,7 +150,7 @@ def machine_info(threads: int, torch) -> Dict[str, object]:
         "python": platform.python_version(),
         "numpy": np.__version__,
         "cpuformer": cf.__version__,
-        "cpuformer_build": {k: b[k] for k in ("compiler", "build_type", "openmp", "native", "simd", "eigen")},
+        "cpuformer_build": {k: b[k] for k in ("compiler", "build_type", "openmp", "native", "simd", "eigen", "gemm", "gemm_dispatch")},
         "torch": None,
     }
     if torch is not None:

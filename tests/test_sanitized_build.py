@@ -13,6 +13,9 @@ def test_build_info_reports_sanitizers_and_gemm():
     info = cf.build_info()
     assert isinstance(info["sanitized"], bool)
     assert info["gemm"] in ("packed-avx512", "packed-avx2", "eigen")
+    assert isinstance(info["gemm_dispatch"], bool)
+    if os.environ.get("CPUFORMER_GEMM_KERNEL") or info["gemm_dispatch"]:
+        return  # chosen at run time: tests/test_kernel_select.py
     assert (info["gemm"] == "packed-avx512") == (info["simd"] == "avx512f")
     if info["gemm"] == "packed-avx2":  # AVX2 with FMA; AVX2 alone falls back to Eigen
         assert info["simd"] == "avx2"

@@ -43,6 +43,7 @@ void bind_runtime(py::module_& m) {
     d["eigen"] = b.eigen;
     d["sanitized"] = b.sanitized;
     d["gemm"] = b.gemm;
+    d["gemm_dispatch"] = b.gemm_dispatch;
     d["num_threads"] = cpuformer::get_num_threads();
     return d;
   });

@@ -28,6 +28,10 @@
 
 namespace cpuformer {
 namespace detail {
+// Internal linkage: each translation unit that includes this (one per
+// instruction set in a runtime-dispatch build, see gemm_packed.cpp) gets its own
+// copy, so the linker can never pick a copy compiled for a wider ISA.
+namespace {
 namespace gemm_driver {
 
 inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
@@ -136,5 +140,6 @@ void packed_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
 }
 
 }  // namespace gemm_driver
+}  // namespace
 }  // namespace detail
 }  // namespace cpuformer

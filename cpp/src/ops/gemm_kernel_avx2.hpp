@@ -12,6 +12,7 @@
 
 namespace cpuformer {
 namespace detail {
+namespace {  // internal linkage, as in gemm_driver.hpp
 namespace avx2_gemm {
 
 using gemm_driver::Epilogue;
@@ -212,5 +213,6 @@ struct Avx2Kernel {
   }
 };
 
+}  // namespace
 }  // namespace detail
 }  // namespace cpuformer

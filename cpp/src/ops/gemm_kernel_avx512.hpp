@@ -16,6 +16,7 @@
 
 namespace cpuformer {
 namespace detail {
+namespace {  // internal linkage, as in gemm_driver.hpp
 namespace avx512_gemm {
 
 using gemm_driver::Epilogue;
@@ -229,5 +230,6 @@ struct Avx512Kernel {
   }
 };
 
+}  // namespace
 }  // namespace detail
 }  // namespace cpuformer

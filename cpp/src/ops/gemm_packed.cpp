@@ -1,8 +1,15 @@
 // Packed GEMM: the blocked driver of gemm_driver.hpp with the widest register
-// tile this build's instruction set allows (gemm_kernel_avx512.hpp: 14 x 32
-// on 32 zmm registers; gemm_kernel_avx2.hpp: 6 x 16 on 16 ymm registers).
-// Builds with neither report packed_gemm_available() == false and gemm()
-// uses Eigen.
+// tile the CPU allows (gemm_kernel_avx512.hpp: 14 x 32 on 32 zmm registers;
+// gemm_kernel_avx2.hpp: 6 x 16 on 16 ymm registers).
+//
+// Which kernels exist: the one this file's own target allows (a native build
+// on an AVX-512 machine compiles the AVX-512 kernel here), plus, in a
+// runtime-dispatch build (CPUFORMER_GEMM_DISPATCH, CPUFORMER_NATIVE=OFF on
+// x86-64), both, from gemm_packed_avx2.cpp and gemm_packed_avx512.cpp, which
+// are compiled with their instruction set enabled. Everything those files
+// define has internal linkage except their entry points, so the linker never
+// mixes code compiled for different instruction sets. runtime/cpu.cpp picks
+// the kernel once (gemm_kernel()); Eigen serves builds and CPUs with neither.
 #include "gemm_packed.hpp"
 
 #if defined(__AVX512F__)
@@ -11,36 +18,43 @@
 #include "gemm_kernel_avx2.hpp"
 #endif
 
-#include <exception>
+#include <stdexcept>
+
+#include "cpuformer/runtime/cpu.hpp"
 
 namespace cpuformer {
 namespace detail {
 
-#if defined(__AVX512F__)
-using PackedKernel = Avx512Kernel;
-#elif defined(__AVX2__) && defined(__FMA__)
-using PackedKernel = Avx2Kernel;
-#endif
-
-#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
-
-bool packed_gemm_available() { return true; }
+bool packed_gemm_available() { return gemm_kernel() != GemmKernel::Eigen; }
 
 void packed_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                  const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int nthreads, const float* bias,
                  Activation act) {
-  gemm_driver::packed_gemm<PackedKernel>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nthreads, bias, act);
-}
-
-#else
-
-bool packed_gemm_available() { return false; }
-void packed_gemm(bool, bool, int64_t, int64_t, int64_t, float, const float*, int64_t, const float*, int64_t, float,
-                 float*, int64_t, int, const float*, Activation) {
-  std::terminate();  // unreachable: gemm() asks packed_gemm_available() first
-}
-
+  switch (gemm_kernel()) {
+#if defined(__AVX512F__)
+    case GemmKernel::Avx512:
+      gemm_driver::packed_gemm<Avx512Kernel>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nthreads, bias,
+                                             act);
+      return;
+#elif defined(CPUFORMER_GEMM_DISPATCH)
+    case GemmKernel::Avx512:
+      packed_gemm_avx512(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nthreads, bias, act);
+      return;
 #endif
+#if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
+    case GemmKernel::Avx2:
+      gemm_driver::packed_gemm<Avx2Kernel>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nthreads, bias, act);
+      return;
+#elif defined(CPUFORMER_GEMM_DISPATCH)
+    case GemmKernel::Avx2:
+      packed_gemm_avx2(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nthreads, bias, act);
+      return;
+#endif
+    default:
+      // gemm() asks packed_gemm_available() first.
+      throw std::logic_error("cpuformer: packed_gemm called without a packed kernel for this CPU");
+  }
+}
 
 }  // namespace detail
 }  // namespace cpuformer

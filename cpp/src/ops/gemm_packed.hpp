@@ -7,7 +7,8 @@
 namespace cpuformer {
 namespace detail {
 
-// True when this build carries a packed kernel (compiled with AVX-512F, or AVX2 and FMA).
+// True when gemm_kernel() (runtime/cpu.hpp) chose a packed kernel for this
+// process: the build carries one and the CPU runs it.
 bool packed_gemm_available();
 
 // Same contract as cpuformer::gemm; `nthreads` >= 1 threads split C between
@@ -16,6 +17,17 @@ bool packed_gemm_available();
 void packed_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                  int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int nthreads,
                  const float* bias = nullptr, Activation act = Activation::None);
+
+#if defined(CPUFORMER_GEMM_DISPATCH)
+// The same for one instruction set (gemm_packed_avx2.cpp,
+// gemm_packed_avx512.cpp); only for a CPU that supports it.
+void packed_gemm_avx2(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                      int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int nthreads,
+                      const float* bias, Activation act);
+void packed_gemm_avx512(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+                        int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int nthreads,
+                        const float* bias, Activation act);
+#endif
 
 }  // namespace detail
 }  // namespace cpuformer

@@ -2,6 +2,7 @@
 
 #include <Eigen/Core>
 
+#include "cpuformer/runtime/cpu.hpp"
 #include "cpuformer/runtime/threads.hpp"
 
 #ifndef CPUFORMER_VERSION
@@ -43,13 +44,8 @@ BuildInfo build_info() {
 #ifdef CPUFORMER_SANITIZED
   b.sanitized = true;
 #endif
-#if defined(__AVX512F__)
-  b.gemm = "packed-avx512";
-#elif defined(__AVX2__) && defined(__FMA__)
-  b.gemm = "packed-avx2";
-#else
-  b.gemm = "eigen";
-#endif
+  b.gemm = gemm_kernel_name(gemm_kernel());
+  b.gemm_dispatch = gemm_runtime_dispatch();
   b.eigen = std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
             std::to_string(EIGEN_MINOR_VERSION);
   return b;

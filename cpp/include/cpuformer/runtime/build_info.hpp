@@ -13,7 +13,8 @@ struct BuildInfo {
   std::string simd;      // widest vector ISA compiled in: "avx512f", "avx2", "sse2", ...
   std::string eigen;     // Eigen version
   bool sanitized = false;  // built with AddressSanitizer + UndefinedBehaviorSanitizer (CPUFORMER_SANITIZE)
-  std::string gemm;        // GEMM kernel: "packed-avx512" or "packed-avx2" (our own), or "eigen"
+  std::string gemm;        // GEMM kernel in use: "packed-avx512" or "packed-avx2" (our own), or "eigen"
+  bool gemm_dispatch = false;  // kernels for several instruction sets, chosen at run time (runtime/cpu.hpp)
 };
 
 BuildInfo build_info();

@@ -1,0 +1,31 @@
+# CTest script (runtime-dispatch builds): the files compiled for AVX2 or
+# AVX-512 must define no code the linker could share with the rest of the
+# library (inline or template functions emitted as weak symbols), or a
+# generic caller could end up running AVX-512 instructions. Only their entry
+# points may be global.
+#   cmake -DNM=<nm> -DOBJECTS=<list of object files> -P check_isa_symbols.cmake
+set(_checked 0)
+foreach(_obj IN LISTS OBJECTS)
+  if(NOT _obj MATCHES "gemm_packed_avx(2|512)\\.cpp\\.o(bj)?$")
+    continue()
+  endif()
+  math(EXPR _checked "${_checked} + 1")
+  execute_process(COMMAND ${NM} -C --defined-only ${_obj} OUTPUT_VARIABLE _syms RESULT_VARIABLE _rc)
+  if(NOT _rc EQUAL 0)
+    message(FATAL_ERROR "${NM} failed on ${_obj}")
+  endif()
+  string(REPLACE "\n" ";" _lines "${_syms}")
+  foreach(_line IN LISTS _lines)
+    # Code symbols: T (global), W/w (weak), i (ifunc), u (unique global).
+    if(_line MATCHES "^[0-9a-fA-F]+ [TWwiu] (.*)$")
+      set(_name "${CMAKE_MATCH_1}")
+      if(NOT _name MATCHES "^cpuformer::detail::packed_gemm_avx(2|512)\\(")
+        message(SEND_ERROR "${_obj}: shared code symbol ${_name}")
+      endif()
+    endif()
+  endforeach()
+endforeach()
+if(NOT _checked EQUAL 2)
+  message(FATAL_ERROR "expected the two dispatch objects among OBJECTS, found ${_checked}")
+endif()
+message(STATUS "dispatch objects define only their entry points")
