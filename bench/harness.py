@@ -150,7 +150,8 @@ def machine_info(threads: int, torch) -> Dict[str, object]:
         "python": platform.python_version(),
         "numpy": np.__version__,
         "cpuformer": cf.__version__,
-        "cpuformer_build": {k: b[k] for k in ("compiler", "build_type", "openmp", "native", "simd", "eigen", "gemm", "gemm_dispatch")},
+        "cpuformer_build": {k: b[k] for k in ("compiler", "build_type", "openmp", "native", "simd", "eigen", "gemm",
+                                              "gemm_dispatch")},
         "torch": None,
     }
     if torch is not None:
@@ -421,7 +422,8 @@ def format_report(report) -> str:
                f"{info['os']}")
     out.append(f"threads : {info['threads']} for both frameworks")
     torch_v = f"torch {info['torch']}" if info["torch"] else "torch not installed (cpuformer only)"
-    out.append(f"versions: cpuformer {info['cpuformer']} ({b['compiler']}, {b['simd']}, Eigen {b['eigen']}, "
+    gemm = f", GEMM {b['gemm']}" if "gemm" in b else ""  # reports saved before the field existed lack it
+    out.append(f"versions: cpuformer {info['cpuformer']} ({b['compiler']}, {b['simd']}{gemm}, Eigen {b['eigen']}, "
                f"OpenMP {'on' if b['openmp'] else 'OFF'}) | {torch_v} | numpy {info['numpy']} | "
                f"Python {info['python']}")
     nt = info["threads"]
