@@ -8,11 +8,8 @@
 #include "cpuformer/error.hpp"
 #include "cpuformer/ops/gemm.hpp"
 
-#if defined(__AVX512F__) || defined(__FMA__)
-#include <immintrin.h>
-#elif defined(__ARM_NEON)
-#include <arm_neon.h>
-#endif
+#include "cpuformer/runtime/cpu.hpp"
+#include "fma_chains.hpp"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -26,74 +23,22 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-// kChains independent accumulators: enough to cover FMA latency (4-5 cycles)
-// times the number of FMA ports (2) with room to spare, and few enough to
-// stay in registers (16 of 32 zmm/ymm on x86-64 with AVX-512, 16 of 16 ymm
-// with AVX2 would spill the constants, so AVX2 uses 12).
-// Each chain computes acc = acc * a + b with a slightly below 1, which
-// converges to b / (1 - a): no overflow, no denormals, nothing to fold away.
-#if defined(__AVX512F__)
-constexpr int kLanes = 16;
-constexpr int kChains = 16;
-using Vec = __m512;
-inline Vec vset(float x) { return _mm512_set1_ps(x); }
-inline Vec vfma(Vec a, Vec b, Vec c) { return _mm512_fmadd_ps(a, b, c); }
-inline float vsum(Vec v) {  // (GCC 12's _mm512_reduce_add_ps trips -Wuninitialized)
-  alignas(64) float t[16];
-  _mm512_store_ps(t, v);
-  float s = 0;
-  for (float x : t) s += x;
-  return s;
-}
-#elif defined(__FMA__)
-constexpr int kLanes = 8;
-constexpr int kChains = 12;
-using Vec = __m256;
-inline Vec vset(float x) { return _mm256_set1_ps(x); }
-inline Vec vfma(Vec a, Vec b, Vec c) { return _mm256_fmadd_ps(a, b, c); }
-inline float vsum(Vec v) {
-  alignas(32) float t[8];
-  _mm256_store_ps(t, v);
-  float s = 0;
-  for (float x : t) s += x;
-  return s;
-}
-#elif defined(__ARM_NEON) && defined(__aarch64__)
-constexpr int kLanes = 4;
-constexpr int kChains = 16;
-using Vec = float32x4_t;
-inline Vec vset(float x) { return vdupq_n_f32(x); }
-inline Vec vfma(Vec a, Vec b, Vec c) { return vfmaq_f32(c, a, b); }
-inline float vsum(Vec v) { return vaddvq_f32(v); }
-#else
-// Portable fallback: compiler vectors; without an FMA instruction this is a
-// multiply and an add, which still counts as 2 FLOP.
-constexpr int kLanes = 4;
-constexpr int kChains = 8;
-typedef float Vec __attribute__((vector_size(16)));
-inline Vec vset(float x) { return Vec{x, x, x, x}; }
-inline Vec vfma(Vec a, Vec b, Vec c) { return a * b + c; }
-inline float vsum(Vec v) { return v[0] + v[1] + v[2] + v[3]; }
-#endif
-
-// Runs `iters` iterations of kChains FMAs on one thread; returns the mean of
-// all accumulator lanes (about `seed`), derived from every FMA so the work
-// cannot be optimised away. Callers feed it back as the next seed so
-// repeated calls cannot be hoisted out of a loop either.
-float fma_chains(int64_t iters, float seed) {
-  Vec acc[kChains];
-  for (int c = 0; c < kChains; ++c) acc[c] = vset(seed + 0.001f * static_cast<float>(c));
-  const Vec a = vset(0.999999f);
-  const Vec b = vset(1e-6f);
-  for (int64_t i = 0; i < iters; ++i) {
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC unroll 16
-#endif
-    for (int c = 0; c < kChains; ++c) acc[c] = vfma(acc[c], a, b);
+// The chains at the instruction set of the GEMM kernel in use (a
+// runtime-dispatch build runs them from fma_peak_avx2.cpp or
+// fma_peak_avx512.cpp), so the probe measures the peak the GEMM can reach.
+float run_chains(int64_t iters, float seed, double* flops_per_iteration) {
+#if defined(CPUFORMER_GEMM_DISPATCH)
+  switch (gemm_kernel()) {
+    case GemmKernel::Avx512:
+      return detail::fma_chains_avx512(iters, seed, flops_per_iteration);
+    case GemmKernel::Avx2:
+      return detail::fma_chains_avx2(iters, seed, flops_per_iteration);
+    default:
+      break;
   }
-  float s = 0;
-  for (int c = 0; c < kChains; ++c) s += vsum(acc[c]);
-  return s / static_cast<float>(kLanes * kChains);
+#endif
+  *flops_per_iteration = detail::fma_chains::kFlopsPerIteration;
+  return detail::fma_chains::run(iters, seed);
 }
 
 // One timed trial of about `seconds`: every thread runs chunks of FMA chains
@@ -105,6 +50,8 @@ double fma_trial(double seconds, float* sink) {
   const Clock::time_point t0 = Clock::now();
   const Clock::time_point deadline = t0 + std::chrono::duration_cast<Clock::duration>(
                                                std::chrono::duration<double>(seconds));
+  double flops = 0;
+  run_chains(0, 1.0f, &flops);  // FLOP per iteration only
   double iters = 0;
   float total = 0;
 #ifdef _OPENMP
@@ -116,14 +63,15 @@ double fma_trial(double seconds, float* sink) {
     seed += 0.01f * static_cast<float>(omp_get_thread_num());
 #endif
     do {
-      seed = fma_chains(kChunk, seed);
+      double unused;
+      seed = run_chains(kChunk, seed, &unused);
       iters += static_cast<double>(kChunk);
     } while (Clock::now() < deadline);
     total += seed;
   }
   const double dt = seconds_since(t0);
   *sink += total;
-  return 2.0 * kLanes * kChains * iters / dt * 1e-9;
+  return flops * iters / dt * 1e-9;
 }
 
 }  // namespace

@@ -1,7 +1,8 @@
 // Machine throughput probes for the benchmark harness (bench/): the FP32
 // fused-multiply-add peak of this machine and the throughput of our GEMM.
-// Both use the library's thread pool (set_num_threads) and its compile flags,
-// so they measure what the kernels can reach, not a theoretical datasheet.
+// Both use the library's thread pool (set_num_threads) and the instruction
+// set of the GEMM kernel in use (runtime/cpu.hpp), so they measure what the
+// kernels can reach, not a theoretical datasheet.
 #pragma once
 #include <cstdint>
 
@@ -9,8 +10,9 @@ namespace cpuformer {
 
 // FP32 FMA peak in GFLOP/s (one FMA = 2 FLOP per lane), measured for about
 // `seconds` with every thread running many independent FMA chains held in
-// vector registers (the widest ISA compiled in: AVX-512, AVX2+FMA, NEON, or
-// plain vectors otherwise) until a shared deadline; FLOPs actually done over
+// vector registers (at the packed GEMM kernel's instruction set, AVX-512 or
+// AVX2+FMA; without one, the widest compiled in: AVX-512, AVX2+FMA, NEON, or
+// plain vectors) until a shared deadline; FLOPs actually done over
 // wall time, best of three trials. A busy machine lowers it (preempted
 // threads do less work), as it lowers everything else. seconds in (0, 60]
 // (ValueError otherwise).
