@@ -8,8 +8,8 @@
 namespace cpuformer {
 namespace detail {
 
-// True when this build carries the kernel (compiled with AVX-512F, or with
-// AVX2 and FMA).
+// True when gemm_kernel() (runtime/cpu.hpp) chose a packed kernel for this
+// process, which comes with this one (AVX-512F, or AVX2 and FMA).
 bool gemv_available();
 
 // C[M,N] = alpha · A[M,K] · B[N,K]ᵀ + beta · C for a few rows of A (any M
@@ -21,6 +21,15 @@ bool gemv_available();
 void gemv_nt(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B, int64_t ldb,
              float beta, float* C, int64_t ldc, int nthreads, const float* bias = nullptr,
              Activation act = Activation::None);
+
+#if defined(CPUFORMER_GEMM_DISPATCH)
+// The same for one instruction set (gemv_avx2.cpp, gemv_avx512.cpp); only
+// for a CPU that supports it.
+void gemv_nt_avx2(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
+                  int64_t ldb, float beta, float* C, int64_t ldc, int nthreads, const float* bias, Activation act);
+void gemv_nt_avx512(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
+                    int64_t ldb, float beta, float* C, int64_t ldc, int nthreads, const float* bias, Activation act);
+#endif
 
 }  // namespace detail
 }  // namespace cpuformer
