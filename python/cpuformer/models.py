@@ -268,7 +268,12 @@ class Seq2Seq(_ModelBase):
     ``m.greedy_decode(src, bos_id, eos_id, max_len)`` and
     ``m.beam_search(src, bos_id, eos_id, max_len, beam_size=4)`` return int64
     arrays [B, max_len] of generated tokens (BOS not included, rows padded
-    with eos_id after they stop).
+    with eos_id after they stop). Decoding is incremental: the source is
+    encoded once and each decoder layer projects it to cross-attention
+    keys/values once; every step then feeds one token per row (per beam)
+    through a KV cache, so step t costs O(t) attention rather than a rerun
+    of the decoder over all t positions. Beams of a source row share its
+    encoder output; only their self-attention caches follow the beams.
     """
 
     config_class = Seq2SeqConfig

@@ -332,4 +332,58 @@ Tensor MultiheadAttention::forward_cached(const Tensor& x, KVCache& cache, int64
   return out;
 }
 
+KVCache MultiheadAttention::project_kv(const Tensor& memory) {
+  CF_CHECK_VALUE(memory.dim() == 3, "memory: expected [batch, S, ", E_, "], got ", shape_str(memory.shape()));
+  check_last_dim(memory, E_, "memory");
+  CF_CHECK_VALUE(variant_.kind == AttentionKind::Full, "MultiheadAttention.project_kv: only attention=\"full\" is "
+                 "supported, got \"", attention_kind_name(variant_.kind), "\"");
+  const int64_t Bm = memory.size(0), S = memory.size(1);
+  const float* W = in_proj_weight_->value.data();
+  const float* bias = in_proj_bias_ ? in_proj_bias_->value.data() : nullptr;
+  KVCache kv;
+  kv.k = Tensor::empty({Bm, S, E_});
+  kv.v = Tensor::empty({Bm, S, E_});
+  // k = memory · W_kᵀ + b_k, v = memory · W_vᵀ + b_v (rows E..2E and 2E..3E of in_proj).
+  linear_forward(kv.k.data(), memory.data(), W + E_ * E_, bias ? bias + E_ : nullptr, Bm * S, E_, E_);
+  linear_forward(kv.v.data(), memory.data(), W + 2 * E_ * E_, bias ? bias + 2 * E_ : nullptr, Bm * S, E_, E_);
+  kv.len = S;
+  return kv;
+}
+
+Tensor MultiheadAttention::forward_kv(const Tensor& query, const KVCache& kv, const std::vector<uint8_t>& key_padding) {
+  CF_CHECK_VALUE(query.dim() == 3, "query: expected [batch, L, ", E_, "], got ", shape_str(query.shape()));
+  check_last_dim(query, E_, "query");
+  CF_CHECK_VALUE(kv.k.defined() && kv.v.defined() && kv.k.dim() == 3 && kv.k.shape() == kv.v.shape() &&
+                     kv.k.size(2) == E_ && kv.len >= 0 && kv.len <= kv.capacity(),
+                 "forward_kv: kv must hold keys and values from project_kv");
+  const int64_t R = query.size(0), L = query.size(1), Bm = kv.k.size(0), S = kv.len, cap = kv.capacity();
+  CF_CHECK_VALUE(Bm >= 1 && R % Bm == 0, "query: batch size ", R, " is not a multiple of the memory's batch size ",
+                 Bm);
+  CF_CHECK_VALUE(key_padding.empty() || static_cast<int64_t>(key_padding.size()) == Bm * S,
+                 "key_padding_mask: expected shape [", Bm, ", ", S, "], got ", key_padding.size(), " elements");
+  // The G rows of a group are consecutive, so query [R, L, E] is [Bm, G*L, E]:
+  // attention with batch Bm and G*L query rows against memory row b.
+  const int64_t GL = (R / Bm) * L;
+  Tensor q = Tensor::empty({R, L, E_});
+  linear_forward(q.data(), query.data(), in_proj_weight_->value.data(),
+                 in_proj_bias_ ? in_proj_bias_->value.data() : nullptr, R * L, E_, E_);
+  AttentionParams p;
+  p.B = Bm;
+  p.H = H_;
+  p.L = GL;
+  p.S = S;
+  p.D = D_;
+  p.Dv = D_;
+  p.scale = 1.0f / std::sqrt(static_cast<float>(D_));
+  if (!key_padding.empty()) p.key_padding = key_padding.data();
+  Tensor attn = Tensor::empty({R, L, E_});
+  Tensor lse = Tensor::empty({Bm * H_ * GL});
+  attention_forward({attn.data(), GL * E_, D_, E_}, lse.data(), {q.data(), GL * E_, D_, E_},
+                    {kv.k.data(), cap * E_, D_, E_}, {kv.v.data(), cap * E_, D_, E_}, p);
+  Tensor out = Tensor::empty({R, L, E_});
+  linear_forward(out.data(), attn.data(), out_proj_.weight().value.data(),
+                 out_proj_.bias() ? out_proj_.bias()->value.data() : nullptr, R * L, E_, E_);
+  return out;
+}
+
 }  // namespace cpuformer

@@ -238,4 +238,26 @@ std::array<Tensor, 2> TransformerDecoderLayer::backward(const Tensor& dout) {
   return {dtgt, g[1]};
 }
 
+KVCache TransformerDecoderLayer::memory_kv(const Tensor& memory) {
+  check_input(memory, "memory");
+  return multihead_attn_.project_kv(memory);
+}
+
+Tensor TransformerDecoderLayer::forward_cached(const Tensor& tgt, KVCache& cache, int64_t capacity,
+                                               const KVCache& memory_kv, const std::vector<uint8_t>& memory_padding) {
+  check_input(tgt, "tgt");
+  // Checked before the self-attention cache takes the new positions.
+  const int64_t Bm = memory_kv.k.defined() ? memory_kv.k.size(0) : 0;
+  CF_CHECK_VALUE(Bm >= 1 && tgt.size(0) % Bm == 0, "tgt: batch size ", tgt.size(0),
+                 " is not a multiple of the memory's batch size ", Bm);
+  if (opt_.norm_first) {
+    const Tensor x1 = add(tgt, self_attn_.forward_cached(norm1_.inference(tgt), cache, capacity));
+    const Tensor x2 = add(x1, multihead_attn_.forward_kv(norm2_.inference(x1), memory_kv, memory_padding));
+    return add(x2, ff_inference(norm3_.inference(x2)));
+  }
+  const Tensor x1 = norm1_.inference(add(tgt, self_attn_.forward_cached(tgt, cache, capacity)));
+  const Tensor x2 = norm2_.inference(add(x1, multihead_attn_.forward_kv(x1, memory_kv, memory_padding)));
+  return norm3_.inference(add(x2, ff_inference(x2)));
+}
+
 }  // namespace cpuformer

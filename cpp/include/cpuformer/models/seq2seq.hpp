@@ -35,6 +35,10 @@ class Seq2Seq : public Module {
              const std::vector<uint8_t>& src_padding = {});
   void backward();
 
+  // Decoding (seq2seq_decode.cpp) is incremental: the source is encoded once,
+  // each decoder layer projects it to cross-attention keys/values once, and
+  // every step feeds one position per row through a KV cache, so a step costs
+  // O(t) attention instead of rerunning the decoder over all t positions.
   // Generated ids [B, max_len] (BOS excluded; rows padded with eos after they stop).
   std::vector<int64_t> greedy_decode(const int64_t* src, int64_t B, int64_t S, int64_t bos_id, int64_t eos_id,
                                      int64_t max_len, const std::vector<uint8_t>& src_padding = {});
@@ -49,10 +53,13 @@ class Seq2Seq : public Module {
   void embed_backward(Embedding& emb, const Tensor& dx);
   void check_ids(const int64_t* ids, int64_t n, int64_t V, const char* what) const;
   void check_decode_args(int64_t B, int64_t S, int64_t bos, int64_t eos, int64_t max_len) const;
-  void check_beam_memory(int64_t B, int64_t S, int64_t beam_size) const;
-  // Log-probabilities of the next token for each row of tgt [R, t] given memory [R, S, d].
-  Tensor next_log_probs(const Tensor& memory, const std::vector<int64_t>& tgt, int64_t R, int64_t t,
-                        const AttentionMask& memory_mask);
+  void check_beam_memory(int64_t B, int64_t S, int64_t max_len, int64_t beam_size) const;
+  // Encodes src [B, S] and starts the decoder's cache for `capacity` positions per row.
+  DecoderCache start_decoding(const int64_t* src, int64_t B, int64_t S, const std::vector<uint8_t>& src_padding,
+                              int64_t capacity);
+  // Feeds last [R] (each row's latest token, at position cache.len()) and
+  // returns the log-probabilities of the next token [R, V].
+  Tensor decode_step(DecoderCache& cache, const std::vector<int64_t>& last);
 
   Seq2SeqConfig cfg_;
   Embedding src_embed_, tgt_embed_;

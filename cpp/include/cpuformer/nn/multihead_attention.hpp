@@ -89,6 +89,16 @@ class MultiheadAttention : public Module {
   // No dropout, nothing saved for backward.
   Tensor forward_cached(const Tensor& x, KVCache& cache, int64_t capacity);
 
+  // Cross-attention inference over a fixed memory (encoder-decoder decoding).
+  // project_kv: keys and values of memory [Bm, S, E] as a full KVCache
+  // (len = capacity = S), computed once per source. forward_kv: query
+  // [R, L, E], R a multiple of Bm, attends to them; the G = R / Bm
+  // consecutive rows r = b*G .. b*G+G-1 (the beams of source b) use memory
+  // row b. key_padding [Bm, S] (nonzero = padding) or empty. Full attention
+  // only; no dropout, nothing saved for backward.
+  KVCache project_kv(const Tensor& memory);
+  Tensor forward_kv(const Tensor& query, const KVCache& kv, const std::vector<uint8_t>& key_padding = {});
+
   int64_t embed_dim() const { return E_; }
   int64_t num_heads() const { return H_; }
   float dropout() const { return dropout_; }

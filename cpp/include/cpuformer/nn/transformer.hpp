@@ -27,6 +27,23 @@ class TransformerEncoder : public Module {
   std::unique_ptr<LayerNorm> norm_;
 };
 
+// State of a TransformerDecoder's incremental decoding (start_cached, then
+// forward_cached once per position). R decoded rows over Bm memory rows,
+// R a multiple of Bm: rows b*G .. b*G+G-1 (G = R / Bm) read memory row b.
+struct DecoderCache {
+  std::vector<KVCache> self_attn;       // per layer: keys/values of the positions fed [R, capacity, d]
+  std::vector<KVCache> memory;          // per layer: cross-attention keys/values [Bm, S, d]
+  std::vector<uint8_t> memory_padding;  // [Bm, S] (nonzero = padding) or empty
+  int64_t capacity = 0;                 // positions each row may feed
+  Tensor scratch;                       // reorder's gather buffer, reused across steps
+  // Positions fed so far.
+  int64_t len() const { return self_attn.empty() ? 0 : self_attn[0].len; }
+  // Row r of every self-attention cache becomes the old row src_rows[r]
+  // (beam search keeping the best continuations); src_rows holds R indices in
+  // [0, R) and should keep each row within its memory group.
+  void reorder(const std::vector<int64_t>& src_rows);
+};
+
 class TransformerDecoder : public Module {
  public:
   TransformerDecoder(const TransformerLayerOptions& opt, int64_t num_layers, bool final_norm, float norm_eps = 0.0f);
@@ -34,6 +51,16 @@ class TransformerDecoder : public Module {
                  const AttentionMask& memory_mask = {});
   std::array<Tensor, 2> backward(const Tensor& dout);  // {dtgt, dmemory}
   int64_t num_layers() const { return static_cast<int64_t>(layers_.size()); }
+
+  // Incremental decoding (inference, nothing saved). start_cached projects
+  // memory [Bm, S, d] to every layer's cross-attention keys/values once;
+  // memory_padding [Bm, S] or empty; capacity = positions to be fed per row.
+  DecoderCache start_cached(const Tensor& memory, const std::vector<uint8_t>& memory_padding, int64_t capacity);
+  // tgt [R, Tn, d], the next positions of each row (a prefill or one
+  // position) -> [R, Tn, d]: forward() with a causal tgt_mask and
+  // memory_padding as memory key padding, restricted to the positions fed
+  // (final norm included).
+  Tensor forward_cached(const Tensor& tgt, DecoderCache& cache);
 
  private:
   std::vector<std::unique_ptr<TransformerDecoderLayer>> layers_;

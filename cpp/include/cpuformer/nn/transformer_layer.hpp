@@ -10,6 +10,7 @@
 #pragma once
 #include <array>
 #include <string>
+#include <vector>
 
 #include "cpuformer/nn/activation.hpp"
 #include "cpuformer/nn/layer_norm.hpp"
@@ -75,6 +76,19 @@ class TransformerDecoderLayer : public TransformerLayerBase {
   Tensor forward(const Tensor& tgt, const Tensor& memory, const AttentionMask& tgt_mask = {},
                  const AttentionMask& memory_mask = {});
   std::array<Tensor, 2> backward(const Tensor& dout);  // -> {dtgt, dmemory}
+
+  // Incremental decoding (inference: dropout off, nothing saved).
+  // memory_kv: this layer's cross-attention keys/values of memory [Bm, S, d_model],
+  // computed once per source (MultiheadAttention::project_kv).
+  KVCache memory_kv(const Tensor& memory);
+  // tgt [R, Tn, d_model]: the next Tn positions of R rows (a prefill into an
+  // empty cache, or one position). Causal self-attention over `cache` (see
+  // MultiheadAttention::forward_cached), then cross-attention of row r to
+  // memory_kv row r / (R / Bm) with memory_padding [Bm, S] (nonzero = padding)
+  // or empty. Equals forward() with a causal tgt_mask and that key padding,
+  // restricted to the positions fed.
+  Tensor forward_cached(const Tensor& tgt, KVCache& cache, int64_t capacity, const KVCache& memory_kv,
+                        const std::vector<uint8_t>& memory_padding = {});
 
  private:
   MultiheadAttention self_attn_, multihead_attn_;
