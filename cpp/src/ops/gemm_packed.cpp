@@ -5,7 +5,7 @@
 // Which kernels exist: the one this file's own target allows (a native build
 // on an AVX-512 machine compiles the AVX-512 kernel here), plus, in a
 // runtime-dispatch build (CPUFORMER_GEMM_DISPATCH, CPUFORMER_NATIVE=OFF on
-// x86-64), both, from gemm_packed_avx2.cpp and gemm_packed_avx512.cpp, which
+// x86-64), both, from kernels_avx2.cpp and kernels_avx512.cpp, which
 // are compiled with their instruction set enabled. Everything those files
 // define has internal linkage except their entry points, so the linker never
 // mixes code compiled for different instruction sets. runtime/cpu.cpp picks

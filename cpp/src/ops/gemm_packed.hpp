@@ -19,8 +19,8 @@ void packed_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, fl
                  const float* bias = nullptr, Activation act = Activation::None);
 
 #if defined(CPUFORMER_GEMM_DISPATCH)
-// The same for one instruction set (gemm_packed_avx2.cpp,
-// gemm_packed_avx512.cpp); only for a CPU that supports it.
+// The same for one instruction set (kernels_avx2.cpp,
+// kernels_avx512.cpp); only for a CPU that supports it.
 void packed_gemm_avx2(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
                       int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int nthreads,
                       const float* bias, Activation act);

@@ -1,7 +1,7 @@
 // The skinny product behind gemm() (see gemv_kernel.hpp for the kernel):
 // built for the library's own target when that has AVX-512F or AVX2 + FMA,
-// and in a runtime-dispatch build also for both from gemv_avx2.cpp and
-// gemv_avx512.cpp; gemm_kernel() (runtime/cpu.hpp) picks the instruction set.
+// and in a runtime-dispatch build also for both from kernels_avx2.cpp and
+// kernels_avx512.cpp; gemm_kernel() (runtime/cpu.hpp) picks the instruction set.
 #include "gemv.hpp"
 
 #include <stdexcept>

@@ -23,7 +23,7 @@ void gemv_nt(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64
              Activation act = Activation::None);
 
 #if defined(CPUFORMER_GEMM_DISPATCH)
-// The same for one instruction set (gemv_avx2.cpp, gemv_avx512.cpp); only
+// The same for one instruction set (kernels_avx2.cpp, kernels_avx512.cpp); only
 // for a CPU that supports it.
 void gemv_nt_avx2(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
                   int64_t ldb, float beta, float* C, int64_t ldc, int nthreads, const float* bias, Activation act);

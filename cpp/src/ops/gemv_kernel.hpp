@@ -9,8 +9,8 @@
 // One body serves two instruction sets through `Vec` below: AVX-512F (16
 // lanes, masked loads for the tail of K) or else AVX2 + FMA (8 lanes,
 // _mm256_maskload_ps for the tail), whichever the including file is compiled
-// for (gemv.cpp for the library's own target; gemv_avx2.cpp and
-// gemv_avx512.cpp in a runtime-dispatch build). Internal linkage, as in
+// for (gemv.cpp for the library's own target; kernels_avx2.cpp and
+// kernels_avx512.cpp in a runtime-dispatch build). Internal linkage, as in
 // gemm_driver.hpp.
 #pragma once
 #include <immintrin.h>

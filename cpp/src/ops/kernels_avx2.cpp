@@ -1,0 +1,26 @@
+// The avx2 kernels of a runtime-dispatch build (see gemm_packed.cpp and
+// gemv.cpp), compiled with -mavx2 -mfma (cpp/CMakeLists.txt). Only called once
+// runtime/cpu.cpp has seen the CPU support them. Empty in other builds.
+#if defined(CPUFORMER_GEMM_DISPATCH)
+#include "gemm_packed.hpp"
+#include "gemv.hpp"
+#include "gemm_kernel_avx2.hpp"
+#include "gemv_kernel.hpp"
+
+namespace cpuformer {
+namespace detail {
+
+void packed_gemm_avx2(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+                      const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int nthreads, const float* bias,
+                      Activation act) {
+  gemm_driver::packed_gemm<Avx2Kernel>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nthreads, bias, act);
+}
+
+void gemv_nt_avx2(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda, const float* B,
+                  int64_t ldb, float beta, float* C, int64_t ldc, int nthreads, const float* bias, Activation act) {
+  gemv_run(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, nthreads, bias, act);
+}
+
+}  // namespace detail
+}  // namespace cpuformer
+#endif
