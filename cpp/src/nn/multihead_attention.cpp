@@ -64,15 +64,19 @@ void MultiheadAttention::check_mask(const AttentionMask& m, int64_t B, int64_t L
                    S, "], got ", shape_str(m.key_padding_additive.shape()));
 }
 
-AttentionParams MultiheadAttention::make_params() {
+AttentionParams MultiheadAttention::head_params(int64_t B, int64_t L, int64_t S) const {
   AttentionParams p;
-  p.B = B_;
+  p.B = B;
   p.H = H_;
-  p.L = L_;
-  p.S = S_;
-  p.D = D_;
-  p.Dv = D_;
+  p.L = L;
+  p.S = S;
+  p.D = p.Dv = D_;
   p.scale = 1.0f / std::sqrt(static_cast<float>(D_));
+  return p;
+}
+
+AttentionParams MultiheadAttention::make_params() {
+  AttentionParams p = head_params(B_, L_, S_);
   p.is_causal = mask_.is_causal;
   const int64_t LS = L_ * S_;
   const bool per_head = mask_.attn_mask.defined() && mask_.attn_mask.dim() == 3;
@@ -295,14 +299,7 @@ Tensor MultiheadAttention::forward_cached(const Tensor& x, KVCache& cache, int64
     }
   }
   const int64_t S = cache.len + Tn;
-  AttentionParams p;
-  p.B = B;
-  p.H = H_;
-  p.L = Tn;
-  p.S = S;
-  p.D = D_;
-  p.Dv = D_;
-  p.scale = 1.0f / std::sqrt(static_cast<float>(D_));
+  AttentionParams p = head_params(B, Tn, S);
   p.is_causal = Tn > 1;  // prefill from an empty cache: top-left causal is exact
   Tensor attn = Tensor::empty({B, Tn, E_});
   Tensor lse = Tensor::empty({B * H_ * Tn});
@@ -367,14 +364,7 @@ Tensor MultiheadAttention::forward_kv(const Tensor& query, const KVCache& kv, co
   Tensor q = Tensor::empty({R, L, E_});
   linear_forward(q.data(), query.data(), in_proj_weight_->value.data(),
                  in_proj_bias_ ? in_proj_bias_->value.data() : nullptr, R * L, E_, E_);
-  AttentionParams p;
-  p.B = Bm;
-  p.H = H_;
-  p.L = GL;
-  p.S = S;
-  p.D = D_;
-  p.Dv = D_;
-  p.scale = 1.0f / std::sqrt(static_cast<float>(D_));
+  AttentionParams p = head_params(Bm, GL, S);
   if (!key_padding.empty()) p.key_padding = key_padding.data();
   Tensor attn = Tensor::empty({R, L, E_});
   Tensor lse = Tensor::empty({Bm * H_ * GL});

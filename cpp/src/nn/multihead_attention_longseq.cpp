@@ -156,14 +156,9 @@ Tensor MultiheadAttention::variant_cached(const Tensor& qkv, KVCache& cache, int
   }
   CF_CHECK_VALUE(cache.len + Tn <= capacity, "KV cache full: ", cache.len, " + ", Tn, " positions > capacity ",
                  capacity);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(D_));
   Tensor attn = Tensor::empty({B, Tn, E_});
   Tensor lse = Tensor::empty({B * H_ * Tn});
-  AttentionParams p;
-  p.B = B;
-  p.H = H_;
-  p.D = p.Dv = D_;
-  p.scale = scale;
+  AttentionParams p = head_params(B, 0, 0);  // lengths set below
   if (cache.len == 0) {  // prefill: banded causal attention over the prompt itself
     p.L = p.S = Tn;
     p.is_causal = true;

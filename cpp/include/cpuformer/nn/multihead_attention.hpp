@@ -113,6 +113,8 @@ class MultiheadAttention : public Module {
 
   void check_mask(const AttentionMask& m, int64_t B, int64_t L, int64_t S) const;
   AttentionParams make_params();  // from mask_ and the saved sizes
+  // Batch, heads, lengths, head sizes and the 1/sqrt(D) scale; no mask.
+  AttentionParams head_params(int64_t B, int64_t L, int64_t S) const;
   // Attention backward into fresh gradient buffers laid out like proj_.
   std::array<Tensor, 3> attention_grads(const Tensor& dattn);
   StridedBHT<const float> proj_view(int r) const;
