@@ -1,12 +1,12 @@
-# CTest script (runtime-dispatch builds): the files compiled for AVX2 or
+# CTest script: the files compiled for AVX2 or
 # AVX-512 must define no code the linker could share with the rest of the
 # library (inline or template functions emitted as weak symbols), or a
 # generic caller could end up running AVX-512 instructions. Only their entry
 # points may be global.
-#   cmake -DNM=<nm> -DOBJECTS=<list of object files> -P check_isa_symbols.cmake
+#   cmake -DNM=<nm> -DOBJECTS=<list of object files> -DEXPECTED=<count> -P check_isa_symbols.cmake
 set(_checked 0)
 foreach(_obj IN LISTS OBJECTS)
-  if(NOT _obj MATCHES "(kernels|fma_peak)_avx(2|512)\\.cpp\\.o(bj)?$")
+  if(NOT _obj MATCHES "(kernels|fma_peak|lowp)_avx(2|512)\\.cpp\\.o(bj)?$")
     continue()
   endif()
   math(EXPR _checked "${_checked} + 1")
@@ -19,13 +19,13 @@ foreach(_obj IN LISTS OBJECTS)
     # Code symbols: T (global), W/w (weak), i (ifunc), u (unique global).
     if(_line MATCHES "^[0-9a-fA-F]+ [TWwiu] (.*)$")
       set(_name "${CMAKE_MATCH_1}")
-      if(NOT _name MATCHES "^cpuformer::detail::(packed_gemm|gemv_nt|fma_chains)_avx(2|512)\\(")
+      if(NOT _name MATCHES "^cpuformer::detail::(packed_gemm|gemv_nt|fma_chains|lowp_int8|lowp_bf16)_avx(2|512)\\(")
         message(SEND_ERROR "${_obj}: shared code symbol ${_name}")
       endif()
     endif()
   endforeach()
 endforeach()
-if(NOT _checked EQUAL 4)
-  message(FATAL_ERROR "expected the four dispatch objects among OBJECTS, found ${_checked}")
+if(NOT _checked EQUAL EXPECTED)
+  message(FATAL_ERROR "expected ${EXPECTED} per-instruction-set objects among OBJECTS, found ${_checked}")
 endif()
 message(STATUS "dispatch objects define only their entry points")

@@ -1,7 +1,9 @@
 #include "cpuformer/io/checkpoint.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <functional>
 #include <string_view>
@@ -261,6 +263,101 @@ void assign_parameters(const std::string& path, const std::string& class_name, M
   }
 }
 
+// A raw (I8 / BF16) tensor of a float32 checkpoint, converted to float32 as
+// the reader does for every other dtype.
+void to_float(NamedTensor& t) {
+  if (!t.is_raw()) return;
+  Tensor v = Tensor::empty(t.raw_shape);
+  const uint8_t* src = t.raw->data();
+  if (t.raw_dtype == "I8") {
+    for (int64_t i = 0; i < v.numel(); ++i) v.data()[i] = static_cast<float>(static_cast<int8_t>(src[i]));
+  } else {
+    for (int64_t i = 0; i < v.numel(); ++i) {
+      uint16_t b;
+      std::memcpy(&b, src + 2 * i, 2);
+      v.data()[i] = bf16_to_float(b);
+    }
+  }
+  t.value = v;
+  t.raw = nullptr;
+  t.raw_dtype.clear();
+}
+
+// A low-precision checkpoint: every weight matrix stored as I8 (with a
+// "<name>.scale" F32 [rows] tensor) or BF16, the other parameters as float.
+// Packs them into the model and commits it to `dtype`. All checked before the
+// model changes.
+void assign_quantized(const std::string& path, const std::string& class_name, Module& model,
+                      std::vector<NamedTensor>& tensors, DType dtype) {
+  const char* want = dtype == DType::Int8 ? "I8" : "BF16";
+  std::unordered_map<std::string, NamedTensor*> given;
+  for (auto& t : tensors) {
+    std::string_view name = t.name;
+    if (name.substr(0, 6) == "optim.") continue;
+    if (name.substr(0, 6) == "model.") name.remove_prefix(6);
+    const std::string key(name);
+    CF_CHECK_VALUE(given.emplace(key, &t).second, where(path), ": tensor ", quote_for_message(key), " is stored twice");
+  }
+  std::vector<std::string> missing, unexpected;
+  const auto named = model.named_parameters();
+  std::unordered_map<std::string, bool> expected;
+  for (const auto& p : named) {
+    expected[p.first] = true;
+    if (p.second->matrix && dtype == DType::Int8) expected[p.first + ".scale"] = true;
+  }
+  for (const auto& g : given)
+    if (!expected.count(g.first)) unexpected.push_back(g.first);
+  for (const auto& e : expected)
+    if (!given.count(e.first)) missing.push_back(e.first);
+  std::sort(missing.begin(), missing.end());
+  std::sort(unexpected.begin(), unexpected.end());
+  CF_CHECK_VALUE(missing.empty() && unexpected.empty(), where(path), ": tensors do not match its ", dtype_name(dtype),
+                 " ", class_name, " config: missing ", join_names(missing), ", unexpected ", join_names(unexpected));
+  std::vector<std::shared_ptr<PackedWeight>> packed(named.size());
+  for (size_t i = 0; i < named.size(); ++i) {
+    const std::string& name = named[i].first;
+    Parameter& prm = *named[i].second;
+    NamedTensor& t = *given.at(name);
+    const Shape shape = prm.shape();
+    if (!prm.matrix) {
+      CF_CHECK_VALUE(!t.is_raw(), where(path), ": ", name, ": expected float32 data (only weight matrices are ",
+                     dtype_name(dtype), "), got ", t.raw_dtype);
+      CF_CHECK_VALUE(t.value.shape() == shape, where(path), ": ", name, ": expected shape ", shape_str(shape),
+                     " for its ", class_name, " config, got ", shape_str(t.value.shape()));
+      continue;
+    }
+    CF_CHECK_VALUE(t.is_raw() && t.raw_dtype == want, where(path), ": ", name, ": a ", dtype_name(dtype),
+                   " checkpoint stores weight matrices as ", want, ", got ",
+                   t.is_raw() ? t.raw_dtype : std::string("a float tensor"));
+    CF_CHECK_VALUE(t.raw_shape == shape, where(path), ": ", name, ": expected shape ", shape_str(shape), " for its ",
+                   class_name, " config, got ", shape_str(t.raw_shape));
+    const std::string what = str_cat(where(path), ": ", name);
+    if (dtype == DType::Int8) {
+      NamedTensor& sc = *given.at(name + ".scale");
+      CF_CHECK_VALUE(!sc.is_raw() && sc.value.shape() == Shape({shape[0]}), where(path), ": ", name,
+                     ".scale: expected float32 scales of shape [", shape[0], "], got ",
+                     sc.is_raw() ? sc.raw_dtype + " " + shape_str(sc.raw_shape) : shape_str(sc.value.shape()));
+      packed[i] = std::make_shared<PackedWeight>(pack_int8(reinterpret_cast<const int8_t*>(t.raw->data()),
+                                                           sc.value.data(), shape[0], shape[1], what.c_str()));
+    } else {
+      std::vector<uint16_t> bits(static_cast<size_t>(shape[0] * shape[1]));
+      std::memcpy(bits.data(), t.raw->data(), bits.size() * 2);
+      packed[i] = std::make_shared<PackedWeight>(pack_bf16(bits.data(), shape[0], shape[1]));
+    }
+    t.raw = nullptr;  // the packed copy is the one kept
+  }
+  for (size_t i = 0; i < named.size(); ++i) {
+    Parameter& prm = *named[i].second;
+    if (prm.matrix) {
+      prm.packed = packed[i];
+    } else {
+      const Tensor& src = given.at(named[i].first)->value;
+      std::copy(src.data(), src.data() + src.numel(), prm.value.data());
+    }
+  }
+  model.commit_packed(dtype);
+}
+
 template <class M>
 std::unique_ptr<M> load_as(const std::string& path, const char* class_name) {
   LoadedModel loaded = load_model(path);
@@ -292,7 +389,7 @@ std::string model_class_name(const Module& model) { return class_of(model).name;
 Json model_config_json(const Module& model) { return class_of(model).config_json(model); }
 
 LoadedModel load_model(const std::string& path) {
-  SafetensorsContent content = load_safetensors(path);
+  SafetensorsContent content = load_safetensors(path, /*keep_low_precision=*/true);
   const Metadata& meta = content.metadata;
   const std::string* format = find_meta(meta, "format");
   CF_CHECK_VALUE(format && *format == kCheckpointFormat, where(path),
@@ -313,6 +410,14 @@ LoadedModel load_model(const std::string& path) {
   }
   const std::string* config_text = find_meta(meta, "config");
   CF_CHECK_VALUE(config_text, where(path), ": the metadata has no model 'config'");
+  DType dtype = DType::Float32;
+  if (const std::string* d = find_meta(meta, "dtype")) {
+    try {
+      dtype = parse_dtype(*d, "dtype");
+    } catch (const ValueError& e) {
+      throw ValueError(str_cat(where(path), ": invalid model dtype in the metadata: ", e.what()));
+    }
+  }
 
   LoadedModel out;
   out.class_name = entry->name;
@@ -322,7 +427,13 @@ LoadedModel load_model(const std::string& path) {
   } catch (const ValueError& e) {
     throw ValueError(str_cat(where(path), ": invalid ", entry->name, " config in the metadata: ", e.what()));
   }
-  assign_parameters(path, entry->name, *out.module, content.tensors);
+  out.module->flatten_parameters();
+  if (dtype == DType::Float32) {
+    for (auto& t : content.tensors) to_float(t);
+    assign_parameters(path, entry->name, *out.module, content.tensors);
+  } else {
+    assign_quantized(path, entry->name, *out.module, content.tensors, dtype);
+  }
   return out;
 }
 
@@ -334,14 +445,39 @@ std::unique_ptr<ViT> load_vit(const std::string& path) { return load_as<ViT>(pat
 void save_model(const std::string& path, Module& model) {
   const ModelClass& entry = class_of(model);
   std::vector<NamedTensor> tensors;
-  for (const auto& p : model.named_parameters()) tensors.push_back({p.first, p.second->value});
-  const Metadata meta = {
+  for (const auto& p : model.named_parameters()) {
+    const Parameter& prm = *p.second;
+    if (!prm.packed) {
+      tensors.push_back({p.first, prm.value});
+      continue;
+    }
+    const PackedWeight& w = *prm.packed;
+    NamedTensor t;
+    t.name = p.first;
+    t.raw_shape = {w.rows, w.cols};
+    if (w.dtype == DType::Int8) {
+      t.raw_dtype = "I8";
+      t.raw = std::make_shared<std::vector<uint8_t>>(static_cast<size_t>(w.rows * w.cols));
+      unpack_int8(w, reinterpret_cast<int8_t*>(t.raw->data()));
+      Tensor scale = Tensor::empty({w.rows});
+      std::copy(w.scale.begin(), w.scale.end(), scale.data());
+      tensors.push_back(std::move(t));
+      tensors.push_back({p.first + ".scale", scale});
+    } else {
+      t.raw_dtype = "BF16";
+      t.raw = std::make_shared<std::vector<uint8_t>>(static_cast<size_t>(w.rows * w.cols * 2));
+      unpack_bf16(w, reinterpret_cast<uint16_t*>(t.raw->data()));
+      tensors.push_back(std::move(t));
+    }
+  }
+  Metadata meta = {
       {"format", kCheckpointFormat},
       {"format_version", kCheckpointFormatVersion},
       {"class", entry.name},
       {"config", entry.config_json(model).dump()},
       {"cpuformer_version", version()},
   };
+  if (model.dtype() != DType::Float32) meta.emplace_back("dtype", dtype_name(model.dtype()));
   save_safetensors(path, tensors, meta);
 }
 

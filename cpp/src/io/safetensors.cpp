@@ -26,19 +26,19 @@ namespace {
 // Element types
 // ============================================================================
 
-enum class DType { F64, F32, F16, BF16, I64, I32, I16, I8, U64, U32, U16, U8, BOOL };
+enum class StDType { F64, F32, F16, BF16, I64, I32, I16, I8, U64, U32, U16, U8, BOOL };
 
 struct DTypeInfo {
   const char* name;
-  DType dtype;
+  StDType dtype;
   int64_t size;  // bytes per element
 };
 
 constexpr DTypeInfo kDTypes[] = {
-    {"F64", DType::F64, 8}, {"F32", DType::F32, 4}, {"F16", DType::F16, 2}, {"BF16", DType::BF16, 2},
-    {"I64", DType::I64, 8}, {"I32", DType::I32, 4}, {"I16", DType::I16, 2}, {"I8", DType::I8, 1},
-    {"U64", DType::U64, 8}, {"U32", DType::U32, 4}, {"U16", DType::U16, 2}, {"U8", DType::U8, 1},
-    {"BOOL", DType::BOOL, 1},
+    {"F64", StDType::F64, 8}, {"F32", StDType::F32, 4}, {"F16", StDType::F16, 2}, {"BF16", StDType::BF16, 2},
+    {"I64", StDType::I64, 8}, {"I32", StDType::I32, 4}, {"I16", StDType::I16, 2}, {"I8", StDType::I8, 1},
+    {"U64", StDType::U64, 8}, {"U32", StDType::U32, 4}, {"U16", StDType::U16, 2}, {"U8", StDType::U8, 1},
+    {"BOOL", StDType::BOOL, 1},
 };
 
 const DTypeInfo* find_dtype(std::string_view name) {
@@ -96,9 +96,9 @@ float half_to_float(uint16_t h) {
 float bf16_to_float(uint16_t b) { return bits_to_float(static_cast<uint32_t>(b) << 16); }
 
 // Converts n elements of `dtype` at `src` (little-endian) to float32.
-void convert_to_float(DType dtype, const unsigned char* src, int64_t n, float* dst) {
+void convert_to_float(StDType dtype, const unsigned char* src, int64_t n, float* dst) {
   switch (dtype) {
-    case DType::F64:
+    case StDType::F64:
       for (int64_t k = 0; k < n; ++k) {
         const uint64_t bits = load_le<8>(src + 8 * k);
         double d;
@@ -106,40 +106,40 @@ void convert_to_float(DType dtype, const unsigned char* src, int64_t n, float* d
         dst[k] = static_cast<float>(d);
       }
       break;
-    case DType::F32:
+    case StDType::F32:
       for (int64_t k = 0; k < n; ++k) dst[k] = bits_to_float(static_cast<uint32_t>(load_le<4>(src + 4 * k)));
       break;
-    case DType::F16:
+    case StDType::F16:
       for (int64_t k = 0; k < n; ++k) dst[k] = half_to_float(static_cast<uint16_t>(load_le<2>(src + 2 * k)));
       break;
-    case DType::BF16:
+    case StDType::BF16:
       for (int64_t k = 0; k < n; ++k) dst[k] = bf16_to_float(static_cast<uint16_t>(load_le<2>(src + 2 * k)));
       break;
-    case DType::I64:
+    case StDType::I64:
       for (int64_t k = 0; k < n; ++k) dst[k] = static_cast<float>(static_cast<int64_t>(load_le<8>(src + 8 * k)));
       break;
-    case DType::I32:
+    case StDType::I32:
       for (int64_t k = 0; k < n; ++k) dst[k] = static_cast<float>(static_cast<int32_t>(load_le<4>(src + 4 * k)));
       break;
-    case DType::I16:
+    case StDType::I16:
       for (int64_t k = 0; k < n; ++k) dst[k] = static_cast<float>(static_cast<int16_t>(load_le<2>(src + 2 * k)));
       break;
-    case DType::I8:
+    case StDType::I8:
       for (int64_t k = 0; k < n; ++k) dst[k] = static_cast<float>(static_cast<int8_t>(src[k]));
       break;
-    case DType::U64:
+    case StDType::U64:
       for (int64_t k = 0; k < n; ++k) dst[k] = static_cast<float>(load_le<8>(src + 8 * k));
       break;
-    case DType::U32:
+    case StDType::U32:
       for (int64_t k = 0; k < n; ++k) dst[k] = static_cast<float>(static_cast<uint32_t>(load_le<4>(src + 4 * k)));
       break;
-    case DType::U16:
+    case StDType::U16:
       for (int64_t k = 0; k < n; ++k) dst[k] = static_cast<float>(static_cast<uint16_t>(load_le<2>(src + 2 * k)));
       break;
-    case DType::U8:
+    case StDType::U8:
       for (int64_t k = 0; k < n; ++k) dst[k] = static_cast<float>(src[k]);
       break;
-    case DType::BOOL:
+    case StDType::BOOL:
       for (int64_t k = 0; k < n; ++k) dst[k] = src[k] != 0 ? 1.0f : 0.0f;
       break;
   }
@@ -405,7 +405,7 @@ Tensor read_tensor(const InputFile& file, const Header& h, const Entry& e) {
   Tensor t = Tensor::empty(e.shape);  // numel <= data buffer size, validated
   if (e.numel == 0) return t;
   const int64_t offset = h.data_start + e.begin;
-  if (e.dtype->dtype == DType::F32 && host_is_little_endian()) {
+  if (e.dtype->dtype == StDType::F32 && host_is_little_endian()) {
     file.read_at(offset, t.data(), e.end - e.begin);
     return t;
   }
@@ -549,6 +549,15 @@ std::string build_header(const std::string& path, const std::vector<NamedTensor>
     CF_CHECK_VALUE(!t.name.empty(), where(path), ": tensor ", k, " has an empty name");
     CF_CHECK_VALUE(t.name != "__metadata__", where(path), ": \"__metadata__\" is reserved and cannot name a tensor");
     CF_CHECK_VALUE(names.insert(t.name).second, where(path), ": duplicate tensor name ", show(t.name));
+    if (t.is_raw()) {
+      const int64_t item = t.raw_dtype == "I8" ? 1 : 2;
+      CF_CHECK_VALUE(t.raw_dtype == "I8" || t.raw_dtype == "BF16", where(path), ": tensor ", show(t.name),
+                     ": raw dtype must be \"I8\" or \"BF16\", got ", show(t.raw_dtype));
+      CF_CHECK_VALUE(static_cast<int64_t>(t.raw->size()) == shape_numel(t.raw_shape) * item, where(path), ": tensor ",
+                     show(t.name), ": ", t.raw->size(), " bytes of ", t.raw_dtype, " for shape ",
+                     shape_str(t.raw_shape));
+      continue;
+    }
     CF_CHECK_VALUE(t.value.defined(), where(path), ": tensor ", show(t.name), " is undefined (has no storage)");
   }
   std::unordered_set<std::string_view> keys;
@@ -567,11 +576,13 @@ std::string build_header(const std::string& path, const std::vector<NamedTensor>
   }
   int64_t offset = 0;
   for (const NamedTensor& t : tensors) {
-    const int64_t nbytes = t.value.numel() * static_cast<int64_t>(sizeof(float));
+    const int64_t nbytes = t.is_raw() ? static_cast<int64_t>(t.raw->size())
+                                      : t.value.numel() * static_cast<int64_t>(sizeof(float));
     Json entry = Json::object();
     Json::Object& e = entry.as_object();
-    e.emplace_back("dtype", Json("F32"));
-    Json::Array shape(t.value.shape().begin(), t.value.shape().end());
+    e.emplace_back("dtype", Json(t.is_raw() ? t.raw_dtype : std::string("F32")));
+    const Shape& tshape = t.is_raw() ? t.raw_shape : t.value.shape();
+    Json::Array shape(tshape.begin(), tshape.end());
     e.emplace_back("shape", Json(std::move(shape)));
     e.emplace_back("data_offsets", Json(Json::Array{Json(offset), Json(offset + nbytes)}));
     members.emplace_back(t.name, std::move(entry));
@@ -605,6 +616,17 @@ void save_safetensors(const std::string& path, const std::vector<NamedTensor>& t
   const bool little = host_is_little_endian();
   std::vector<unsigned char> scratch;
   for (const NamedTensor& t : tensors) {
+    if (t.is_raw()) {
+      if (t.raw->empty()) continue;
+      if (little || t.raw_dtype == "I8") {
+        tmp.write(t.raw->data(), t.raw->size());
+      } else {  // BF16 on a big-endian host: swap each element's bytes
+        std::vector<uint8_t> swapped(*t.raw);
+        for (size_t k = 0; k + 1 < swapped.size(); k += 2) std::swap(swapped[k], swapped[k + 1]);
+        tmp.write(swapped.data(), swapped.size());
+      }
+      continue;
+    }
     const size_t numel = static_cast<size_t>(t.value.numel());
     if (little) {
       tmp.write(t.value.data(), numel * sizeof(float));
@@ -625,13 +647,28 @@ void save_safetensors(const std::string& path, const std::vector<NamedTensor>& t
   tmp.commit();
 }
 
-SafetensorsContent load_safetensors(const std::string& path) {
+SafetensorsContent load_safetensors(const std::string& path, bool keep_low_precision) {
   check_path(path);
   InputFile file(path);
   Header h = read_header(path, file);
   SafetensorsContent out;
   out.tensors.reserve(h.entries.size());
-  for (const Entry& e : h.entries) out.tensors.push_back({e.name, read_tensor(file, h, e)});
+  for (const Entry& e : h.entries) {
+    const bool raw = keep_low_precision && (e.dtype->dtype == StDType::I8 || e.dtype->dtype == StDType::BF16);
+    if (!raw) {
+      out.tensors.push_back({e.name, read_tensor(file, h, e)});
+      continue;
+    }
+    NamedTensor t;
+    t.name = e.name;
+    t.raw_dtype = e.dtype->name;
+    t.raw_shape = e.shape;
+    t.raw = std::make_shared<std::vector<uint8_t>>(static_cast<size_t>(e.end - e.begin));
+    if (e.end > e.begin) file.read_at(h.data_start + e.begin, t.raw->data(), e.end - e.begin);
+    if (e.dtype->dtype == StDType::BF16 && !host_is_little_endian())
+      for (size_t k = 0; k + 1 < t.raw->size(); k += 2) std::swap((*t.raw)[k], (*t.raw)[k + 1]);
+    out.tensors.push_back(std::move(t));
+  }
   out.metadata = std::move(h.metadata);
   return out;
 }

@@ -132,11 +132,10 @@ Tensor BERT::forward(const int64_t* input_ids, const int64_t* token_type_ids, in
 }
 
 Tensor BERT::head_forward(const Tensor& h) {
-  const int64_t N = B_ * T_, H = cfg_.hidden_size, V = cfg_.vocab_size;
+  const int64_t N = B_ * T_, V = cfg_.vocab_size;
   mlm_y_ = mlm_.forward(h);  // [B, T, H]
   logits_ = Tensor::empty({B_, T_, V});
-  linear_forward(logits_.data(), mlm_y_.data(), word_embeddings_.weight().value.data(), mlm_.bias().value.data(), N,
-                 H, V);
+  weight_linear(logits_.data(), mlm_y_.data(), word_embeddings_.weight(), mlm_.bias().value.data(), N);
   have_head_ = true;
   return logits_;
 }
@@ -175,6 +174,7 @@ float BERT::mlm_loss(const int64_t* input_ids, const int64_t* labels, const int6
 }
 
 void BERT::backward() {
+  check_trainable("BERT.backward");
   CF_CHECK_STATE(have_loss_, "BERT.backward() needs a loss: call mlm_loss(input_ids, labels) first");
   Tensor dlogits = Tensor::zeros(logits_.shape());
   cross_entropy_backward(dlogits.data(), logits_.data(), labels_.data(), B_ * T_, cfg_.vocab_size, -100, 0.0f);
@@ -182,6 +182,7 @@ void BERT::backward() {
 }
 
 void BERT::backward_logits(const Tensor& dlogits) {
+  check_trainable("BERT.backward");
   CF_CHECK_STATE(have_head_, "BERT.backward_logits() needs the logits of mlm_logits() or mlm_loss() first");
   CF_CHECK_VALUE(dlogits.shape() == Shape({B_, T_, cfg_.vocab_size}), "grad_logits: expected shape ",
                  shape_str({B_, T_, cfg_.vocab_size}), ", got ", shape_str(dlogits.shape()));
@@ -193,6 +194,7 @@ void BERT::backward_logits(const Tensor& dlogits) {
 }
 
 void BERT::backward_pooled(const Tensor& dpooled) {
+  check_trainable("BERT.backward");
   CF_CHECK_STATE(have_pooled_, "BERT.backward_pooled() needs the output of pooled_output() first");
   const int64_t H = cfg_.hidden_size;
   CF_CHECK_VALUE(dpooled.shape() == Shape({B_, H}), "grad_pooled: expected shape ", shape_str({B_, H}), ", got ",
@@ -207,6 +209,7 @@ void BERT::backward_pooled(const Tensor& dpooled) {
 }
 
 void BERT::backward_hidden(const Tensor& dhidden) {
+  check_trainable("BERT.backward");
   CF_CHECK_STATE(have_forward_, "BERT.backward_hidden() needs a forward pass first");
   CF_CHECK_VALUE(dhidden.shape() == Shape({B_, T_, cfg_.hidden_size}), "grad_hidden: expected shape ",
                  shape_str({B_, T_, cfg_.hidden_size}), ", got ", shape_str(dhidden.shape()));

@@ -116,14 +116,15 @@ Tensor GPT::forward(const int64_t* idx, int64_t B, int64_t T, const std::vector<
   for (auto& blk : h_) h = blk->forward(h, mask);
   const Tensor xf = ln_f_.forward(h);
   logits_ = Tensor::empty({B, T, cfg_.vocab_size});
-  linear_forward(logits_.data(), xf.data(), wte_.weight().value.data(), nullptr, B * T, C, cfg_.vocab_size);
-  xf_ = grad_enabled() ? xf : Tensor();
+  weight_linear(logits_.data(), xf.data(), wte_.weight(), nullptr, B * T);
+  xf_ = saves_activations() ? xf : Tensor();
   B_ = B;
   T_ = T;
   return logits_;
 }
 
 void GPT::backward_logits(const Tensor& dlogits) {
+  check_trainable("GPT.backward");
   CF_CHECK_STATE(xf_.defined(), "GPT.backward called before forward (or after a forward under no_grad)");
   CF_CHECK_VALUE(dlogits.shape() == Shape({B_, T_, cfg_.vocab_size}), "grad_logits: expected shape ",
                  shape_str({B_, T_, cfg_.vocab_size}), ", got ", shape_str(dlogits.shape()));
@@ -159,6 +160,7 @@ float GPT::loss(const int64_t* idx, const int64_t* targets, int64_t B, int64_t T
 }
 
 void GPT::backward() {
+  check_trainable("GPT.backward");
   CF_CHECK_STATE(have_loss_, "GPT.backward() needs a loss: call loss(idx, targets) first");
   Tensor dlogits = Tensor::zeros(logits_.shape());
   cross_entropy_backward(dlogits.data(), logits_.data(), targets_.data(), B_ * T_, cfg_.vocab_size, -100, 0.0f);
@@ -172,7 +174,7 @@ Tensor GPT::head_last(const Tensor& h) {
     std::copy(h.data() + (b * Tn + Tn - 1) * C, h.data() + (b * Tn + Tn) * C, last.data() + b * C);
   last = ln_f_.inference(last);
   Tensor logits = Tensor::empty({B, V});
-  linear_forward(logits.data(), last.data(), wte_.weight().value.data(), nullptr, B, C, V);
+  weight_linear(logits.data(), last.data(), wte_.weight(), nullptr, B);
   return logits;
 }
 
@@ -257,7 +259,7 @@ std::vector<int64_t> GPT::generate(const int64_t* idx, int64_t B, int64_t T, int
   eval();
   std::vector<KVCache> caches(h_.size());
   int64_t cur = T;  // tokens in seq per row
-  std::vector<int64_t> window, next(static_cast<size_t>(B));
+  std::vector<int64_t> window, positions, next(static_cast<size_t>(B));
   try {
     for (int64_t step = 0; step < max_new_tokens; ++step) {
       // Tokens to feed and their first position.
@@ -275,15 +277,12 @@ std::vector<int64_t> GPT::generate(const int64_t* idx, int64_t B, int64_t T, int
       for (int64_t b = 0; b < B; ++b)
         std::copy(seq.begin() + b * total + start, seq.begin() + b * total + start + n, window.begin() + b * n);
       Tensor x = Tensor::empty({B, n, C});
-      const float* wte = wte_.weight().value.data();
-      const float* wpe = wpe_.weight().value.data();
-      for (int64_t b = 0; b < B; ++b)
-        for (int64_t t = 0; t < n; ++t) {
-          const float* e = wte + window[b * n + t] * C;
-          const float* p = wpe + (pos0 + t) * C;
-          float* dst = x.data() + (b * n + t) * C;
-          for (int64_t c = 0; c < C; ++c) dst[c] = e[c] + p[c];
-        }
+      Tensor pe = Tensor::empty({n, C});
+      positions.resize(static_cast<size_t>(n));
+      for (int64_t t = 0; t < n; ++t) positions[t] = pos0 + t;
+      weight_lookup(x.data(), wte_.weight(), window.data(), B * n);
+      weight_lookup(pe.data(), wpe_.weight(), positions.data(), n);
+      for (int64_t b = 0; b < B; ++b) residual_forward(x.data() + b * n * C, x.data() + b * n * C, pe.data(), n * C);
       for (size_t l = 0; l < h_.size(); ++l) x = h_[l]->forward_cached(x, caches[l], bs);
       Tensor logits = head_last(x);
       sample_tokens(logits.data(), B, cfg_.vocab_size, opt, key, static_cast<uint64_t>(step), next.data());

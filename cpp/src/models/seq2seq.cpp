@@ -79,7 +79,7 @@ Tensor Seq2Seq::embed(Embedding& emb, const int64_t* ids, int64_t B, int64_t T, 
     x = emb.forward(ids, {B, T});
   } else {
     x = Tensor::empty({B, T, d});
-    embedding_forward(x.data(), ids, emb.weight().value.data(), B * T, emb.num_embeddings(), d);
+    weight_lookup(x.data(), emb.weight(), ids, B * T);
   }
   const float scale = std::sqrt(static_cast<float>(d));
   float* xd = x.data();
@@ -132,6 +132,7 @@ float Seq2Seq::loss(const int64_t* src, int64_t B, int64_t S, const int64_t* tgt
 }
 
 void Seq2Seq::backward() {
+  check_trainable("Seq2Seq.backward");
   CF_CHECK_STATE(have_loss_, "Seq2Seq.backward() needs a loss: call loss(src, tgt_in, tgt_out) first");
   Tensor dlogits = Tensor::zeros(logits_.shape());
   cross_entropy_backward(dlogits.data(), logits_.data(), targets_.data(), B_ * T_, cfg_.tgt_vocab_size, -100, 0.0f);

@@ -44,16 +44,15 @@ Tensor Seq2Seq::decode_step(DecoderCache& cache, const std::vector<int64_t>& las
   // x [R, 1, d] = tgt_embed[last] * sqrt(d) + PE[pos], as embed() computes it.
   Tensor x = Tensor::empty({R, 1, d});
   const float scale = std::sqrt(static_cast<float>(d));
-  const float* w = tgt_embed_.weight().value.data();
+  weight_lookup(x.data(), tgt_embed_.weight(), last.data(), R);
   const float* pe = pe_.data() + pos * d;
   for (int64_t r = 0; r < R; ++r) {
-    const float* e = w + last[r] * d;
     float* dst = x.data() + r * d;
-    for (int64_t c = 0; c < d; ++c) dst[c] = e[c] * scale + pe[c];
+    for (int64_t c = 0; c < d; ++c) dst[c] = dst[c] * scale + pe[c];
   }
   const Tensor h = transformer_.decoder().forward_cached(x, cache);  // [R, 1, d]
   Tensor logp = Tensor::empty({R, V});
-  linear_forward(logp.data(), h.data(), generator_.weight().value.data(), generator_.bias()->value.data(), R, d, V);
+  weight_linear(logp.data(), h.data(), generator_.weight(), generator_.bias()->value.data(), R);
   for (int64_t r = 0; r < R; ++r) {
     float* row = logp.data() + r * V;
     const float mx = *std::max_element(row, row + V);

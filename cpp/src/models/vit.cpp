@@ -72,8 +72,7 @@ Tensor ViT::forward(const float* images, int64_t B, int64_t C, int64_t Hi, int64
   patches_ = Tensor::empty({B, Np, K});
   patches_forward(patches_.data(), images, B, C, Hi, Wi, P);
   Tensor emb = Tensor::empty({B, Np, H});
-  linear_forward(emb.data(), patches_.data(), projection_.weight().value.data(), projection_.bias()->value.data(),
-                 B * Np, K, H);
+  weight_linear(emb.data(), patches_.data(), projection_.weight(), projection_.bias()->value.data(), B * Np);
   // x[b, 0] = cls + pos[0]; x[b, 1+n] = emb[b, n] + pos[1+n]                  [B, 1+Np, H]
   Tensor x = Tensor::empty({B, Tt, H});
   const float* cls = cls_token_->value.data();
@@ -107,6 +106,7 @@ float ViT::loss(const float* images, const int64_t* labels, int64_t B, int64_t C
 }
 
 void ViT::backward() {
+  check_trainable("ViT.backward");
   CF_CHECK_STATE(have_loss_, "ViT.backward() needs a loss: call loss(images, labels) first");
   Tensor dlogits = Tensor::zeros(logits_.shape());
   cross_entropy_backward(dlogits.data(), logits_.data(), labels_.data(), B_, cfg_.num_classes, -100, 0.0f);
@@ -114,6 +114,7 @@ void ViT::backward() {
 }
 
 void ViT::backward_logits(const Tensor& dlogits) {
+  check_trainable("ViT.backward");
   CF_CHECK_STATE(have_forward_, "ViT.backward_logits() needs a forward pass first");
   CF_CHECK_VALUE(dlogits.shape() == Shape({B_, cfg_.num_classes}), "grad_logits: expected shape ",
                  shape_str({B_, cfg_.num_classes}), ", got ", shape_str(dlogits.shape()));

@@ -32,6 +32,7 @@ Tensor LayerNorm::forward(const Tensor& x) {
 }
 
 Tensor LayerNorm::backward(const Tensor& dout) {
+  check_trainable("LayerNorm.backward");
   CF_CHECK_STATE(x_.defined(), "LayerNorm.backward called before forward (or after a forward under no_grad)");
   CF_CHECK_VALUE(dout.shape() == x_.shape(), "LayerNorm.backward: grad_output: expected shape ",
                  shape_str(x_.shape()), " (the output of the last forward), got ", shape_str(dout.shape()));

@@ -4,6 +4,7 @@
 
 #include "cpuformer/error.hpp"
 #include "cpuformer/runtime/grad_mode.hpp"
+#include "cpuformer/ops/embedding.hpp"
 #include "cpuformer/ops/linear.hpp"
 
 namespace cpuformer {
@@ -14,11 +15,35 @@ void check_last_dim(const Tensor& t, int64_t size, const char* what) {
                  shape_str(t.shape()), ")");
 }
 
+void weight_linear(float* out, const float* x, const Parameter& w, const float* bias, int64_t N, Activation act,
+                   int64_t row0, int64_t rows) {
+  const Shape shape = w.shape();
+  const int64_t O = shape[0], I = shape[1];
+  if (rows < 0) rows = O - row0;
+  if (w.packed) {
+    packed_linear_forward(out, rows, x, I, *w.packed, bias, N, act, row0, row0 + rows);
+    return;
+  }
+  linear_forward(out, x, w.value.data() + row0 * I, bias ? bias + row0 : nullptr, N, I, rows, act);
+}
+
+void weight_lookup(float* out, const Parameter& w, const int64_t* ids, int64_t N) {
+  const Shape shape = w.shape();
+  if (!w.packed) {
+    embedding_forward(out, ids, w.value.data(), N, shape[0], shape[1]);
+    return;
+  }
+  for (int64_t n = 0; n < N; ++n)
+    CF_CHECK_INDEX(ids[n] >= 0 && ids[n] < shape[0], "embedding: token id ", ids[n], " at position ", n,
+                   " is out of range [0, ", shape[0], ")");
+  dequantize_rows(*w.packed, ids, N, out);
+}
+
 Linear::Linear(int64_t in_features, int64_t out_features, bool bias) : in_(in_features), out_(out_features) {
   CF_CHECK_VALUE(in_features >= 1, "Linear: in_features must be >= 1, got ", in_features);
   CF_CHECK_VALUE(out_features >= 1, "Linear: out_features must be >= 1, got ", out_features);
   const float bound = 1.0f / std::sqrt(static_cast<float>(in_features));
-  weight_ = &register_parameter("weight", {out_features, in_features});
+  weight_ = &register_parameter("weight", {out_features, in_features}, /*matrix=*/true);
   init_uniform(weight_->value, -bound, bound);
   if (bias) {
     bias_ = &register_parameter("bias", {out_features});
@@ -32,12 +57,13 @@ Tensor Linear::forward(const Tensor& x) {
   oshape.back() = out_;
   Tensor y = Tensor::empty(oshape);
   const int64_t N = x.numel() / in_;
-  linear_forward(y.data(), x.data(), weight_->value.data(), bias_ ? bias_->value.data() : nullptr, N, in_, out_);
-  x_ = grad_enabled() ? x : Tensor();
+  weight_linear(y.data(), x.data(), *weight_, bias_ ? bias_->value.data() : nullptr, N);
+  x_ = saves_activations() ? x : Tensor();
   return y;
 }
 
 Tensor Linear::backward(const Tensor& dout) {
+  check_trainable("Linear.backward");
   CF_CHECK_STATE(x_.defined(), "Linear.backward called before forward (or after a forward under no_grad)");
   CF_CHECK_VALUE(dout.numel() == x_.numel() / in_ * out_ && dout.size(-1) == out_,
                  "Linear.backward: grad_output shape ", shape_str(dout.shape()), " does not match the output of the last forward");

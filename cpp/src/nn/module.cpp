@@ -11,6 +11,7 @@
 #endif
 
 #include "cpuformer/error.hpp"
+#include "cpuformer/runtime/grad_mode.hpp"
 #include "cpuformer/runtime/rng.hpp"
 
 namespace cpuformer {
@@ -30,6 +31,20 @@ struct GradArena {
     flat = buf;
   }
 };
+
+Shape Parameter::shape() const {
+  if (packed) return {packed->rows, packed->cols};
+  return value.shape();
+}
+
+int64_t Parameter::numel() const { return packed ? packed->rows * packed->cols : value.numel(); }
+
+Tensor Parameter::float_value() const {
+  if (!packed) return value;
+  Tensor t = Tensor::empty({packed->rows, packed->cols});
+  dequantize_weight(*packed, t.data());
+  return t;
+}
 
 float* Parameter::grad_data() { return const_cast<float*>(grad_tensor().data()); }
 
@@ -62,7 +77,7 @@ std::vector<std::pair<std::string, Parameter*>> Module::named_parameters() {
 
 int64_t Module::num_parameters() {
   int64_t n = 0;
-  for (auto& p : named_parameters()) n += p.second->value.numel();
+  for (auto& p : named_parameters()) n += p.second->numel();
   return n;
 }
 
@@ -86,6 +101,7 @@ bool Module::has_gradients() const { return !arena_ || arena_->flat.defined(); }
 
 void Module::flatten_parameters() {
   if (flat_values_.defined()) return;
+  CF_CHECK_STATE(dtype_ == DType::Float32, "flatten_parameters: the module is already ", dtype_name(dtype_));
   auto params = named_parameters();
   constexpr int64_t kAlign = 16;  // floats: 64 bytes
   int64_t total = 0;
@@ -117,9 +133,85 @@ void Module::flatten_parameters() {
 #endif
 }
 
-Parameter& Module::register_parameter(const std::string& name, const Shape& shape) {
+void Module::set_dtype(DType dtype) {
+  dtype_ = dtype;
+  for (auto& c : children_) c.second->set_dtype(dtype);
+}
+
+void Module::check_trainable(const char* what) const {
+  CF_CHECK_STATE(dtype_ == DType::Float32, what, ": this module is ", dtype_name(dtype_),
+                 " (quantized) and inference-only: backward, gradients and optimizers need the float32 model "
+                 "(train that one, then quantize a copy)");
+}
+
+bool Module::saves_activations() const { return dtype_ == DType::Float32 && grad_enabled(); }
+
+void Module::quantize(DType dtype) {
+  CF_CHECK_STATE(dtype_ == DType::Float32, "quantize: this module is already ", dtype_name(dtype_),
+                 "; quantize the float32 model");
+  if (dtype == DType::Float32) return;
+  for (auto& p : named_parameters()) {
+    Parameter& prm = *p.second;
+    if (!prm.matrix) continue;
+    const int64_t rows = prm.value.size(0), cols = prm.value.numel() / rows;
+    try {
+      prm.packed = std::make_shared<PackedWeight>(pack_weight(dtype, prm.value.data(), rows, cols, cols));
+    } catch (const ValueError& e) {
+      throw ValueError(str_cat(p.first, ": ", e.what()));
+    }
+  }
+  commit_packed(dtype);
+}
+
+void Module::commit_packed(DType dtype) {
+  CF_CHECK_STATE(dtype_ == DType::Float32, "quantize: this module is already ", dtype_name(dtype_));
+  CF_CHECK_VALUE(dtype != DType::Float32, "commit_packed: expected bfloat16 or int8");
+  auto params = named_parameters();
+  for (auto& p : params)
+    CF_CHECK_STATE(!p.second->matrix || (p.second->packed && p.second->packed->dtype == dtype), "commit_packed: ",
+                   p.first, " has no ", dtype_name(dtype), " weight");
+  if (flat_values_.defined()) {
+    // The float32 parameters that remain move into a new flat buffer; the
+    // old one (every matrix's float32 values) is freed with its last view.
+    constexpr int64_t kAlign = 16;
+    int64_t total = kAlign;
+    for (auto& p : params)
+      if (!p.second->matrix) total += (p.second->value.numel() + kAlign - 1) / kAlign * kAlign;
+    Tensor flat = Tensor::zeros({total});
+    auto arena = std::make_shared<GradArena>();
+    arena->total = total;
+    int64_t off = 0;
+    for (auto& p : params) {
+      Parameter& prm = *p.second;
+      prm.grad = Tensor();
+      if (prm.matrix) {
+        prm.value = Tensor();
+        prm.arena = nullptr;
+        continue;
+      }
+      Tensor v = Tensor::view(flat, off, prm.value.shape());
+      if (prm.value.numel()) std::memcpy(v.data(), prm.value.data(), sizeof(float) * prm.value.numel());
+      prm.value = v;
+      prm.arena = arena;
+      arena->slots.emplace_back(&prm, off);
+      off += (prm.value.numel() + kAlign - 1) / kAlign * kAlign;
+    }
+    flat_values_ = flat;
+    arena_ = arena;
+  } else {
+    for (auto& p : params)
+      if (p.second->matrix) p.second->value = p.second->grad = Tensor();
+  }
+  set_dtype(dtype);
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
+}
+
+Parameter& Module::register_parameter(const std::string& name, const Shape& shape, bool matrix) {
   CF_CHECK_STATE(!flat_values_.defined(), "register_parameter after flatten_parameters");
   auto p = std::make_unique<Parameter>();
+  p->matrix = matrix;
   p->value = Tensor::zeros(shape);  // the gradient is allocated on first use
   params_.emplace_back(name, std::move(p));
   return *params_.back().second;

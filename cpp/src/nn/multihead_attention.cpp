@@ -25,7 +25,7 @@ MultiheadAttention::MultiheadAttention(int64_t embed_dim, int64_t num_heads, flo
   CF_CHECK_VALUE(dropout >= 0.0f && dropout < 1.0f, "MultiheadAttention: dropout must be in [0, 1), got ", dropout);
   D_ = E_ / H_;
   // torch: xavier_uniform_ on in_proj_weight, zero biases, out_proj.weight as nn.Linear.
-  in_proj_weight_ = &register_parameter("in_proj_weight", {3 * E_, E_});
+  in_proj_weight_ = &register_parameter("in_proj_weight", {3 * E_, E_}, /*matrix=*/true);
   const float bound = std::sqrt(6.0f / static_cast<float>(E_ + 3 * E_));
   init_uniform(in_proj_weight_->value, -bound, bound);
   if (bias) {
@@ -144,19 +144,18 @@ Tensor MultiheadAttention::forward(const Tensor& query, const Tensor& key, const
                    "\"): only self-attention (query, key and value the same array) is supported");
     check_variant_call(mask);
   }
-  const float* W = in_proj_weight_->value.data();
   const float* bias = in_proj_bias_ ? in_proj_bias_->value.data() : nullptr;
   if (packed_) {
     // qkv [B, L, 3E] = x · in_proj_weightᵀ + in_proj_bias, one GEMM.
     proj_[0] = Tensor::empty({B, L, 3 * E_});
     proj_[1] = proj_[2] = Tensor();
-    linear_forward(proj_[0].data(), query.data(), W, bias, B * L, E_, 3 * E_);
+    weight_linear(proj_[0].data(), query.data(), *in_proj_weight_, bias, B * L);
   } else {
     const Tensor* in[3] = {&query, &key, &value};
     for (int r = 0; r < 3; ++r) {
       const int64_t T = r == 0 ? L : S;
       proj_[r] = Tensor::empty({B, T, E_});
-      linear_forward(proj_[r].data(), in[r]->data(), W + r * E_ * E_, bias ? bias + r * E_ : nullptr, B * T, E_, E_);
+      weight_linear(proj_[r].data(), in[r]->data(), *in_proj_weight_, bias, B * T, Activation::None, r * E_, E_);
     }
   }
   Tensor attn = Tensor::empty({B, L, E_});
@@ -170,7 +169,7 @@ Tensor MultiheadAttention::forward(const Tensor& query, const Tensor& key, const
     variant_forward(attn, lse);
   else
     attention_forward({attn.data(), L * E_, D_, E_}, lse.data(), proj_view(0), proj_view(1), proj_view(2), saved_);
-  if (grad_enabled()) {
+  if (saves_activations()) {
     query_ = query;
     key_ = key;
     value_ = value;
@@ -207,6 +206,7 @@ std::array<Tensor, 3> MultiheadAttention::attention_grads(const Tensor& dattn) {
 }
 
 std::array<Tensor, 3> MultiheadAttention::backward(const Tensor& dout) {
+  check_trainable("MultiheadAttention.backward");
   CF_CHECK_STATE(attn_.defined(), "MultiheadAttention.backward called before forward (or after a forward under no_grad)");
   CF_CHECK_VALUE(dout.shape() == Shape({B_, L_, E_}), "MultiheadAttention.backward: grad_output: expected shape ",
                  shape_str({B_, L_, E_}), ", got ", shape_str(dout.shape()));
@@ -238,6 +238,7 @@ std::array<Tensor, 3> MultiheadAttention::backward(const Tensor& dout) {
 }
 
 Tensor MultiheadAttention::backward_self(const Tensor& dout) {
+  check_trainable("MultiheadAttention.backward");
   CF_CHECK_STATE(attn_.defined(), "MultiheadAttention.backward called before forward (or after a forward under no_grad)");
   if (!packed_) {
     std::array<Tensor, 3> g = backward(dout);
@@ -266,13 +267,10 @@ Tensor MultiheadAttention::forward_cached(const Tensor& x, KVCache& cache, int64
     CF_CHECK_VALUE(cache.len == 0 || Tn == 1, "KV cache: after the prompt, feed one position at a time (got ", Tn,
                    ")");
     Tensor qkv = Tensor::empty({B, Tn, 3 * E_});
-    linear_forward(qkv.data(), x.data(), in_proj_weight_->value.data(),
-                   in_proj_bias_ ? in_proj_bias_->value.data() : nullptr, B * Tn, E_, 3 * E_);
+    weight_linear(qkv.data(), x.data(), *in_proj_weight_, in_proj_bias_ ? in_proj_bias_->value.data() : nullptr,
+                  B * Tn);
     const Tensor attn = variant_cached(qkv, cache, capacity);
-    Tensor out = Tensor::empty({B, Tn, E_});
-    linear_forward(out.data(), attn.data(), out_proj_.weight().value.data(),
-                   out_proj_.bias() ? out_proj_.bias()->value.data() : nullptr, B * Tn, E_, E_);
-    return out;
+    return out_projection(attn);
   }
   if (!cache.k.defined() || cache.k.size(0) != B || cache.capacity() != capacity) {
     CF_CHECK_VALUE(cache.len == 0, "KV cache: batch size or capacity changed mid-sequence");
@@ -284,8 +282,7 @@ Tensor MultiheadAttention::forward_cached(const Tensor& x, KVCache& cache, int64
                  capacity);
   // qkv [B, Tn, 3E]; copy k, v rows into the cache at positions len..len+Tn.
   Tensor qkv = Tensor::empty({B, Tn, 3 * E_});
-  linear_forward(qkv.data(), x.data(), in_proj_weight_->value.data(),
-                 in_proj_bias_ ? in_proj_bias_->value.data() : nullptr, B * Tn, E_, 3 * E_);
+  weight_linear(qkv.data(), x.data(), *in_proj_weight_, in_proj_bias_ ? in_proj_bias_->value.data() : nullptr, B * Tn);
   const int64_t cap = capacity;
 #pragma omp parallel for schedule(static) if (B * Tn * E_ >= kParallelMinWork)
   for (int64_t bt = 0; bt < B * Tn; ++bt) {
@@ -323,9 +320,13 @@ Tensor MultiheadAttention::forward_cached(const Tensor& x, KVCache& cache, int64
                       {cache.k.data(), cap * E_, D_, E_}, {cache.v.data(), cap * E_, D_, E_}, p);
   }
   cache.len = S;
-  Tensor out = Tensor::empty({B, Tn, E_});
-  linear_forward(out.data(), attn.data(), out_proj_.weight().value.data(),
-                 out_proj_.bias() ? out_proj_.bias()->value.data() : nullptr, B * Tn, E_, E_);
+  return out_projection(attn);
+}
+
+Tensor MultiheadAttention::out_projection(const Tensor& attn) {
+  Tensor out = Tensor::empty(attn.shape());
+  weight_linear(out.data(), attn.data(), out_proj_.weight(), out_proj_.bias() ? out_proj_.bias()->value.data() : nullptr,
+                attn.numel() / E_);
   return out;
 }
 
@@ -335,14 +336,13 @@ KVCache MultiheadAttention::project_kv(const Tensor& memory) {
   CF_CHECK_VALUE(variant_.kind == AttentionKind::Full, "MultiheadAttention.project_kv: only attention=\"full\" is "
                  "supported, got \"", attention_kind_name(variant_.kind), "\"");
   const int64_t Bm = memory.size(0), S = memory.size(1);
-  const float* W = in_proj_weight_->value.data();
   const float* bias = in_proj_bias_ ? in_proj_bias_->value.data() : nullptr;
   KVCache kv;
   kv.k = Tensor::empty({Bm, S, E_});
   kv.v = Tensor::empty({Bm, S, E_});
   // k = memory · W_kᵀ + b_k, v = memory · W_vᵀ + b_v (rows E..2E and 2E..3E of in_proj).
-  linear_forward(kv.k.data(), memory.data(), W + E_ * E_, bias ? bias + E_ : nullptr, Bm * S, E_, E_);
-  linear_forward(kv.v.data(), memory.data(), W + 2 * E_ * E_, bias ? bias + 2 * E_ : nullptr, Bm * S, E_, E_);
+  weight_linear(kv.k.data(), memory.data(), *in_proj_weight_, bias, Bm * S, Activation::None, E_, E_);
+  weight_linear(kv.v.data(), memory.data(), *in_proj_weight_, bias, Bm * S, Activation::None, 2 * E_, E_);
   kv.len = S;
   return kv;
 }
@@ -362,18 +362,15 @@ Tensor MultiheadAttention::forward_kv(const Tensor& query, const KVCache& kv, co
   // attention with batch Bm and G*L query rows against memory row b.
   const int64_t GL = (R / Bm) * L;
   Tensor q = Tensor::empty({R, L, E_});
-  linear_forward(q.data(), query.data(), in_proj_weight_->value.data(),
-                 in_proj_bias_ ? in_proj_bias_->value.data() : nullptr, R * L, E_, E_);
+  weight_linear(q.data(), query.data(), *in_proj_weight_, in_proj_bias_ ? in_proj_bias_->value.data() : nullptr, R * L,
+                Activation::None, 0, E_);
   AttentionParams p = head_params(Bm, GL, S);
   if (!key_padding.empty()) p.key_padding = key_padding.data();
   Tensor attn = Tensor::empty({R, L, E_});
   Tensor lse = Tensor::empty({Bm * H_ * GL});
   attention_forward({attn.data(), GL * E_, D_, E_}, lse.data(), {q.data(), GL * E_, D_, E_},
                     {kv.k.data(), cap * E_, D_, E_}, {kv.v.data(), cap * E_, D_, E_}, p);
-  Tensor out = Tensor::empty({R, L, E_});
-  linear_forward(out.data(), attn.data(), out_proj_.weight().value.data(),
-                 out_proj_.bias() ? out_proj_.bias()->value.data() : nullptr, R * L, E_, E_);
-  return out;
+  return out_projection(attn);
 }
 
 }  // namespace cpuformer

@@ -31,6 +31,7 @@ Tensor TransformerEncoder::forward(const Tensor& src, const AttentionMask& mask)
 }
 
 Tensor TransformerEncoder::backward(const Tensor& dout) {
+  check_trainable("TransformerEncoder.backward");
   Tensor d = norm_ ? norm_->backward(dout) : dout;
   for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) d = (*it)->backward(d);
   return d;
@@ -58,6 +59,7 @@ Tensor TransformerDecoder::forward(const Tensor& tgt, const Tensor& memory, cons
 }
 
 std::array<Tensor, 2> TransformerDecoder::backward(const Tensor& dout) {
+  check_trainable("TransformerDecoder.backward");
   Tensor d = norm_ ? norm_->backward(dout) : dout;
   Tensor dmem;
   for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) {
@@ -140,6 +142,7 @@ Tensor Transformer::forward(const Tensor& src, const Tensor& tgt, const Attentio
 }
 
 std::array<Tensor, 2> Transformer::backward(const Tensor& dout) {
+  check_trainable("Transformer.backward");
   std::array<Tensor, 2> g = decoder_.backward(dout);
   return {encoder_.backward(g[1]), g[0]};
 }

@@ -47,7 +47,7 @@ void TransformerLayerBase::check_input(const Tensor& x, const char* name) const 
 }
 
 Tensor TransformerLayerBase::ff_forward(const Tensor& x) {
-  if (!grad_enabled() && !(training() && dropout_.p() > 0.0f)) {
+  if (!saves_activations() && !(training() && dropout_.p() > 0.0f)) {
     // Nothing to save and nothing to drop: the fused path (bias and
     // activation in the first product's epilogue). Inputs saved by an
     // earlier forward must not outlive this one.
@@ -67,13 +67,11 @@ Tensor TransformerLayerBase::ff_inference(const Tensor& x) {
   const Activation act = !use_gelu_ ? Activation::Relu
                          : gelu_.approximate() == GeluApproximate::Tanh ? Activation::GeluTanh
                                                                         : Activation::Gelu;
-  linear_forward(h.data(), x.data(), linear1_.weight().value.data(),
-                 linear1_.bias() ? linear1_.bias()->value.data() : nullptr, x.numel() / opt_.d_model, opt_.d_model,
-                 opt_.dim_feedforward, act);
+  weight_linear(h.data(), x.data(), linear1_.weight(), linear1_.bias() ? linear1_.bias()->value.data() : nullptr,
+                x.numel() / opt_.d_model, act);
   Tensor out = Tensor::empty(x.shape());
-  linear_forward(out.data(), h.data(), linear2_.weight().value.data(),
-                 linear2_.bias() ? linear2_.bias()->value.data() : nullptr, x.numel() / opt_.d_model,
-                 opt_.dim_feedforward, opt_.d_model);
+  weight_linear(out.data(), h.data(), linear2_.weight(), linear2_.bias() ? linear2_.bias()->value.data() : nullptr,
+                x.numel() / opt_.d_model);
   return out;
 }
 
@@ -145,6 +143,7 @@ Tensor TransformerEncoderLayer::forward(const Tensor& src, const AttentionMask& 
 }
 
 Tensor TransformerEncoderLayer::backward(const Tensor& dout) {
+  check_trainable("TransformerEncoderLayer.backward");
   if (opt_.norm_first) {
     Tensor dx1 = dout.clone();
     add_into(dx1, norm2_.backward(ff_backward(dropout2_.backward(dout))));
@@ -214,6 +213,7 @@ Tensor TransformerDecoderLayer::forward(const Tensor& tgt, const Tensor& memory,
 }
 
 std::array<Tensor, 2> TransformerDecoderLayer::backward(const Tensor& dout) {
+  check_trainable("TransformerDecoderLayer.backward");
   if (opt_.norm_first) {
     Tensor dx2 = dout.clone();
     add_into(dx2, norm3_.backward(ff_backward(dropout3_.backward(dout))));

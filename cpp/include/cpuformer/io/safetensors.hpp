@@ -21,6 +21,7 @@
 // Error) for I/O failures, carrying the errno value.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -41,8 +42,16 @@ struct FileError : Error {
 };
 
 struct NamedTensor {
+  NamedTensor() = default;
+  NamedTensor(std::string n, Tensor v) : name(std::move(n)), value(std::move(v)) {}
   std::string name;
-  Tensor value;
+  Tensor value;  // float32; undefined for a raw tensor
+  // A tensor kept in its stored low precision (quantized weights): raw_dtype
+  // "I8" or "BF16", its shape, and its little-endian bytes.
+  std::string raw_dtype;
+  Shape raw_shape;
+  std::shared_ptr<std::vector<uint8_t>> raw;
+  bool is_raw() const { return raw != nullptr; }
 };
 
 using Metadata = std::vector<std::pair<std::string, std::string>>;
@@ -55,9 +64,11 @@ struct SafetensorsContent {
 // Largest header the reader accepts.
 constexpr int64_t kSafetensorsMaxHeaderBytes = 100'000'000;
 
-// Writes `tensors` as F32 plus string `metadata`. Names must be non-empty,
-// unique, valid UTF-8 and not "__metadata__"; metadata keys must be unique;
-// every tensor must be defined (ValueError, before any file is touched).
+// Writes `tensors` as F32 (raw ones as their I8 / BF16 bytes) plus string
+// `metadata`. Names must be non-empty, unique, valid UTF-8 and not
+// "__metadata__"; metadata keys must be unique; every tensor must be defined
+// and a raw one's byte count must match its shape (ValueError, before any
+// file is touched).
 // Atomic: the data goes to "<path>.tmp-<pid>-<random>" in the same directory,
 // is flushed and fsync'ed, renamed over `path`, and the directory is fsync'ed.
 // On failure the temporary file is removed, `path` is left as it was, and
@@ -65,8 +76,9 @@ constexpr int64_t kSafetensorsMaxHeaderBytes = 100'000'000;
 void save_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
                       const Metadata& metadata = {});
 
-// Reads every tensor, converted to float32, and the metadata.
-SafetensorsContent load_safetensors(const std::string& path);
+// Reads every tensor, converted to float32, and the metadata. With
+// keep_low_precision, I8 and BF16 tensors come back raw (is_raw()) instead.
+SafetensorsContent load_safetensors(const std::string& path, bool keep_low_precision = false);
 
 // Reads and validates only the header; returns the metadata.
 Metadata read_safetensors_metadata(const std::string& path);

@@ -32,4 +32,15 @@ class Linear : public Module {
 // Shape checks shared by modules: the last dim of `t` must be `size`.
 void check_last_dim(const Tensor& t, int64_t size, const char* what);
 
+// Products and lookups with a weight-matrix parameter W [O, I] in whatever
+// precision its module holds it (float32 values, or the packed bfloat16 /
+// int8 form): every module reaches its weight matrices through these.
+// out[N, rows] = act(x[N, I] · W[row0 : row0 + rows]ᵀ + bias[row0 : row0 + rows]);
+// bias is the full bias [O] (or null); rows = -1: O - row0.
+void weight_linear(float* out, const float* x, const Parameter& w, const float* bias, int64_t N,
+                   Activation act = Activation::None, int64_t row0 = 0, int64_t rows = -1);
+// out[n, :] = W[ids[n], :] for n < N (an embedding lookup); IndexError for
+// ids outside [0, O), before anything is written.
+void weight_lookup(float* out, const Parameter& w, const int64_t* ids, int64_t N);
+
 }  // namespace cpuformer

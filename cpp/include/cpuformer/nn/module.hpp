@@ -6,6 +6,14 @@
 // Parameters start as separate tensors; flatten_parameters() on the root moves
 // all values into one flat buffer and all gradients into another (named views
 // into them), so optimizers and zero_grad are one pass over contiguous memory.
+//
+// Precision: a module tree is float32 until quantize(BFloat16 | Int8) on its
+// root converts every weight matrix (parameters registered as matrices: the
+// weights of Linear, MultiheadAttention's in_proj_weight, embedding tables)
+// into a PackedWeight (ops/packed_weight.hpp) that becomes its only copy;
+// biases, LayerNorm and the other small parameters stay float32. Such a tree
+// is inference-only: its forwards save nothing for backward, and backward
+// and optimizers raise StateError.
 #pragma once
 #include <memory>
 #include <mutex>
@@ -13,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "cpuformer/ops/packed_weight.hpp"
 #include "cpuformer/tensor.hpp"
 
 namespace cpuformer {
@@ -24,11 +33,23 @@ struct GradArena;
 // (a model that only runs inference never pays for it): reach the gradient
 // through grad_data()/grad_tensor(), which allocate it (zeroed) if needed.
 struct Parameter {
-  Tensor value;
-  Tensor grad;  // undefined until allocated in a flattened tree
+  Tensor value;  // undefined for a matrix held in low precision (see packed)
+  Tensor grad;   // undefined until allocated in a flattened tree
   float* grad_data();
   const Tensor& grad_tensor();
   std::shared_ptr<GradArena> arena;  // set by flatten_parameters()
+  // A weight matrix [rows, cols] that Module::quantize converts.
+  bool matrix = false;
+  // Set once the tree is in bfloat16 or int8: the matrix in the layout the
+  // kernels read, and the only copy of its values.
+  std::shared_ptr<const PackedWeight> packed;
+
+  // value's shape, or the packed matrix's [rows, cols].
+  Shape shape() const;
+  int64_t numel() const;
+  // The float32 values the module computes with: value itself, or a fresh
+  // dequantized copy of a packed matrix.
+  Tensor float_value() const;
 };
 
 class Module {
@@ -58,13 +79,33 @@ class Module {
   // Whether gradient storage exists yet.
   bool has_gradients() const;
 
+  // The precision of this module's weight matrices (the whole tree's).
+  DType dtype() const { return dtype_; }
+  // On the root of a flattened tree: converts every weight matrix to `dtype`
+  // (bfloat16 or int8) and frees its float32 values; the other parameters
+  // move into a new, smaller flat buffer. Float32 leaves a float32 tree as it
+  // is. StateError on a tree that is already in low precision (quantize the
+  // float32 model instead).
+  void quantize(DType dtype);
+  // The second half of quantize, for loaders that set every matrix's
+  // `packed` themselves (a low-precision checkpoint): frees the float32
+  // values of the matrices, re-flattens the rest, marks the tree `dtype`.
+  void commit_packed(DType dtype);
+  // StateError "<what>: this module is <dtype> (quantized) and inference-only ..."
+  // unless the tree is float32.
+  void check_trainable(const char* what) const;
+  // Whether a forward should save what backward needs: grad mode is on and
+  // the tree is float32.
+  bool saves_activations() const;
+
   // Serialises calls into one module tree from several threads: forward
   // caches activations in the modules, so two concurrent calls on the same
   // model would race. The bindings and the C API hold it for every call.
   std::mutex& call_mutex() const { return call_mutex_; }
 
  protected:
-  Parameter& register_parameter(const std::string& name, const Shape& shape);
+  // `matrix`: a weight matrix [rows, cols] that quantize() converts.
+  Parameter& register_parameter(const std::string& name, const Shape& shape, bool matrix = false);
   void register_module(const std::string& name, Module* child);
   // Hook for modules whose train() must do more (none yet).
   virtual void on_train(bool) {}
@@ -75,7 +116,9 @@ class Module {
   std::vector<std::pair<std::string, Module*>> children_;
   Tensor flat_values_;
   std::shared_ptr<GradArena> arena_;
+  void set_dtype(DType dtype);
   bool training_ = true;
+  DType dtype_ = DType::Float32;
   mutable std::mutex call_mutex_;
 };
 

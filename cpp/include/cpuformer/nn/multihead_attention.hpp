@@ -112,6 +112,8 @@ class MultiheadAttention : public Module {
   Tensor variant_cached(const Tensor& qkv, KVCache& cache, int64_t capacity);  // -> attn [B,Tn,E]
 
   void check_mask(const AttentionMask& m, int64_t B, int64_t L, int64_t S) const;
+  // out_proj on attn [..., E] for the inference paths (nothing saved).
+  Tensor out_projection(const Tensor& attn);
   AttentionParams make_params();  // from mask_ and the saved sizes
   // Batch, heads, lengths, head sizes and the 1/sqrt(D) scale; no mask.
   AttentionParams head_params(int64_t B, int64_t L, int64_t S) const;

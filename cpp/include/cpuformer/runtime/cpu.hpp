@@ -7,6 +7,10 @@ struct CpuFeatures {
   bool avx2 = false;
   bool fma = false;
   bool avx512f = false;  // and the OS saves the zmm registers
+  bool avx512bw = false;
+  bool avx512vl = false;
+  bool avx512vnni = false;  // vpdpbusd: int8 dot products
+  bool avx512bf16 = false;  // vdpbf16ps: bfloat16 dot products
 };
 // Detected once (x86 with GCC or Clang; all false elsewhere).
 const CpuFeatures& cpu_features();
@@ -25,5 +29,20 @@ GemmKernel gemm_kernel();
 
 // True when the library was built with runtime kernel dispatch.
 bool gemm_runtime_dispatch();
+
+// The low-precision kernels (ops/packed_weight.hpp). On x86-64 with GCC or
+// Clang every build carries all three levels and picks the widest this CPU
+// runs, under the same CPUFORMER_GEMM_KERNEL cap (avx512 allows all, avx2
+// stops at Avx2, eigen at Scalar):
+//   int8: Avx512 = AVX512-VNNI (with AVX512BW/VL), Avx2 = AVX2, Scalar = plain C++
+//   bf16: Avx512 = AVX512-BF16 (with AVX512BW/VL), Avx2 = AVX2+FMA, Scalar = plain C++
+// Every int8 kernel computes bit-identical results; the bf16 ones agree to
+// float rounding.
+enum class LowpKernel { Scalar = 0, Avx2 = 1, Avx512 = 2 };
+LowpKernel int8_kernel();
+LowpKernel bf16_kernel();
+// "avx512-vnni" / "avx512-bf16", "avx2", "scalar".
+const char* int8_kernel_name(LowpKernel k);
+const char* bf16_kernel_name(LowpKernel k);
 
 }  // namespace cpuformer

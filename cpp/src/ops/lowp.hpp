@@ -1,0 +1,45 @@
+// Private: the low-precision GEMM behind ops/packed_weight.hpp. One call's
+// operands, and the entry point of each kernel (lowp_kernel.hpp holds their
+// bodies; lowp_scalar.cpp, lowp_avx2.cpp and lowp_avx512.cpp build them per
+// instruction set; runtime/cpu.hpp picks one).
+#pragma once
+#include <cstdint>
+
+#include "cpuformer/ops/activations.hpp"
+
+namespace cpuformer {
+namespace detail {
+
+// out[m, j - o0] = act(x[m, :] · W[j, :] + bias[j]) for m < M, o0 <= j < o1.
+struct LowpGemm {
+  const uint8_t* b;       // the packed panels (ops/packed_weight.hpp)
+  const float* wscale;    // int8: [rows of W]
+  const int32_t* comp;    // int8: [rows of W]
+  int64_t groups;         // 4-byte groups per panel row (padded cols / g)
+  int64_t cols;           // K, the real column count of W
+  const float* x;         // [M, ldx]
+  int64_t ldx;
+  int64_t M;
+  int64_t o0, o1;
+  float* out;             // [M, ldo]
+  int64_t ldo;
+  const float* bias;      // indexed by row of W, or null
+  Activation act;
+  uint8_t* abuf;          // scratch, M * groups * 4 bytes, 64-byte aligned: the rounded activations
+  float* ascale;          // scratch, M floats: int8 row scales
+};
+
+// A kernel: rounds the activations into abuf/ascale, then the product.
+using LowpEntry = void (*)(const LowpGemm&, int nthreads);
+
+void lowp_int8_scalar(const LowpGemm& g, int nthreads);
+void lowp_bf16_scalar(const LowpGemm& g, int nthreads);
+#if defined(CPUFORMER_LOWP_X86)
+void lowp_int8_avx2(const LowpGemm& g, int nthreads);
+void lowp_bf16_avx2(const LowpGemm& g, int nthreads);
+void lowp_int8_avx512(const LowpGemm& g, int nthreads);  // AVX512-VNNI
+void lowp_bf16_avx512(const LowpGemm& g, int nthreads);  // AVX512-BF16
+#endif
+
+}  // namespace detail
+}  // namespace cpuformer

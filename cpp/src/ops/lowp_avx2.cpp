@@ -1,0 +1,16 @@
+// The AVX2 low-precision kernels (see lowp_kernel.hpp), compiled with
+// -mavx2 -mfma on x86-64 (cpp/CMakeLists.txt) in every build, so one library
+// carries them whatever its own target. Only called once runtime/cpu.cpp has
+// seen the CPU support AVX2 and FMA.
+#if defined(CPUFORMER_LOWP_X86)
+#include "lowp_kernel.hpp"
+
+namespace cpuformer {
+namespace detail {
+
+void lowp_int8_avx2(const LowpGemm& g, int nthreads) { lowp::run<lowp::Avx2Int8>(g, nthreads); }
+void lowp_bf16_avx2(const LowpGemm& g, int nthreads) { lowp::run<lowp::Avx2Bf16>(g, nthreads); }
+
+}  // namespace detail
+}  // namespace cpuformer
+#endif

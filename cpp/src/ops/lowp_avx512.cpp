@@ -1,0 +1,16 @@
+// The AVX-512 low-precision kernels (see lowp_kernel.hpp): int8 with
+// AVX512-VNNI (vpdpbusd) and bf16 with AVX512-BF16 (vdpbf16ps), compiled
+// with those instruction sets enabled on x86-64 (cpp/CMakeLists.txt) in every
+// build. Only called once runtime/cpu.cpp has seen the CPU support them.
+#if defined(CPUFORMER_LOWP_X86)
+#include "lowp_kernel.hpp"
+
+namespace cpuformer {
+namespace detail {
+
+void lowp_int8_avx512(const LowpGemm& g, int nthreads) { lowp::run<lowp::Avx512Int8>(g, nthreads); }
+void lowp_bf16_avx512(const LowpGemm& g, int nthreads) { lowp::run<lowp::Avx512Bf16>(g, nthreads); }
+
+}  // namespace detail
+}  // namespace cpuformer
+#endif

@@ -1,0 +1,412 @@
+// Private: the bodies of the low-precision GEMM kernels (see lowp.hpp and
+// ops/packed_weight.hpp for the contract and the packed layout).
+//
+// One driver, several tile policies. A policy P supplies
+//   kMR        rows of x per register tile (the tile is kMR x 32 outputs)
+//   Acc        int32_t (int8) or float (bf16)
+//   kUnsignedA int8 only: activations stored as q + 128 (u8, for vpdpbusd),
+//              corrected by W's compensation row; otherwise q as s8
+//   prep       rounds one row of x into the kernel's activation format
+//   tile<R>    acc[R][32] = Σ over all groups of x rows · one panel of W
+// and the driver splits the work between threads (rows of x, or panels of W
+// when x has few rows), walks blocks of panels that stay in L2, and applies
+// the epilogue (int8 scales, bias, activation) as each tile completes.
+//
+// Policies exist for the instruction sets the including file is compiled
+// for: always the scalar ones, AVX2 ones under __AVX2__, AVX-512 ones under
+// __AVX512VNNI__ / __AVX512BF16__. Each including file instantiates only the
+// policies of its own entry points (lowp_avx2.cpp the AVX2 ones even when a
+// native build makes AVX-512 available), so the instruction set a kernel
+// uses is the one its name says. Everything has internal linkage, as in
+// gemm_driver.hpp: the linker can never share code between instruction sets.
+#pragma once
+#if defined(__AVX2__) || defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+#include "lowp.hpp"
+#include "cpuformer/ops/activations.hpp"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wuninitialized"  // see gemm_kernel_avx512.hpp
+#endif
+
+namespace cpuformer {
+namespace detail {
+namespace {
+namespace lowp {
+
+constexpr int kPanel = 32;             // rows of W per panel = output columns per tile
+constexpr int64_t kGroupBytes = 4;     // bytes per row of W per group
+constexpr int64_t kPanelGroup = kPanel * kGroupBytes;
+constexpr int64_t kBlockBytes = 256 << 10;          // panels walked together (stay in L2)
+constexpr int64_t kMinParallelWork = int64_t(1) << 18;  // multiply-adds below which one thread runs
+
+inline int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
+inline int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
+
+inline int32_t load_i32(const uint8_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// ---------------------------------------------------------------------------
+// Activation rounding (ops/packed_weight.hpp: quantize_rows_int8, float_to_bf16)
+// ---------------------------------------------------------------------------
+
+inline uint16_t to_bf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  if ((u & 0x7FFFFFFFu) > 0x7F800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);  // quiet NaN
+  u += 0x7FFFu + ((u >> 16) & 1u);
+  return static_cast<uint16_t>(u >> 16);
+}
+
+inline float from_bf16(uint16_t b) {
+  const uint32_t u = static_cast<uint32_t>(b) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// One row of x [K] -> q [groups * 4] (s8, or u8 = q + 128) and its scale.
+template <bool kUnsigned>
+inline void prep_int8(const float* x, int64_t K, int64_t groups, uint8_t* q, float* scale) {
+  float amax = 0.0f;
+  int bad = 0;
+  for (int64_t k = 0; k < K; ++k) {
+    const float a = std::fabs(x[k]);
+    bad |= !(a <= std::numeric_limits<float>::max());  // NaN or Inf
+    amax = a > amax ? a : amax;
+  }
+  const int64_t Kp = groups * kGroupBytes;
+  const uint8_t zero = kUnsigned ? 128 : 0;
+  if (bad || !(amax >= std::numeric_limits<float>::min())) {  // NaN/Inf, or zero/subnormal
+    *scale = bad ? std::numeric_limits<float>::quiet_NaN() : 0.0f;
+    std::memset(q, zero, static_cast<size_t>(Kp));
+    return;
+  }
+  const float inv = 127.0f / amax;
+  *scale = amax / 127.0f;
+  constexpr float kMagic = 12582912.0f;  // 1.5 · 2^23: adding and subtracting it rounds half to even
+  for (int64_t k = 0; k < K; ++k) {
+    float t = (x[k] * inv + kMagic) - kMagic;
+    t = t > 127.0f ? 127.0f : t;
+    t = t < -127.0f ? -127.0f : t;
+    const int v = static_cast<int>(t);
+    q[k] = static_cast<uint8_t>(kUnsigned ? v + 128 : v);
+  }
+  for (int64_t k = K; k < Kp; ++k) q[k] = zero;
+}
+
+inline void prep_bf16(const float* x, int64_t K, int64_t groups, uint8_t* out) {
+  uint16_t* o = reinterpret_cast<uint16_t*>(out);
+  for (int64_t k = 0; k < K; ++k) o[k] = to_bf16(x[k]);
+  for (int64_t k = K; k < groups * 2; ++k) o[k] = 0;
+}
+
+struct Int8Prep {
+  using Acc = int32_t;
+  static constexpr bool kInt8 = true;
+};
+struct Bf16Prep {
+  using Acc = float;
+  static constexpr bool kInt8 = false;
+  static constexpr bool kUnsignedA = false;
+};
+
+// ---------------------------------------------------------------------------
+// Tile policies
+// ---------------------------------------------------------------------------
+
+// Plain C++: the reference every other policy must match (int8: exactly;
+// bf16: each product is exact in float32, added odd element first, as
+// vdpbf16ps does).
+struct ScalarInt8 : Int8Prep {
+  static constexpr int kMR = 4;
+  static constexpr bool kUnsignedA = false;
+  template <int R>
+  static void tile(const uint8_t* a, int64_t lda, const uint8_t* b, int64_t ng, int32_t* acc) {
+    for (int i = 0; i < R * kPanel; ++i) acc[i] = 0;
+    for (int64_t g = 0; g < ng; ++g) {
+      const int8_t* bg = reinterpret_cast<const int8_t*>(b + g * kPanelGroup);
+      for (int r = 0; r < R; ++r) {
+        const int8_t* ar = reinterpret_cast<const int8_t*>(a + r * lda + g * kGroupBytes);
+        const int32_t a0 = ar[0], a1 = ar[1], a2 = ar[2], a3 = ar[3];
+        int32_t* out = acc + r * kPanel;
+        for (int j = 0; j < kPanel; ++j)
+          out[j] += a0 * bg[4 * j] + a1 * bg[4 * j + 1] + a2 * bg[4 * j + 2] + a3 * bg[4 * j + 3];
+      }
+    }
+  }
+};
+
+struct ScalarBf16 : Bf16Prep {
+  static constexpr int kMR = 4;
+  template <int R>
+  static void tile(const uint8_t* a, int64_t lda, const uint8_t* b, int64_t ng, float* acc) {
+    for (int i = 0; i < R * kPanel; ++i) acc[i] = 0.0f;
+    for (int64_t g = 0; g < ng; ++g) {
+      const uint16_t* bg = reinterpret_cast<const uint16_t*>(b + g * kPanelGroup);
+      for (int r = 0; r < R; ++r) {
+        const uint16_t* ar = reinterpret_cast<const uint16_t*>(a + r * lda + g * kGroupBytes);
+        const float lo = from_bf16(ar[0]), hi = from_bf16(ar[1]);
+        float* out = acc + r * kPanel;
+        for (int j = 0; j < kPanel; ++j) {
+          float s = out[j] + hi * from_bf16(bg[2 * j + 1]);
+          out[j] = s + lo * from_bf16(bg[2 * j]);
+        }
+      }
+    }
+  }
+};
+
+#if defined(__AVX2__) && defined(__FMA__)
+// AVX2: s8 activations; |a| (u8) times b with a's signs (s8) through
+// vpmaddubsw (pair sums <= 2 · 127 · 127, no saturation), then vpmaddwd
+// against ones: the exact 4-term dot product per int32 lane.
+struct Avx2Int8 : Int8Prep {
+  static constexpr int kMR = 2;
+  static constexpr bool kUnsignedA = false;
+  template <int R>
+  static void tile(const uint8_t* a, int64_t lda, const uint8_t* b, int64_t ng, int32_t* acc) {
+    __m256i c[R][4];
+    for (int r = 0; r < R; ++r)
+      for (int v = 0; v < 4; ++v) c[r][v] = _mm256_setzero_si256();
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t g = 0; g < ng; ++g) {
+      __m256i sa[R], ua[R];
+      for (int r = 0; r < R; ++r) {
+        sa[r] = _mm256_set1_epi32(load_i32(a + r * lda + g * kGroupBytes));
+        ua[r] = _mm256_abs_epi8(sa[r]);
+      }
+      const uint8_t* bg = b + g * kPanelGroup;
+      for (int v = 0; v < 4; ++v) {
+        const __m256i bv = _mm256_load_si256(reinterpret_cast<const __m256i*>(bg + 32 * v));
+        for (int r = 0; r < R; ++r) {
+          const __m256i p = _mm256_maddubs_epi16(ua[r], _mm256_sign_epi8(bv, sa[r]));
+          c[r][v] = _mm256_add_epi32(c[r][v], _mm256_madd_epi16(p, ones));
+        }
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int v = 0; v < 4; ++v) _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc + r * kPanel + 8 * v), c[r][v]);
+  }
+};
+
+// AVX2 + FMA: bf16 pairs widened to float32 (the high element by masking,
+// the low one by shifting), odd element first, as vdpbf16ps.
+struct Avx2Bf16 : Bf16Prep {
+  static constexpr int kMR = 2;
+  template <int R>
+  static void tile(const uint8_t* a, int64_t lda, const uint8_t* b, int64_t ng, float* acc) {
+    __m256 c[R][4];
+    for (int r = 0; r < R; ++r)
+      for (int v = 0; v < 4; ++v) c[r][v] = _mm256_setzero_ps();
+    const __m256i hi_mask = _mm256_set1_epi32(static_cast<int32_t>(0xFFFF0000u));
+    for (int64_t g = 0; g < ng; ++g) {
+      __m256 ahi[R], alo[R];
+      for (int r = 0; r < R; ++r) {
+        const __m256i av = _mm256_set1_epi32(load_i32(a + r * lda + g * kGroupBytes));
+        ahi[r] = _mm256_castsi256_ps(_mm256_and_si256(av, hi_mask));
+        alo[r] = _mm256_castsi256_ps(_mm256_slli_epi32(av, 16));
+      }
+      const uint8_t* bg = b + g * kPanelGroup;
+      for (int v = 0; v < 4; ++v) {
+        const __m256i bv = _mm256_load_si256(reinterpret_cast<const __m256i*>(bg + 32 * v));
+        const __m256 bhi = _mm256_castsi256_ps(_mm256_and_si256(bv, hi_mask));
+        const __m256 blo = _mm256_castsi256_ps(_mm256_slli_epi32(bv, 16));
+        for (int r = 0; r < R; ++r) {
+          c[r][v] = _mm256_fmadd_ps(ahi[r], bhi, c[r][v]);
+          c[r][v] = _mm256_fmadd_ps(alo[r], blo, c[r][v]);
+        }
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int v = 0; v < 4; ++v) _mm256_storeu_ps(acc + r * kPanel + 8 * v, c[r][v]);
+  }
+};
+#endif
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+// AVX512-VNNI: u8 activations (q + 128) times s8 weights, 4 products per
+// int32 lane per vpdpbusd; a 14 x 32 tile in 28 zmm accumulators.
+struct Avx512Int8 : Int8Prep {
+  static constexpr int kMR = 14;
+  static constexpr bool kUnsignedA = true;
+  template <int R>
+  static void tile(const uint8_t* a, int64_t lda, const uint8_t* b, int64_t ng, int32_t* acc) {
+    __m512i c0[R], c1[R];
+#pragma GCC unroll 14
+    for (int r = 0; r < R; ++r) c0[r] = c1[r] = _mm512_setzero_si512();
+    for (int64_t g = 0; g < ng; ++g) {
+      const __m512i b0 = _mm512_load_si512(b + g * kPanelGroup);
+      const __m512i b1 = _mm512_load_si512(b + g * kPanelGroup + 64);
+#pragma GCC unroll 14
+      for (int r = 0; r < R; ++r) {
+        const __m512i av = _mm512_set1_epi32(load_i32(a + r * lda + g * kGroupBytes));
+        c0[r] = _mm512_dpbusd_epi32(c0[r], av, b0);
+        c1[r] = _mm512_dpbusd_epi32(c1[r], av, b1);
+      }
+    }
+#pragma GCC unroll 14
+    for (int r = 0; r < R; ++r) {
+      _mm512_storeu_si512(acc + r * kPanel, c0[r]);
+      _mm512_storeu_si512(acc + r * kPanel + 16, c1[r]);
+    }
+  }
+};
+#endif
+
+#if defined(__AVX512F__) && defined(__AVX512BF16__)
+// AVX512-BF16: 2 bf16 products per float32 lane per vdpbf16ps; 14 x 32 tile.
+struct Avx512Bf16 : Bf16Prep {
+  static constexpr int kMR = 14;
+  template <int R>
+  static void tile(const uint8_t* a, int64_t lda, const uint8_t* b, int64_t ng, float* acc) {
+    __m512 c0[R], c1[R];
+#pragma GCC unroll 14
+    for (int r = 0; r < R; ++r) c0[r] = c1[r] = _mm512_setzero_ps();
+    for (int64_t g = 0; g < ng; ++g) {
+      const __m512bh b0 = (__m512bh)_mm512_load_si512(b + g * kPanelGroup);
+      const __m512bh b1 = (__m512bh)_mm512_load_si512(b + g * kPanelGroup + 64);
+#pragma GCC unroll 14
+      for (int r = 0; r < R; ++r) {
+        const __m512bh av = (__m512bh)_mm512_set1_epi32(load_i32(a + r * lda + g * kGroupBytes));
+        c0[r] = _mm512_dpbf16_ps(c0[r], av, b0);
+        c1[r] = _mm512_dpbf16_ps(c1[r], av, b1);
+      }
+    }
+#pragma GCC unroll 14
+    for (int r = 0; r < R; ++r) {
+      _mm512_storeu_ps(acc + r * kPanel, c0[r]);
+      _mm512_storeu_ps(acc + r * kPanel + 16, c1[r]);
+    }
+  }
+};
+#endif
+
+// ---------------------------------------------------------------------------
+// Driver
+// ---------------------------------------------------------------------------
+
+template <class P>
+void prepare(const LowpGemm& c, int64_t m0, int64_t m1) {
+  const int64_t lda = c.groups * kGroupBytes;
+  for (int64_t m = m0; m < m1; ++m) {
+    if constexpr (P::kInt8)
+      prep_int8<P::kUnsignedA>(c.x + m * c.ldx, c.cols, c.groups, c.abuf + m * lda, c.ascale + m);
+    else
+      prep_bf16(c.x + m * c.ldx, c.cols, c.groups, c.abuf + m * lda);
+  }
+}
+
+template <class P, int R = P::kMR>
+void tile_rows(int rows, const uint8_t* a, int64_t lda, const uint8_t* b, int64_t ng, typename P::Acc* acc) {
+  if constexpr (R >= 1) {
+    if (rows == R)
+      P::template tile<R>(a, lda, b, ng, acc);
+    else
+      tile_rows<P, R - 1>(rows, a, lda, b, ng, acc);
+  }
+}
+
+// Rows m .. m + R - 1, columns [col0, col0 + 32) of the output from acc[R][32].
+template <class P>
+void epilogue(const LowpGemm& c, const typename P::Acc* acc, int R, int64_t m, int64_t col0) {
+  const int64_t j0 = imax(col0, c.o0), n = imin(col0 + kPanel, c.o1) - j0;
+  const float* ws = P::kInt8 ? c.wscale + j0 : nullptr;
+  const int32_t* comp = P::kInt8 && P::kUnsignedA ? c.comp + j0 : nullptr;
+  const float* bias = c.bias ? c.bias + j0 : nullptr;
+  for (int r = 0; r < R; ++r) {
+    const typename P::Acc* in = acc + r * kPanel + (j0 - col0);
+    float* y = c.out + (m + r) * c.ldo + (j0 - c.o0);
+    if constexpr (P::kInt8) {
+      const float sa = c.ascale[m + r];
+      for (int64_t j = 0; j < n; ++j) {
+        const int32_t s = P::kUnsignedA ? in[j] - comp[j] : in[j];
+        y[j] = static_cast<float>(s) * (sa * ws[j]);
+      }
+    } else {
+      for (int64_t j = 0; j < n; ++j) y[j] = in[j];
+    }
+    if (bias)
+      for (int64_t j = 0; j < n; ++j) y[j] += bias[j];
+    if (c.act != Activation::None) activation_inplace(y, n, c.act);
+  }
+}
+
+// Rows [m0, m1) x panels [p0, p1) on the calling thread.
+template <class P>
+void serial(const LowpGemm& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
+  const int64_t lda = c.groups * kGroupBytes, panel_bytes = c.groups * kPanelGroup;
+  const int64_t block = imax(1, kBlockBytes / panel_bytes);
+  alignas(64) typename P::Acc acc[P::kMR * kPanel];
+  for (int64_t pb = p0; pb < p1; pb += block) {
+    const int64_t pe = imin(p1, pb + block);
+    for (int64_t m = m0; m < m1; m += P::kMR) {
+      const int R = static_cast<int>(imin(P::kMR, m1 - m));
+      for (int64_t p = pb; p < pe; ++p) {
+        tile_rows<P>(R, c.abuf + m * lda, lda, c.b + p * panel_bytes, c.groups, acc);
+        epilogue<P>(c, acc, R, m, p * kPanel);
+      }
+    }
+  }
+}
+
+template <class P>
+void run(const LowpGemm& c, int nthreads) {
+  const int64_t p0 = c.o0 / kPanel, p1 = (c.o1 + kPanel - 1) / kPanel, np = p1 - p0;
+  const int64_t work = c.M * (c.o1 - c.o0) * c.cols;
+  int nt = work < kMinParallelWork ? 1 : nthreads;
+  // Enough rows for two tiles per thread: split them (each thread rounds its
+  // own activations, no barrier); otherwise split the panels of W (decoding).
+  const bool by_rows = c.M >= int64_t(2) * P::kMR * nt;
+  if (!by_rows) nt = static_cast<int>(imin(nt, np));
+  if (nt <= 1) {
+    prepare<P>(c, 0, c.M);
+    serial<P>(c, 0, c.M, p0, p1);
+    return;
+  }
+  if (by_rows) {
+    const int64_t per = (c.M + nt - 1) / nt;
+    const int64_t chunk = (per + P::kMR - 1) / P::kMR * P::kMR;
+#pragma omp parallel num_threads(nt)
+    {
+      int t = 0;
+#ifdef _OPENMP
+      t = omp_get_thread_num();
+#endif
+      const int64_t lo = imin(c.M, t * chunk), hi = imin(c.M, lo + chunk);
+      if (hi > lo) {
+        prepare<P>(c, lo, hi);
+        serial<P>(c, lo, hi, p0, p1);
+      }
+    }
+    return;
+  }
+  prepare<P>(c, 0, c.M);
+  const int64_t chunk = (np + nt - 1) / nt;
+#pragma omp parallel num_threads(nt)
+  {
+    int t = 0;
+#ifdef _OPENMP
+    t = omp_get_thread_num();
+#endif
+    const int64_t lo = imin(p1, p0 + t * chunk), hi = imin(p1, lo + chunk);
+    if (hi > lo) serial<P>(c, 0, c.M, lo, hi);
+  }
+}
+
+}  // namespace lowp
+}  // namespace
+}  // namespace detail
+}  // namespace cpuformer

@@ -1,0 +1,286 @@
+// Packing, quantization and the dispatching product of ops/packed_weight.hpp.
+// The kernels themselves live in lowp_kernel.hpp; this file builds the
+// scalar ones (for the library's own target) and picks one per call from
+// runtime/cpu.hpp's choice.
+#include "cpuformer/ops/packed_weight.hpp"
+
+#include <cstdlib>
+#include <new>
+
+#include "cpuformer/error.hpp"
+#include "cpuformer/io/json.hpp"  // quote_for_message
+#include "cpuformer/runtime/cpu.hpp"
+#include "cpuformer/runtime/threads.hpp"
+#include "lowp_kernel.hpp"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace cpuformer {
+
+namespace detail {
+void lowp_int8_scalar(const LowpGemm& g, int nthreads) { lowp::run<lowp::ScalarInt8>(g, nthreads); }
+void lowp_bf16_scalar(const LowpGemm& g, int nthreads) { lowp::run<lowp::ScalarBf16>(g, nthreads); }
+}  // namespace detail
+
+namespace {
+
+using detail::lowp::kGroupBytes;
+using detail::lowp::kPanelGroup;
+
+std::shared_ptr<uint8_t> aligned_bytes(int64_t n) {
+  const size_t bytes = static_cast<size_t>((n + 63) / 64 * 64);
+  void* p = std::aligned_alloc(64, bytes == 0 ? 64 : bytes);
+  if (!p) throw std::bad_alloc();
+  std::memset(p, 0, bytes);
+  return std::shared_ptr<uint8_t>(static_cast<uint8_t*>(p), [](uint8_t* q) { std::free(q); });
+}
+
+// Byte offset of element (r, c) of W in the packed layout; esize 1 or 2.
+inline int64_t packed_offset(const PackedWeight& w, int64_t r, int64_t c) {
+  const int64_t g = w.group(), esize = kGroupBytes / g;
+  return (r / kPanelRows) * w.panel_bytes() + (c / g) * kPanelGroup + (r % kPanelRows) * kGroupBytes + (c % g) * esize;
+}
+
+PackedWeight empty_packed(DType dtype, int64_t rows, int64_t cols) {
+  CF_CHECK_VALUE(rows >= 1 && cols >= 1, "packed weight: expected a non-empty matrix, got [", rows, ", ", cols, "]");
+  PackedWeight w;
+  w.dtype = dtype;
+  w.rows = rows;
+  w.cols = cols;
+  if (dtype == DType::Int8)
+    CF_CHECK_VALUE(cols <= kInt8MaxCols, "int8 weights: at most ", kInt8MaxCols, " columns (in_features), got ", cols);
+  w.data = aligned_bytes(w.bytes());
+  return w;
+}
+
+// Parallel over rows of W for big matrices.
+template <class F>
+void for_rows(int64_t rows, int64_t cols, F&& f) {
+#pragma omp parallel for schedule(static) if (rows * cols >= kParallelMinWork)
+  for (int64_t r = 0; r < rows; ++r) f(r);
+}
+
+// A panel's rows are interleaved in 4-byte groups: row r's groups are 128
+// bytes apart, starting at its panel and lane.
+template <class T>
+T* row_base(const PackedWeight& w, int64_t r) {
+  return reinterpret_cast<T*>(w.data.get() + packed_offset(w, r, 0));
+}
+
+void finish_int8(PackedWeight& w) {
+  w.comp.assign(static_cast<size_t>(w.rows), 0);
+  for_rows(w.rows, w.cols, [&](int64_t r) {
+    const int8_t* base = row_base<const int8_t>(w, r);
+    int32_t s = 0;
+    for (int64_t c = 0; c < w.cols; ++c) s += base[(c / 4) * kPanelGroup + c % 4];
+    w.comp[static_cast<size_t>(r)] = 128 * s;
+  });
+}
+
+}  // namespace
+
+const char* dtype_name(DType dtype) {
+  switch (dtype) {
+    case DType::BFloat16:
+      return "bfloat16";
+    case DType::Int8:
+      return "int8";
+    default:
+      return "float32";
+  }
+}
+
+DType parse_dtype(const std::string& name, const char* what) {
+  if (name == "float32" || name == "fp32") return DType::Float32;
+  if (name == "bfloat16" || name == "bf16") return DType::BFloat16;
+  if (name == "int8") return DType::Int8;
+  throw ValueError(str_cat(what, ": expected \"float32\", \"bfloat16\" or \"int8\", got ", quote_for_message(name)));
+}
+
+int64_t PackedWeight::nbytes() const {
+  return (data ? bytes() : 0) + static_cast<int64_t>(scale.size() * sizeof(float) + comp.size() * sizeof(int32_t));
+}
+
+uint16_t float_to_bf16(float x) { return detail::lowp::to_bf16(x); }
+float bf16_to_float(uint16_t b) { return detail::lowp::from_bf16(b); }
+
+void quantize_rows_int8(const float* x, int64_t N, int64_t cols, int8_t* q, float* scale) {
+  const int64_t groups = (cols + 3) / 4;
+  std::vector<uint8_t> row(static_cast<size_t>(groups * 4));
+  for (int64_t n = 0; n < N; ++n) {
+    detail::lowp::prep_int8<false>(x + n * cols, cols, groups, row.data(), scale + n);
+    std::memcpy(q + n * cols, row.data(), static_cast<size_t>(cols));
+  }
+}
+
+PackedWeight pack_weight(DType dtype, const float* w, int64_t rows, int64_t cols, int64_t ldw) {
+  CF_CHECK_VALUE(dtype != DType::Float32, "pack_weight: dtype must be bfloat16 or int8");
+  PackedWeight p = empty_packed(dtype, rows, cols);
+  if (dtype == DType::BFloat16) {
+    for_rows(rows, cols, [&](int64_t r) {
+      uint8_t* base = p.data.get() + packed_offset(p, r, 0);
+      const float* src = w + r * ldw;
+      for (int64_t c = 0; c < cols; ++c) {
+        const uint16_t b = float_to_bf16(src[c]);
+        std::memcpy(base + (c / 2) * kPanelGroup + (c % 2) * 2, &b, 2);
+      }
+    });
+    return p;
+  }
+  p.scale.assign(static_cast<size_t>(rows), 1.0f);
+  int64_t bad_row = -1;
+  const int64_t groups = (cols + 3) / 4;
+  for_rows(rows, cols, [&](int64_t r) {
+    std::vector<uint8_t> q(static_cast<size_t>(groups * 4));
+    float s = 0.0f;
+    detail::lowp::prep_int8<false>(w + r * ldw, cols, groups, q.data(), &s);
+    if (std::isnan(s)) {
+#pragma omp critical(cpuformer_pack_weight)
+      bad_row = bad_row < 0 || r < bad_row ? r : bad_row;
+      return;
+    }
+    if (s > 0.0f) p.scale[static_cast<size_t>(r)] = s;  // else a zero row: q = 0 with scale 1
+    int8_t* base = row_base<int8_t>(p, r);
+    for (int64_t c = 0; c < cols; ++c) base[(c / 4) * kPanelGroup + c % 4] = static_cast<int8_t>(q[c]);
+  });
+  CF_CHECK_VALUE(bad_row < 0, "cannot quantize to int8: row ", bad_row, " of the [", rows, ", ", cols,
+                 "] weight holds NaN or Inf");
+  finish_int8(p);
+  return p;
+}
+
+PackedWeight pack_int8(const int8_t* q, const float* scale, int64_t rows, int64_t cols, const char* what) {
+  for (int64_t r = 0; r < rows; ++r)
+    CF_CHECK_VALUE(std::isfinite(scale[r]) && scale[r] > 0.0f, what, ": scale of row ", r,
+                   " must be finite and > 0, got ", scale[r]);
+  for (int64_t i = 0; i < rows * cols; ++i)
+    CF_CHECK_VALUE(q[i] != -128, what, ": int8 value -128 at flat position ", i, " (quantized weights are in [-127, 127])");
+  PackedWeight p = empty_packed(DType::Int8, rows, cols);
+  p.scale.assign(scale, scale + rows);
+  for_rows(rows, cols, [&](int64_t r) {
+    int8_t* base = row_base<int8_t>(p, r);
+    for (int64_t c = 0; c < cols; ++c) base[(c / 4) * kPanelGroup + c % 4] = q[r * cols + c];
+  });
+  finish_int8(p);
+  return p;
+}
+
+PackedWeight pack_bf16(const uint16_t* w, int64_t rows, int64_t cols) {
+  PackedWeight p = empty_packed(DType::BFloat16, rows, cols);
+  for_rows(rows, cols, [&](int64_t r) {
+    uint16_t* base = row_base<uint16_t>(p, r);
+    for (int64_t c = 0; c < cols; ++c) base[(c / 2) * (kPanelGroup / 2) + c % 2] = w[r * cols + c];
+  });
+  return p;
+}
+
+void unpack_int8(const PackedWeight& w, int8_t* q) {
+  CF_CHECK_VALUE(w.dtype == DType::Int8 && w.defined(), "unpack_int8: not an int8 weight");
+  for_rows(w.rows, w.cols, [&](int64_t r) {
+    const int8_t* base = row_base<const int8_t>(w, r);
+    for (int64_t c = 0; c < w.cols; ++c) q[r * w.cols + c] = base[(c / 4) * kPanelGroup + c % 4];
+  });
+}
+
+void unpack_bf16(const PackedWeight& w, uint16_t* out) {
+  CF_CHECK_VALUE(w.dtype == DType::BFloat16 && w.defined(), "unpack_bf16: not a bfloat16 weight");
+  for_rows(w.rows, w.cols, [&](int64_t r) {
+    const uint16_t* base = row_base<const uint16_t>(w, r);
+    for (int64_t c = 0; c < w.cols; ++c) out[r * w.cols + c] = base[(c / 2) * (kPanelGroup / 2) + c % 2];
+  });
+}
+
+namespace {
+
+void dequantize_row(const PackedWeight& w, int64_t r, float* out) {
+  if (w.dtype == DType::Int8) {
+    const int8_t* base = row_base<const int8_t>(w, r);
+    const float s = w.scale[static_cast<size_t>(r)];
+    for (int64_t c = 0; c < w.cols; ++c) out[c] = s * static_cast<float>(base[(c / 4) * kPanelGroup + c % 4]);
+  } else {
+    const uint16_t* base = row_base<const uint16_t>(w, r);
+    for (int64_t c = 0; c < w.cols; ++c) out[c] = bf16_to_float(base[(c / 2) * (kPanelGroup / 2) + c % 2]);
+  }
+}
+
+}  // namespace
+
+void dequantize_weight(const PackedWeight& w, float* out) {
+  CF_CHECK_VALUE(w.defined(), "dequantize_weight: the weight is not packed");
+  for_rows(w.rows, w.cols, [&](int64_t r) { dequantize_row(w, r, out + r * w.cols); });
+}
+
+void dequantize_rows(const PackedWeight& w, const int64_t* ids, int64_t n, float* out) {
+  CF_CHECK_VALUE(w.defined(), "dequantize_rows: the weight is not packed");
+  for_rows(n, w.cols, [&](int64_t i) { dequantize_row(w, ids[i], out + i * w.cols); });
+}
+
+namespace {
+
+// Per-thread scratch for the rounded activations, grown on demand.
+struct LowpScratch {
+  std::shared_ptr<uint8_t> bytes;
+  int64_t capacity = 0;
+  uint8_t* get(int64_t n) {
+    if (n > capacity) {
+      bytes = aligned_bytes(n);
+      capacity = n;
+    }
+    return bytes.get();
+  }
+};
+thread_local LowpScratch tl_scratch;
+
+detail::LowpEntry pick(DType dtype) {
+  const LowpKernel k = dtype == DType::Int8 ? int8_kernel() : bf16_kernel();
+#if defined(CPUFORMER_LOWP_X86)
+  if (k == LowpKernel::Avx512) return dtype == DType::Int8 ? detail::lowp_int8_avx512 : detail::lowp_bf16_avx512;
+  if (k == LowpKernel::Avx2) return dtype == DType::Int8 ? detail::lowp_int8_avx2 : detail::lowp_bf16_avx2;
+#else
+  (void)k;
+#endif
+  return dtype == DType::Int8 ? detail::lowp_int8_scalar : detail::lowp_bf16_scalar;
+}
+
+int team_size() {
+#ifdef _OPENMP
+  if (!omp_in_parallel()) return omp_get_max_threads();
+#endif
+  return 1;
+}
+
+}  // namespace
+
+void packed_linear_forward(float* out, int64_t ldo, const float* x, int64_t ldx, const PackedWeight& w,
+                           const float* bias, int64_t N, Activation act, int64_t o0, int64_t o1) {
+  CF_CHECK_VALUE(w.defined() && w.dtype != DType::Float32, "packed_linear_forward: the weight is not packed");
+  if (o1 < 0) o1 = w.rows;
+  CF_CHECK_VALUE(0 <= o0 && o0 < o1 && o1 <= w.rows, "packed_linear_forward: rows [", o0, ", ", o1,
+                 ") out of range for a weight of ", w.rows, " rows");
+  if (N <= 0) return;
+  const int64_t groups = w.groups(), lda = groups * kGroupBytes;
+  // Activations, then (int8) their row scales, in one per-thread buffer.
+  const int64_t abytes = (N * lda + 63) / 64 * 64;
+  uint8_t* scratch = tl_scratch.get(abytes + N * static_cast<int64_t>(sizeof(float)));
+  detail::LowpGemm g;
+  g.b = w.data.get();
+  g.wscale = w.dtype == DType::Int8 ? w.scale.data() : nullptr;
+  g.comp = w.dtype == DType::Int8 ? w.comp.data() : nullptr;
+  g.groups = groups;
+  g.cols = w.cols;
+  g.x = x;
+  g.ldx = ldx;
+  g.M = N;
+  g.o0 = o0;
+  g.o1 = o1;
+  g.out = out;
+  g.ldo = ldo;
+  g.bias = bias;
+  g.act = act;
+  g.abuf = scratch;
+  g.ascale = reinterpret_cast<float*>(scratch + abytes);
+  pick(w.dtype)(g, team_size());
+}
+
+}  // namespace cpuformer

@@ -1,0 +1,176 @@
+// Low-precision weights (ops/packed_weight.hpp): packing round trips, and the
+// int8 / bf16 products against a double-precision reference of the same
+// quantized math, on odd shapes, with and without threads, bias, activation
+// and a row range. Runs whichever kernels runtime/cpu.hpp picked
+// (CPUFORMER_GEMM_KERNEL caps them; CI runs every level the CPU has).
+#include <cmath>
+#include <cstdio>
+#include <vector>
+
+#include "check.hpp"
+#include "cpuformer/error.hpp"
+#include "cpuformer/ops/packed_weight.hpp"
+#include "cpuformer/runtime/cpu.hpp"
+#include "cpuformer/runtime/rng.hpp"
+#include "cpuformer/runtime/threads.hpp"
+
+using namespace cpuformer;
+
+namespace {
+
+std::vector<float> uniform(int64_t n, uint64_t key, float lo = -1.0f, float hi = 1.0f) {
+  std::vector<float> v(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) v[i] = lo + (hi - lo) * rng_uniform(key, static_cast<uint64_t>(i));
+  return v;
+}
+
+// Reference: out[n, j] = act(Σ_k xr[n, k] · wr[j, k] + bias[j]) in double from
+// the rounded operands (dequantized weights, rounded activations).
+std::vector<double> reference(DType dt, const std::vector<float>& x, const PackedWeight& w, const float* bias,
+                              int64_t N, int64_t o0, int64_t o1) {
+  const int64_t K = w.cols;
+  std::vector<float> wd(static_cast<size_t>(w.rows * K));
+  dequantize_weight(w, wd.data());
+  std::vector<double> xr(static_cast<size_t>(N * K));
+  if (dt == DType::Int8) {
+    std::vector<int8_t> q(static_cast<size_t>(N * K));
+    std::vector<float> s(static_cast<size_t>(N));
+    quantize_rows_int8(x.data(), N, K, q.data(), s.data());
+    for (int64_t n = 0; n < N; ++n)
+      for (int64_t k = 0; k < K; ++k) xr[n * K + k] = double(q[n * K + k]) * double(s[n]);
+  } else {
+    for (int64_t i = 0; i < N * K; ++i) xr[i] = bf16_to_float(float_to_bf16(x[i]));
+  }
+  std::vector<double> out(static_cast<size_t>(N * (o1 - o0)));
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t j = o0; j < o1; ++j) {
+      double s = bias ? bias[j] : 0.0;
+      for (int64_t k = 0; k < K; ++k) s += xr[n * K + k] * double(wd[j * K + k]);
+      out[n * (o1 - o0) + j - o0] = s;
+    }
+  return out;
+}
+
+void check_product(DType dt, int64_t N, int64_t K, int64_t O, int64_t o0, int64_t o1, bool with_bias, uint64_t key) {
+  const std::vector<float> wf = uniform(O * K, key), x = uniform(N * K, key + 1, -2.0f, 2.0f);
+  const std::vector<float> bias = uniform(O, key + 2);
+  const PackedWeight w = pack_weight(dt, wf.data(), O, K, K);
+  const int64_t width = o1 - o0;
+  std::vector<float> out(static_cast<size_t>(N * width), -7.0f);
+  packed_linear_forward(out.data(), width, x.data(), K, w, with_bias ? bias.data() : nullptr, N, Activation::None,
+                        o0, o1);
+  const std::vector<double> ref = reference(dt, x, w, with_bias ? bias.data() : nullptr, N, o0, o1);
+  double worst = 0, scale = 0;
+  for (size_t i = 0; i < ref.size(); ++i) {
+    worst = std::max(worst, std::fabs(out[i] - ref[i]));
+    scale = std::max(scale, std::fabs(ref[i]));
+  }
+  // int8: exact integer sums, then two float roundings; bf16: float32
+  // accumulation of K exact products.
+  const double tol = (dt == DType::Int8 ? 1e-6 : 4e-7 * std::sqrt(double(K)) + 1e-6) * std::max(1.0, scale);
+  if (!(worst <= tol))
+    std::printf("  %s N=%ld K=%ld O=%ld rows [%ld, %ld): max error %g (tol %g)\n", dtype_name(dt), long(N), long(K),
+                long(O), long(o0), long(o1), worst, tol);
+  CHECK(worst <= tol);
+}
+
+}  // namespace
+
+CF_TEST(packed_products_match_reference) {
+  std::printf("  int8 kernel %s, bf16 kernel %s\n", int8_kernel_name(int8_kernel()), bf16_kernel_name(bf16_kernel()));
+  const int64_t shapes[][3] = {{1, 5, 3}, {3, 17, 33}, {1, 64, 512}, {15, 31, 65}, {29, 130, 70}, {64, 96, 96},
+                               {200, 77, 45}, {2, 768, 1000}};
+  uint64_t key = 11;
+  for (DType dt : {DType::Int8, DType::BFloat16})
+    for (const auto& s : shapes)
+      for (bool b : {false, true}) {
+        check_product(dt, s[0], s[1], s[2], 0, s[2], b, key += 3);
+        if (s[2] > 40) check_product(dt, s[0], s[1], s[2], 5, s[2] - 3, b, key += 3);  // a row range mid-panel
+      }
+  // One thread and two give the same bits (each output is one tile's sum).
+  const std::vector<float> wf = uniform(96 * 70, 5), x = uniform(40 * 70, 6);
+  for (DType dt : {DType::Int8, DType::BFloat16}) {
+    const PackedWeight w = pack_weight(dt, wf.data(), 96, 70, 70);
+    std::vector<float> a(40 * 96), b(40 * 96);
+    const int before = get_num_threads();
+    set_num_threads(1);
+    packed_linear_forward(a.data(), 96, x.data(), 70, w, nullptr, 40);
+    set_num_threads(2);
+    packed_linear_forward(b.data(), 96, x.data(), 70, w, nullptr, 40);
+    set_num_threads(before);
+    CHECK(a == b);
+  }
+}
+
+CF_TEST(packed_round_trips) {
+  const int64_t R = 37, C = 13;
+  const std::vector<float> wf = uniform(R * C, 21);
+  const PackedWeight w8 = pack_weight(DType::Int8, wf.data(), R, C, C);
+  std::vector<int8_t> q(R * C);
+  unpack_int8(w8, q.data());
+  const PackedWeight again = pack_int8(q.data(), w8.scale.data(), R, C, "test");
+  CHECK(std::equal(w8.data.get(), w8.data.get() + w8.bytes(), again.data.get()));
+  CHECK(again.comp == w8.comp);
+  std::vector<float> d(R * C);
+  dequantize_weight(w8, d.data());
+  double err = 0;
+  for (int64_t i = 0; i < R * C; ++i) err = std::max(err, double(std::fabs(d[i] - wf[i])));
+  CHECK(err <= 1.0 / 254 + 1e-6);  // half a step of the largest |w| (1) / 127
+  const PackedWeight wb = pack_weight(DType::BFloat16, wf.data(), R, C, C);
+  std::vector<uint16_t> bits(R * C);
+  unpack_bf16(wb, bits.data());
+  const PackedWeight wb2 = pack_bf16(bits.data(), R, C);
+  CHECK(std::equal(wb.data.get(), wb.data.get() + wb.bytes(), wb2.data.get()));
+  const int64_t ids[] = {36, 0, 5};
+  std::vector<float> rows(3 * C);
+  dequantize_rows(w8, ids, 3, rows.data());
+  for (int k = 0; k < 3; ++k)
+    for (int64_t c = 0; c < C; ++c) CHECK(rows[k * C + c] == d[ids[k] * C + c]);
+}
+
+CF_TEST(packed_rejects_bad_input) {
+  std::vector<float> w(12, 1.0f);
+  w[7] = NAN;
+  bool threw = false;
+  try {
+    pack_weight(DType::Int8, w.data(), 3, 4, 4);
+  } catch (const ValueError&) {
+    threw = true;
+  }
+  CHECK(threw);
+  const int8_t q[4] = {1, 2, 3, 4};
+  for (float bad : {0.0f, -1.0f, NAN, INFINITY}) {
+    threw = false;
+    try {
+      pack_int8(q, &bad, 1, 4, "w");
+    } catch (const ValueError&) {
+      threw = true;
+    }
+    CHECK(threw);
+  }
+  const int8_t q128[2] = {-128, 0};
+  const float one = 1.0f;
+  threw = false;
+  try {
+    pack_int8(q128, &one, 1, 2, "w");
+  } catch (const ValueError&) {
+    threw = true;
+  }
+  CHECK(threw);
+}
+
+CF_TEST(int8_activation_rounding) {
+  // Half-way values round to even; NaN rows give NaN scales; zero rows 0.
+  const float x[8] = {127.0f, 0.5f, 1.5f, -2.5f, 0, 0, 0, 0};
+  int8_t q[8];
+  float s[2];
+  quantize_rows_int8(x, 2, 4, q, s);
+  CHECK(s[0] == 1.0f && q[0] == 127 && q[1] == 0 && q[2] == 2 && q[3] == -2);
+  CHECK(s[1] == 0.0f && q[4] == 0);
+  const float y[2] = {1.0f, NAN};
+  quantize_rows_int8(y, 1, 2, q, s);
+  CHECK(std::isnan(s[0]));
+  CHECK(float_to_bf16(1.0f) == 0x3F80 && float_to_bf16(1.00390625f) == 0x3F80 && float_to_bf16(1.01171875f) == 0x3F82);
+}
+
+int main() { return cftest::run_all(); }
