@@ -1,11 +1,14 @@
 // Checkpoint I/O: safetensors save/load. Glue only: argument checks, NumPy <->
 // Tensor, the GIL released around file I/O, FileError -> OSError.
+#include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "bindings.hpp"
 #include "convert.hpp"
+#include "cpuformer/io/checkpoint.hpp"
 #include "cpuformer/io/safetensors.hpp"
 
 namespace cfpy {
@@ -119,6 +122,37 @@ void bind_io(py::module_& m) {
         return py::make_tuple(tensors, metadata_dict(content.metadata));
       },
       py::arg("path"), "Read every tensor (as float32) and the metadata: (dict name -> ndarray, dict str -> str).");
+
+  m.def(
+      "load_model",
+      [](py::object path) {
+        const std::string p = path_arg(path);
+        cpuformer::LoadedModel loaded;
+        try {
+          py::gil_scoped_release release;
+          loaded = cpuformer::load_model(p);
+        } catch (const cpuformer::FileError& e) {
+          raise_os_error(e, path);
+        }
+        std::shared_ptr<cpuformer::Module> module(std::move(loaded.module));
+        return py::make_tuple(loaded.class_name, loaded.config.dump(), module);
+      },
+      py::arg("path"),
+      "Read a checkpoint of any precision with the C++ loader: (class name, config JSON, model core).");
+
+  m.def(
+      "save_model",
+      [](cpuformer::Module& model, py::object path) {
+        const std::string p = path_arg(path);
+        try {
+          py::gil_scoped_release release;
+          std::lock_guard<std::mutex> guard(model.call_mutex());
+          cpuformer::save_model(p, model);
+        } catch (const cpuformer::FileError& e) {
+          raise_os_error(e, path);
+        }
+      },
+      py::arg("model"), py::arg("path"), "Write a model core (any precision) with the C++ writer.");
 
   m.def(
       "read_safetensors_metadata",

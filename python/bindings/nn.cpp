@@ -32,19 +32,47 @@ void bind_module_base(py::module_& m) {
              self.zero_grad();
            })
       .def("num_parameters", &Module::num_parameters)
+      .def_property_readonly("dtype", [](const Module& self) { return std::string(dtype_name(self.dtype())); })
+      .def("quantize",
+           [](Module& self, const std::string& dtype) {
+             const DType d = parse_dtype(dtype);
+             py::gil_scoped_release nogil;
+             std::lock_guard<std::mutex> guard(self.call_mutex());
+             self.quantize(d);
+           },
+           py::arg("dtype"))
       .def("named_parameters",
            [](Module& self) {
+             // Views of float32 values; a low-precision matrix comes back as a
+             // read-only dequantized copy (writing to it could change nothing).
              py::list out;
-             for (auto& p : self.named_parameters()) out.append(py::make_tuple(p.first, to_numpy(p.second->value)));
+             for (auto& p : self.named_parameters()) {
+               if (!p.second->packed) {
+                 out.append(py::make_tuple(p.first, to_numpy(p.second->value)));
+                 continue;
+               }
+               Tensor t;
+               {
+                 py::gil_scoped_release nogil;
+                 t = p.second->float_value();
+               }
+               py::array_t<float> a = to_numpy(t);
+               a.attr("flags").attr("writeable") = false;
+               out.append(py::make_tuple(p.first, a));
+             }
              return out;
            })
       .def("named_gradients", [](Module& self) {  // allocates the gradient buffer on first use
+        self.check_trainable("gradients");
         py::list out;
         for (auto& p : self.named_parameters()) out.append(py::make_tuple(p.first, to_numpy(p.second->grad_tensor())));
         return out;
       })
       .def("flat_parameters", [](Module& self) { return to_numpy(self.flat_parameters()); })
-      .def("flat_gradients", [](Module& self) { return to_numpy(self.flat_gradients()); });
+      .def("flat_gradients", [](Module& self) {
+        self.check_trainable("flat_gradients");
+        return to_numpy(self.flat_gradients());
+      });
 }
 
 void bind_nn(py::module_& m) {

@@ -44,6 +44,8 @@ void bind_runtime(py::module_& m) {
     d["sanitized"] = b.sanitized;
     d["gemm"] = b.gemm;
     d["gemm_dispatch"] = b.gemm_dispatch;
+    d["int8_kernel"] = b.int8_kernel;
+    d["bf16_kernel"] = b.bf16_kernel;
     d["num_threads"] = cpuformer::get_num_threads();
     return d;
   });

@@ -37,9 +37,16 @@ def _model_meta(model) -> dict:
 
 
 def save(model, path) -> str:
-    """Write ``model`` (parameters + class + config) to one safetensors file."""
+    """Write ``model`` (parameters + class + config) to one safetensors file.
+
+    A bfloat16 / int8 model stores its weight matrices in that precision (BF16, or I8 with a
+    ``<name>.scale`` float32 tensor of per-row scales) and ``dtype`` in the metadata."""
     path = os.fspath(path)
-    _core.save_safetensors(path, model.parameters(), _model_meta(model))
+    meta = _model_meta(model)
+    if model.dtype != "float32":
+        _core.save_model(model._impl, path)
+        return path
+    _core.save_safetensors(path, model.parameters(), meta)
     return path
 
 
@@ -67,8 +74,23 @@ def _build(path, meta):
     return cls(cfg)
 
 
+def _load_quantized(path, meta):
+    registry = _registry()
+    name, config_json, impl = _core.load_model(path)
+    cls = registry[name]
+    try:
+        cfg = cls.config_class(**json.loads(config_json))
+    except (KeyError, TypeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{path!r}: invalid model config in the checkpoint metadata: {e}") from e
+    return cls._from_core(cfg, impl)
+
+
 def load(path):
-    """Load a checkpoint written by ``model.save(path)``: returns a model of the saved class."""
+    """Load a checkpoint written by ``model.save(path)``: returns a model of the saved class, in the precision
+    it was saved in (``dtype`` in its metadata; float32 when absent)."""
+    meta = _core.read_safetensors_metadata(os.fspath(path))
+    if meta.get("format") == FORMAT and meta.get("dtype", "float32") != "float32":
+        return _load_quantized(os.fspath(path), meta)
     path, tensors, meta = _read(path)
     model = _build(path, meta)
     params = {k[len("model."):] if k.startswith("model.") else k: v for k, v in tensors.items()

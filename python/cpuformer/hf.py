@@ -164,7 +164,7 @@ def _to_ours(kind, arrays):
     return arrays[0]
 
 
-def from_pretrained(path, *, dropout=None):
+def from_pretrained(path, *, dropout=None, dtype="float32"):
     """Load a Hugging Face model directory as a cpuformer model, in eval mode (like transformers).
 
     ``model_type`` "bert" -> :class:`cpuformer.BERT` (with the MLM head and/or the
@@ -174,12 +174,16 @@ def from_pretrained(path, *, dropout=None):
     convolution becomes the linear patch projection). Activations, LayerNorm
     epsilons and widths follow ``config.json``; ``dropout`` overrides the
     config's dropout for fine-tuning (cpuformer has one rate per model: BERT/ViT
-    ``hidden_dropout_prob``, GPT-2 ``resid_pdrop`` by default).
+    ``hidden_dropout_prob``, GPT-2 ``resid_pdrop`` by default). ``dtype`` ``"bfloat16"`` or
+    ``"int8"`` quantizes while loading (see :func:`cpuformer.quantize`).
 
     Unsupported architectures or options raise ``NotImplementedError`` naming
     them; missing files raise ``FileNotFoundError`` naming the file; tensors the
     model has no place for (e.g. a task head) are reported in a ``UserWarning``.
     """
+    from .quantize import check_dtype
+
+    check_dtype(dtype, "from_pretrained")
     directory = _directory(path, "from_pretrained")
     cfg = _read_json(os.path.join(directory, "config.json"), "from_pretrained")
     if not isinstance(cfg, dict):
@@ -220,6 +224,8 @@ def from_pretrained(path, *, dropout=None):
         warnings.warn(f"from_pretrained: {directory!r}: {len(unused)} tensor(s) not used by cpuformer's "
                       f"{cls.__name__}: {unused[:8]}{' ...' if len(unused) > 8 else ''}", UserWarning, stacklevel=2)
     model.eval()
+    if dtype != "float32":
+        model._impl.quantize(dtype)
     model._hf_config = dict(cfg)
     model._hf_source = directory
     return model

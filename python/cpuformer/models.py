@@ -157,7 +157,17 @@ class _ModelBase(Module):
 
     def extra_repr(self) -> str:
         fields = ", ".join(f"{k}={v}" for k, v in self.config.to_dict().items())
-        return f"{fields}, params={self.num_parameters():,}"
+        dtype = "" if self.dtype == "float32" else f", dtype={self.dtype}"
+        return f"{fields}, params={self.num_parameters():,}{dtype}"
+
+    @classmethod
+    def _from_core(cls, config, impl):
+        """A model of this class around an existing C++ core (a checkpoint the C++ loader read)."""
+        model = cls.__new__(cls)
+        model.__dict__["_init_args"] = ((config,), {})
+        model.config = config
+        model._impl = impl
+        return model
 
 
 class GPT(_ModelBase):

@@ -6,6 +6,7 @@ C++; ``backward`` returns input gradients and accumulates parameter gradients.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Dict, Mapping
 
 import numpy as np
@@ -22,6 +23,28 @@ class Module:
 
     _impl: Any = None
 
+    def __init_subclass__(cls, **kwargs):
+        # Record each instance's constructor arguments (the outermost class's),
+        # so cpuformer.quantize can build a twin of any module.
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+
+        @functools.wraps(init)
+        def recording_init(self, *args, **kw):
+            if "_init_args" not in self.__dict__:
+                self.__dict__["_init_args"] = (args, kw)
+            init(self, *args, **kw)
+
+        cls.__init__ = recording_init
+
+    @property
+    def dtype(self) -> str:
+        """Precision of the weight matrices: ``"float32"``, or ``"bfloat16"`` / ``"int8"`` for a
+        model made by :func:`cpuformer.quantize` (inference-only)."""
+        return self._impl.dtype if self._impl is not None else "float32"
+
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
 
@@ -33,7 +56,11 @@ class Module:
         return self._impl.named_parameters() if self._impl is not None else []
 
     def parameters(self) -> Dict[str, np.ndarray]:
-        """name -> writable view of the parameter's values (no copy)."""
+        """name -> writable view of the parameter's values (no copy).
+
+        In a bfloat16 / int8 model the weight matrices come back as read-only
+        float32 copies of the values it computes with (their only storage is
+        the packed low-precision form)."""
         return {name: value for name, value in self._named()}
 
     def gradients(self) -> Dict[str, np.ndarray]:
@@ -61,6 +88,9 @@ class Module:
         """
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"load_state_dict: expected a mapping of name -> array, got {type(state_dict).__name__}")
+        if self.dtype != "float32":
+            raise RuntimeError(f"load_state_dict: this {type(self).__name__} is {self.dtype} (quantized) and its "
+                               "weights are fixed; load the float32 model, then cpuformer.quantize it")
         own = self.parameters()
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]

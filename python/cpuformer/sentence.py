@@ -68,10 +68,14 @@ class SentenceEncoder:
 
     ``path`` is a local sentence-transformers directory; ``max_seq_length``
     overrides its ``sentence_bert_config.json`` (longer inputs are truncated).
-    ``model`` is the underlying :class:`cpuformer.BERT`.
+    ``model`` is the underlying :class:`cpuformer.BERT`; ``dtype`` ``"bfloat16"`` or ``"int8"``
+    quantizes it while loading (see :func:`cpuformer.quantize`).
     """
 
-    def __init__(self, path, *, max_seq_length=None):
+    def __init__(self, path, *, max_seq_length=None, dtype="float32"):
+        from .quantize import check_dtype
+
+        check_dtype(dtype, "SentenceEncoder")
         root = _directory(path, "SentenceEncoder")
         modules = _read_json(os.path.join(root, "modules.json"), "SentenceEncoder")
         where = f"SentenceEncoder: {root!r}/modules.json"
@@ -101,7 +105,7 @@ class SentenceEncoder:
         if self.pooling_modes is None:
             raise ValueError(f"SentenceEncoder: {root!r}/modules.json has no Pooling module")
         model_dir = os.path.join(root, modules[0].get("path", ""))
-        self.model = from_pretrained(model_dir)
+        self.model = from_pretrained(model_dir, dtype=dtype)
         from ._models_bert_vit import BERT
 
         if not isinstance(self.model, BERT):

@@ -8,6 +8,7 @@
 namespace cpuformer {
 
 Optimizer::Optimizer(Module& model, const std::vector<std::string>& no_decay) : model_(model) {
+  model.check_trainable("optimizer");
   model.flatten_parameters();
   const float* base = model.flat_parameters().data();
   for (auto& p : model.named_parameters()) {
@@ -101,6 +102,7 @@ void SGD::step() {
 
 float clip_grad_norm(Module& model, float max_norm) {
   CF_CHECK_VALUE(max_norm > 0.0f, "clip_grad_norm: max_norm must be > 0, got ", max_norm);
+  model.check_trainable("clip_grad_norm");
   model.flatten_parameters();
   Tensor g = model.flat_gradients();
   float* G = g.data();

@@ -15,6 +15,8 @@ struct BuildInfo {
   bool sanitized = false;  // built with AddressSanitizer + UndefinedBehaviorSanitizer (CPUFORMER_SANITIZE)
   std::string gemm;        // GEMM kernel in use: "packed-avx512" or "packed-avx2" (our own), or "eigen"
   bool gemm_dispatch = false;  // kernels for several instruction sets, chosen at run time (runtime/cpu.hpp)
+  std::string int8_kernel;     // low-precision kernels in use: "avx512-vnni", "avx2" or "scalar"
+  std::string bf16_kernel;     // "avx512-bf16", "avx2" or "scalar"
 };
 
 BuildInfo build_info();
