@@ -121,8 +121,21 @@ def checkpoints(tmp_path_factory):
                           hidden_size=BERT_H, intermediate_size=32)).save(d / "bert.safetensors")
     cf.ViT(cf.ViTConfig(image_size=VIT_S, patch_size=4, num_channels=VIT_C, num_classes=VIT_K, hidden_size=16,
                         n_layer=2, n_head=2, intermediate_size=32, dropout=0.1)).save(d / "vit.safetensors")
-    return {"dir": d, "gpt": d / "gpt.safetensors", "train": d / "gpt_train.safetensors",
-            "seq2seq": d / "seq2seq.safetensors", "bert": d / "bert.safetensors", "vit": d / "vit.safetensors"}
+    paths = {"dir": d, "gpt": d / "gpt.safetensors", "train": d / "gpt_train.safetensors",
+             "seq2seq": d / "seq2seq.safetensors", "bert": d / "bert.safetensors", "vit": d / "vit.safetensors"}
+    # The same models in low precision (the low-precision issue): the native
+    # programs load them with the C++ checkpoint code and must match Python.
+    for name in ("gpt", "bert", "vit"):
+        for dtype in ("bfloat16", "int8"):
+            paths[f"{name}_{dtype}"] = cf.quantize(cf.load(paths[name]), dtype).save(d / f"{name}_{dtype}.safetensors")
+    return paths
+
+
+PRECISIONS = ["float32", "bfloat16", "int8"]
+
+
+def _ckpt(checkpoints, name, dtype):
+    return checkpoints[name if dtype == "float32" else f"{name}_{dtype}"]
 
 
 def _ids(a):
@@ -133,29 +146,33 @@ def _rows(stdout):
     return np.array([[int(v) for v in line.split()] for line in stdout.strip().splitlines()])
 
 
+@pytest.mark.parametrize("dtype", PRECISIONS)
 @pytest.mark.parametrize("program", ["consumer_c", "consumer_cpp"])
-def test_forward_matches_python(program, consumer, checkpoints, tmp_path):
+def test_forward_matches_python(program, dtype, consumer, checkpoints, tmp_path):
     rng = np.random.default_rng(0)
     idx = rng.integers(0, V, (3, BLOCK))
     out = tmp_path / "logits.f32"
-    _run([consumer[program], "forward", checkpoints["gpt"], 3, BLOCK, out, *_ids(idx)])
+    _run([consumer[program], "forward", _ckpt(checkpoints, "gpt", dtype), 3, BLOCK, out, *_ids(idx)])
     native = np.fromfile(out, dtype=np.float32).reshape(3, BLOCK, V)
-    m = cf.load(checkpoints["gpt"]).eval()
+    m = cf.load(_ckpt(checkpoints, "gpt", dtype)).eval()
+    assert m.dtype == dtype
     expected = m(idx)
     assert np.abs(native - expected).max() <= 1e-5
     assert np.abs(expected).max() > 0.1  # not a trivially zero comparison
 
 
+@pytest.mark.parametrize("dtype", PRECISIONS)
 @pytest.mark.parametrize("program", ["consumer_c", "consumer_cpp"])
-def test_bert_hidden_states_match_python(program, consumer, checkpoints, tmp_path):
+def test_bert_hidden_states_match_python(program, dtype, consumer, checkpoints, tmp_path):
     rng = np.random.default_rng(3)
     B, T = 2, 12
     ids = rng.integers(0, BERT_V, (B, T))
     out = tmp_path / "hidden.f32"
-    _run([consumer[program], "forward", checkpoints["bert"], B, T, out, *_ids(ids)])
+    _run([consumer[program], "forward", _ckpt(checkpoints, "bert", dtype), B, T, out, *_ids(ids)])
     native = np.fromfile(out, dtype=np.float32)
     assert native.size == B * T * BERT_H  # the last hidden state, not MLM logits
-    m = cf.load(checkpoints["bert"])
+    m = cf.load(_ckpt(checkpoints, "bert", dtype))
+    assert m.dtype == dtype
     assert type(m) is cf.BERT
     m.eval()
     expected = np.asarray(m(ids))
@@ -164,16 +181,19 @@ def test_bert_hidden_states_match_python(program, consumer, checkpoints, tmp_pat
     assert np.abs(expected).max() > 0.1
 
 
+@pytest.mark.parametrize("dtype", PRECISIONS)
 @pytest.mark.parametrize("program", ["consumer_c", "consumer_cpp"])
-def test_vit_logits_match_python(program, consumer, checkpoints, tmp_path):
+def test_vit_logits_match_python(program, dtype, consumer, checkpoints, tmp_path):
     rng = np.random.default_rng(4)
     B = 3
     images = rng.standard_normal((B, VIT_C, VIT_S, VIT_S)).astype(np.float32)
     images_path, out = tmp_path / "images.f32", tmp_path / "logits.f32"
     images.tofile(images_path)
-    _run([consumer[program], "forward-images", checkpoints["vit"], B, VIT_C, VIT_S, VIT_S, VIT_K, images_path, out])
+    _run([consumer[program], "forward-images", _ckpt(checkpoints, "vit", dtype), B, VIT_C, VIT_S, VIT_S, VIT_K,
+          images_path, out])
     native = np.fromfile(out, dtype=np.float32)
-    m = cf.load(checkpoints["vit"])
+    m = cf.load(_ckpt(checkpoints, "vit", dtype))
+    assert m.dtype == dtype
     assert type(m) is cf.ViT
     m.eval()
     expected = np.asarray(m(images))
@@ -182,17 +202,19 @@ def test_vit_logits_match_python(program, consumer, checkpoints, tmp_path):
     assert np.abs(expected).max() > 0.01
 
 
+@pytest.mark.parametrize("dtype", PRECISIONS)
 @pytest.mark.parametrize("program", ["consumer_c", "consumer_cpp"])
 @pytest.mark.parametrize("sampling", [dict(temperature=0.0), dict(temperature=0.8, top_k=10, top_p=0.9, seed=77)],
                          ids=["greedy", "sampled"])
-def test_generate_matches_python(program, sampling, consumer, checkpoints):
+def test_generate_matches_python(program, sampling, dtype, consumer, checkpoints):
     rng = np.random.default_rng(1)
     prompt = rng.integers(0, V, (2, 5))
     new = 20  # past block_size: the context gets cropped
-    r = _run([consumer[program], "generate", checkpoints["gpt"], 2, 5, new, sampling["temperature"],
+    path = _ckpt(checkpoints, "gpt", dtype)
+    r = _run([consumer[program], "generate", path, 2, 5, new, sampling["temperature"],
               sampling.get("top_k", 0), sampling.get("top_p", 1.0), sampling.get("seed", 0), *_ids(prompt)])
     native = _rows(r.stdout)
-    m = cf.load(checkpoints["gpt"])
+    m = cf.load(path)
     expected = m.generate(prompt, new, **sampling)
     assert native.shape == (2, 5 + new)
     np.testing.assert_array_equal(native, expected)
@@ -270,6 +292,10 @@ def test_c_api_reports_the_model(consumer, checkpoints):
     info = dict(line.split(" ", 1) for line in r.stdout.strip().splitlines())
     assert info["version"] == cf.__version__
     assert info["class"] == "GPT" and info["vocab_size"] == str(V) and info["max_seq_len"] == str(BLOCK)
+    assert info["dtype"] == "float32"
+    for dtype in ("bfloat16", "int8"):
+        r = _run([consumer["consumer_c"], "info", checkpoints[f"gpt_{dtype}"]])
+        assert f"dtype {dtype}" in r.stdout.splitlines()
     r = _run([consumer["consumer_c"], "info", checkpoints["seq2seq"]])
     info = dict(line.split(" ", 1) for line in r.stdout.strip().splitlines())
     assert info["class"] == "Seq2Seq" and info["vocab_size"] == "13" and info["max_seq_len"] == "-1"

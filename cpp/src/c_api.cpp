@@ -287,6 +287,8 @@ void cf_model_free(cf_model* m) { delete m; }
 
 const char* cf_model_class_name(const cf_model* m) { return m ? m->loaded.class_name.c_str() : nullptr; }
 
+const char* cf_model_dtype(const cf_model* m) { return m ? cpuformer::dtype_name(m->loaded.module->dtype()) : nullptr; }
+
 int64_t cf_model_vocab_size(const cf_model* m) {
   if (!m || !m->ops->vocab_size) return -1;
   return m->ops->vocab_size(*m->loaded.module);

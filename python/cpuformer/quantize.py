@@ -9,6 +9,7 @@ float32, and NumPy arrays in and out are float32 as always. README
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 from . import _core
 from .nn import Module
@@ -38,7 +39,10 @@ def _twin(model):
     Construction draws initial weights from the global generator; its state is
     restored afterwards, so quantizing does not change later random numbers."""
     args, kwargs = model.__dict__.get("_init_args", ((), {}))
-    args, kwargs = copy.deepcopy(args), copy.deepcopy(kwargs)
+    # Configs are copied (the twin must not share a mutable config); other
+    # arguments (sizes, a template layer) are only read by the constructor.
+    args = tuple(copy.copy(a) if dataclasses.is_dataclass(a) else a for a in args)
+    kwargs = {k: copy.copy(v) if dataclasses.is_dataclass(v) else v for k, v in kwargs.items()}
     seed, counter = _core.get_rng_state()
     try:
         twin = type(model)(*args, **kwargs)

@@ -42,9 +42,9 @@ static int cmd_info(const char *path) {
     fprintf(stderr, "load failed: %s\n", err);
     return 1;
   }
-  printf("version %s\nclass %s\nvocab_size %lld\nmax_seq_len %lld\nthreads %d\n", cf_version(),
-         cf_model_class_name(m), (long long)cf_model_vocab_size(m), (long long)cf_model_max_seq_len(m),
-         cf_get_num_threads());
+  printf("version %s\nclass %s\ndtype %s\nvocab_size %lld\nmax_seq_len %lld\nthreads %d\n", cf_version(),
+         cf_model_class_name(m), cf_model_dtype(m), (long long)cf_model_vocab_size(m),
+         (long long)cf_model_max_seq_len(m), cf_get_num_threads());
   cf_model_free(m);
   return 0;
 }

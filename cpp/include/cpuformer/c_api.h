@@ -90,8 +90,9 @@ CF_API int cf_get_num_threads(void);
 
 typedef struct cf_model cf_model;
 
-/* Loads a checkpoint (any registered class: "GPT", "Seq2Seq", "BERT", "ViT") in
- * inference mode (dropout off). Returns NULL on failure with the reason in
+/* Loads a checkpoint (any registered class: "GPT", "Seq2Seq", "BERT", "ViT";
+ * any precision: float32, or the bfloat16 / int8 checkpoints Python's
+ * cpuformer.quantize(...).save() writes) in inference mode (dropout off). Returns NULL on failure with the reason in
  * err (CF_ERR_IO / CF_ERR_FORMAT situations). Free with cf_model_free. */
 CF_API cf_model *cf_model_load(const char *path, char *err, size_t err_len);
 
@@ -101,6 +102,11 @@ CF_API void cf_model_free(cf_model *m);
 /* The checkpoint's model class ("GPT", "Seq2Seq", "BERT", "ViT"), valid while m lives;
  * NULL when m is NULL. */
 CF_API const char *cf_model_class_name(const cf_model *m);
+
+/* The precision of the model's weight matrices: "float32", "bfloat16" or
+ * "int8" (a static string); NULL when m is NULL. Inputs and outputs are
+ * float32 whatever it is. */
+CF_API const char *cf_model_dtype(const cf_model *m);
 
 /* The number of token ids the model accepts (ids are in [0, vocab_size));
  * for Seq2Seq the target vocabulary. -1 when m is NULL or the class has no

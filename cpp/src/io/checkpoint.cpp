@@ -300,6 +300,16 @@ void assign_quantized(const std::string& path, const std::string& class_name, Mo
   }
   std::vector<std::string> missing, unexpected;
   const auto named = model.named_parameters();
+  // The precision of the stored matrices first: a file whose metadata names
+  // another dtype than its data fails with that, not with a list of names.
+  for (const auto& p : named) {
+    auto it = given.find(p.first);
+    if (!p.second->matrix || it == given.end()) continue;
+    const NamedTensor& t = *it->second;
+    CF_CHECK_VALUE(t.is_raw() && t.raw_dtype == want, where(path), ": ", p.first, ": a ", dtype_name(dtype),
+                   " checkpoint stores weight matrices as ", want, ", got ",
+                   t.is_raw() ? t.raw_dtype : std::string("a float tensor"));
+  }
   std::unordered_map<std::string, bool> expected;
   for (const auto& p : named) {
     expected[p.first] = true;
