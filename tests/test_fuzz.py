@@ -123,6 +123,30 @@ def test_truncated_real_checkpoint(tmp_path_factory, n_bytes, cut):
     assert isinstance(m, cf.GPT)
 
 
+@FUZZ
+@given(dtype=st.sampled_from(["int8", "bfloat16"]), n_bytes=st.integers(0, 200), cut=st.integers(0, 400),
+       flips=st.lists(st.tuples(st.integers(0, 10**6), st.integers(1, 255)), max_size=4))
+def test_damaged_quantized_checkpoint(tmp_path_factory, dtype, n_bytes, cut, flips):
+    """Low-precision checkpoints truncated, padded or with bytes flipped (header, scales, int8/bf16 data):
+    a model or a clean error, never a crash."""
+    d = tmp_path_factory.mktemp("lowp")
+    key = f"gpt-{dtype}"
+    if key not in _cache:
+        _cache[key] = open(cf.quantize(_gpt(), dtype).save(d / "good.safetensors"), "rb").read()
+    raw = bytearray(_cache[key])
+    for pos, x in flips:
+        raw[pos % len(raw)] ^= x
+    raw = bytes(raw[: max(0, len(raw) - cut * 97 % len(raw))]) + b"\0" * n_bytes
+    bad = d / "bad.safetensors"
+    bad.write_bytes(raw)
+    try:
+        m = cf.load(bad)
+    except (ValueError, OSError):
+        return
+    assert isinstance(m, cf.GPT)
+    m.eval()(np.zeros((1, 4), np.int64))  # whatever loaded runs
+
+
 _cache = {}
 
 

@@ -334,3 +334,18 @@ def test_cmake_dir_flag():
     # The subcommands still work alongside the flag.
     r = subprocess.run([sys.executable, "-m", "cpuformer", "info"], capture_output=True, text=True)
     assert r.returncode == 0 and f"version: {cf.__version__}" in r.stdout
+
+
+def test_hostile_quantized_checkpoints_fail_cleanly(consumer, checkpoints, tmp_path):
+    """Damaged int8 / bf16 checkpoints (scales of the wrong shape, NaN or zero scales, int8 data of the wrong
+    size, a dtype the data does not match, truncation): an error naming the problem from C and C++, no crash."""
+    from test_quantize import hostile_variants
+
+    variants = hostile_variants(checkpoints["gpt_int8"], checkpoints["gpt_bfloat16"], tmp_path)
+    assert len(variants) >= 10
+    for name, path, match in variants:
+        for program in ("consumer_c", "consumer_cpp"):
+            r = subprocess.run([str(consumer[program]), "forward", str(path), "1", "1", str(tmp_path / "x.f32"), "0"],
+                               capture_output=True, text=True, timeout=60)
+            assert r.returncode == 1, (name, program, r.returncode, r.stderr)
+            assert match in r.stderr, (name, program, r.stderr)

@@ -80,13 +80,19 @@ inline float from_bf16(uint16_t b) {
 // One row of x [K] -> q [groups * 4] (s8, or u8 = q + 128) and its scale.
 template <bool kUnsigned>
 inline void prep_int8(const float* x, int64_t K, int64_t groups, uint8_t* q, float* scale) {
-  float amax = 0.0f;
-  int bad = 0;
+  // max |x| as the largest bit pattern of |x|: for non-negative floats the
+  // bits order like the values (Inf above every finite, NaN above Inf), and an
+  // integer max reduction vectorises where a float one may not.
+  uint32_t top = 0;
   for (int64_t k = 0; k < K; ++k) {
-    const float a = std::fabs(x[k]);
-    bad |= !(a <= std::numeric_limits<float>::max());  // NaN or Inf
-    amax = a > amax ? a : amax;
+    uint32_t u;
+    std::memcpy(&u, x + k, 4);
+    u &= 0x7FFFFFFFu;
+    top = u > top ? u : top;
   }
+  const bool bad = top >= 0x7F800000u;  // NaN or Inf
+  float amax;
+  std::memcpy(&amax, &top, 4);
   const int64_t Kp = groups * kGroupBytes;
   const uint8_t zero = kUnsigned ? 128 : 0;
   if (bad || !(amax >= std::numeric_limits<float>::min())) {  // NaN/Inf, or zero/subnormal
