@@ -70,20 +70,27 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                         "variants (full,sliding,performer,linformer)")
     p.add_argument("--max-len", type=int, default=None, help="--scaling: longest T (default 32768; smoke: 1024)")
     p.add_argument("--scaling-probe", metavar="VARIANT:T", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--no-precision", action="store_true",
+                   help="skip the precision rows (W1/W5 in bfloat16 and int8 against ONNX Runtime, CTranslate2 and "
+                        "torch when installed); --only picks them by id, e.g. --only W1-int8,W5-int8")
+    p.add_argument("--precision-probe", metavar="ROW:DTYPE", default=None, help=argparse.SUPPRESS)
     # Internal: one (workload, framework) memory measurement in this fresh process.
     p.add_argument("--memory-probe", metavar="ID:FRAMEWORK", default=None, help=argparse.SUPPRESS)
     return p
 
 
-def select_workloads(only: Optional[str], parser: argparse.ArgumentParser) -> List[Workload]:
+def select_workloads(only: Optional[str], parser: argparse.ArgumentParser):
+    """(workloads, precision rows) named by --only (default: all of both)."""
+    from .precision import ROWS
+
     if not only:
-        return list(WORKLOADS)
-    wanted = [s.strip().upper() for s in only.split(",") if s.strip()]
-    unknown = [s for s in wanted if s not in BY_ID]
+        return list(WORKLOADS), list(ROWS)
+    wanted = [s.strip().upper().replace("BF16", "bf16").replace("INT8", "int8") for s in only.split(",") if s.strip()]
+    unknown = [s for s in wanted if s not in BY_ID and s not in ROWS]
     if unknown or not wanted:
         parser.error(f"--only: unknown workload id(s) {', '.join(unknown) or repr(only)}; "
-                     f"expected a comma-separated subset of {', '.join(BY_ID)}")
-    return [w for w in WORKLOADS if w.id in wanted]
+                     f"expected a comma-separated subset of {', '.join([*BY_ID, *ROWS])}")
+    return [w for w in WORKLOADS if w.id in wanted], [r for r in ROWS if r in wanted]
 
 
 def default_threads() -> int:
@@ -112,12 +119,18 @@ def main(argv=None, prog: str = PROG) -> int:
         from .scaling import memory_probe as scaling_memory_probe
 
         return scaling_memory_probe(args.scaling_probe, args.threads)
+    if args.precision_probe:
+        from .precision import memory_probe as precision_memory_probe
+
+        return precision_memory_probe(args.precision_probe, args.threads, args.smoke)
     if args.scaling:
         from .scaling import run_scaling
 
         return run_scaling(args)
-    workloads = select_workloads(args.only, parser)
-    return run(args, workloads)
+    workloads, rows = select_workloads(args.only, parser)
+    if args.no_precision:
+        rows = []
+    return run(args, workloads, rows)
 
 
 # --------------------------------------------------------------------------
@@ -151,7 +164,7 @@ def machine_info(threads: int, torch) -> Dict[str, object]:
         "numpy": np.__version__,
         "cpuformer": cf.__version__,
         "cpuformer_build": {k: b[k] for k in ("compiler", "build_type", "openmp", "native", "simd", "eigen", "gemm",
-                                              "gemm_dispatch")},
+                                              "gemm_dispatch", "int8_kernel", "bf16_kernel")},
         "torch": None,
     }
     if torch is not None:
@@ -412,6 +425,18 @@ def _fmt_int(x) -> str:
     return f"{x:,.0f}" if x >= 100 else f"{x:.1f}" if x >= 10 else f"{x:.2f}"
 
 
+def format_machine(report) -> str:
+    """The header lines alone (a run with precision rows only)."""
+    info = report["machine"]
+    b = info["cpuformer_build"]
+    return "\n".join([
+        f"cpuformer benchmark - {info['date']}",
+        f"machine : {info['cpu']}, {info['logical_cpus']} logical CPUs ({info['usable_cpus']} usable), {info['os']}",
+        f"threads : {info['threads']} for every engine",
+        f"versions: cpuformer {info['cpuformer']} ({b['compiler']}, {b['simd']}, GEMM {b['gemm']}, int8 "
+        f"{b['int8_kernel']}, bf16 {b['bf16_kernel']}) | torch {info['torch']} | numpy {info['numpy']}"])
+
+
 def format_report(report) -> str:
     info, probes, results = report["machine"], report["probes"], report["workloads"]
     peak = probes["fma_peak_gflops"]
@@ -541,7 +566,7 @@ def plot_report(report, path: str) -> bool:
 # The run
 
 
-def run(args, workloads: List[Workload]) -> int:
+def run(args, workloads: List[Workload], precision_rows=()) -> int:
     import cpuformer as cf
 
     cf.set_num_threads(args.threads)
@@ -563,7 +588,7 @@ def run(args, workloads: List[Workload]) -> int:
     info = machine_info(args.threads, torch)
     log(f"[bench] {info['cpu']}, threads: {args.threads}, cpuformer {info['cpuformer']}"
         + (f", torch {info['torch']}" if torch is not None else "") + (" (smoke run)" if args.smoke else ""))
-    probes = measure_probes(args.smoke, torch)
+    probes = measure_probes(args.smoke, torch) if workloads else None
     results = [run_workload(w.configure(args.smoke), torch, args) for w in workloads]
     if args.memory:
         for r in results:
@@ -577,19 +602,31 @@ def run(args, workloads: List[Workload]) -> int:
                     r[fw]["memory"] = m
                     log(f"[mem] {r['id']} {fw}: {m['peak_mem_mb']:.0f} MB over baseline "
                         f"(process peak {m['peak_rss_mb']:.0f} MB)")
+    precision = None
+    if precision_rows:
+        from .precision import run_precision
+
+        precision = run_precision(list(precision_rows), args.threads, args.smoke, args.repeats, args.memory, torch)
     report = {
         "machine": info,
         "settings": {"threads": args.threads, "smoke": args.smoke, "memory": args.memory,
-                     "only": [w.id for w in workloads], "memory_probe_calls": MEMORY_PROBE_CALLS},
+                     "only": [w.id for w in workloads] + list(precision_rows),
+                     "memory_probe_calls": MEMORY_PROBE_CALLS},
         "probes": probes,
         "workloads": results,
+        "precision": precision,
     }
-    print(format_report(report), flush=True)
+    lines = [format_report(report)] if results else [format_machine(report)]
+    if precision:
+        from .precision import format_precision
+
+        lines.extend(format_precision(precision, args.threads))
+    print("\n".join(lines), flush=True)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(report, f, indent=2)
             f.write("\n")
         log(f"[bench] results saved to {args.json}")
-    if args.plot and plot_report(report, args.plot):
+    if args.plot and results and plot_report(report, args.plot):
         log(f"[bench] chart saved to {args.plot}")
     return 0

@@ -34,7 +34,20 @@ using LowpEntry = void (*)(const LowpGemm&, int nthreads);
 
 void lowp_int8_scalar(const LowpGemm& g, int nthreads);
 void lowp_bf16_scalar(const LowpGemm& g, int nthreads);
+// The peak probes (lowp_kernel.hpp): `iters` iterations of independent
+// dot-product chains; *ops = operations per iteration.
+using LowpPeak = float (*)(int64_t iters, float seed, double* ops);
+float lowp_int8_peak_scalar(int64_t iters, float seed, double* ops);
+float lowp_bf16_peak_scalar(int64_t iters, float seed, double* ops);
+// The entry and probe runtime/cpu.hpp chose for int8 or bf16 (dtype 2 or 1).
+LowpEntry lowp_entry(int dtype);
+LowpPeak lowp_peak(int dtype);
+
 #if defined(CPUFORMER_LOWP_X86)
+float lowp_int8_peak_avx2(int64_t iters, float seed, double* ops);
+float lowp_bf16_peak_avx2(int64_t iters, float seed, double* ops);
+float lowp_int8_peak_avx512(int64_t iters, float seed, double* ops);
+float lowp_bf16_peak_avx512(int64_t iters, float seed, double* ops);
 void lowp_int8_avx2(const LowpGemm& g, int nthreads);
 void lowp_bf16_avx2(const LowpGemm& g, int nthreads);
 void lowp_int8_avx512(const LowpGemm& g, int nthreads);  // AVX512-VNNI

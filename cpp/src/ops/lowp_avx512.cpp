@@ -10,6 +10,8 @@ namespace detail {
 
 void lowp_int8_avx512(const LowpGemm& g, int nthreads) { lowp::run<lowp::Avx512Int8>(g, nthreads); }
 void lowp_bf16_avx512(const LowpGemm& g, int nthreads) { lowp::run<lowp::Avx512Bf16>(g, nthreads); }
+float lowp_int8_peak_avx512(int64_t iters, float seed, double* ops) { return lowp::peak_int8_avx512(iters, seed, ops); }
+float lowp_bf16_peak_avx512(int64_t iters, float seed, double* ops) { return lowp::peak_bf16_avx512(iters, seed, ops); }
 
 }  // namespace detail
 }  // namespace cpuformer

@@ -301,6 +301,118 @@ struct Avx512Bf16 : Bf16Prep {
 #endif
 
 // ---------------------------------------------------------------------------
+// Peak probes: independent chains of each kernel's dot-product step, so the
+// benchmark can report how close the GEMM gets (runtime/peak.hpp). Each
+// returns a value derived from every step; *ops = multiply-adds x 2 per
+// iteration.
+// ---------------------------------------------------------------------------
+
+constexpr int kPeakChains = 16;
+
+inline float peak_int8_scalar(int64_t iters, float seed, double* ops) {
+  *ops = 2.0 * kPeakChains * 4;
+  int32_t acc[kPeakChains];
+  const int32_t s = static_cast<int32_t>(seed) & 7;
+  for (int c = 0; c < kPeakChains; ++c) acc[c] = c + s;
+  const int8_t a[4] = {1, -2, 3, -4}, b[4] = {5, 6, -7, 8};
+  for (int64_t i = 0; i < iters; ++i)
+    for (int c = 0; c < kPeakChains; ++c) acc[c] = (acc[c] >> 1) + a[0] * b[0] + a[1] * b[1] + a[2] * b[2] + a[3] * b[3];
+  int64_t sum = 0;
+  for (int c = 0; c < kPeakChains; ++c) sum += acc[c];
+  return static_cast<float>(sum & 7);  // bounded: it is fed back as the next seed
+}
+
+inline float peak_bf16_scalar(int64_t iters, float seed, double* ops) {
+  *ops = 2.0 * kPeakChains * 2;
+  float acc[kPeakChains];
+  for (int c = 0; c < kPeakChains; ++c) acc[c] = seed + 0.001f * static_cast<float>(c);
+  for (int64_t i = 0; i < iters; ++i)
+    for (int c = 0; c < kPeakChains; ++c) acc[c] = acc[c] * 0.5f + 0.25f * 0.75f;
+  float sum = 0;
+  for (int c = 0; c < kPeakChains; ++c) sum += acc[c];
+  return sum / kPeakChains;  // the mean stays near the seed: fed back, it cannot overflow
+}
+
+#if defined(__AVX2__) && defined(__FMA__)
+inline float peak_int8_avx2(int64_t iters, float seed, double* ops) {
+  constexpr int kC = 8;  // 8 chains of 4 instructions keep 16 ymm registers busy
+  *ops = 2.0 * kC * 8 * 4;
+  __m256i acc[kC];
+  for (int c = 0; c < kC; ++c) acc[c] = _mm256_set1_epi32(c + static_cast<int>(seed));
+  const __m256i a = _mm256_set1_epi32(0x05FD0302), b = _mm256_set1_epi32(0x7F01FE03), ones = _mm256_set1_epi16(1);
+  const __m256i ua = _mm256_abs_epi8(a);
+  for (int64_t i = 0; i < iters; ++i)
+    for (int c = 0; c < kC; ++c)
+      acc[c] = _mm256_add_epi32(acc[c], _mm256_madd_epi16(_mm256_maddubs_epi16(ua, _mm256_sign_epi8(b, a)), ones));
+  int32_t t[8], sum = 0;
+  for (int c = 0; c < kC; ++c) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(t), acc[c]);
+    for (int j = 0; j < 8; ++j) sum += t[j];
+  }
+  return static_cast<float>(sum & 7);
+}
+
+inline float peak_bf16_avx2(int64_t iters, float seed, double* ops) {
+  constexpr int kC = 6;
+  *ops = 2.0 * kC * 8 * 2;
+  __m256 acc[kC];
+  for (int c = 0; c < kC; ++c) acc[c] = _mm256_set1_ps(seed + 0.01f * static_cast<float>(c));
+  const __m256i b = _mm256_set1_epi32(0x3F7F3F7F);
+  const __m256i hi_mask = _mm256_set1_epi32(static_cast<int32_t>(0xFFFF0000u));
+  const __m256 ahi = _mm256_set1_ps(0.5f), alo = _mm256_set1_ps(0.25f);
+  for (int64_t i = 0; i < iters; ++i)
+    for (int c = 0; c < kC; ++c) {  // the kernel's step: widen b, two FMAs
+      const __m256 bhi = _mm256_castsi256_ps(_mm256_and_si256(b, hi_mask));
+      const __m256 blo = _mm256_castsi256_ps(_mm256_slli_epi32(b, 16));
+      acc[c] = _mm256_fmadd_ps(alo, blo, _mm256_fmadd_ps(ahi, bhi, _mm256_mul_ps(acc[c], alo)));
+    }
+  float t[8], sum = 0;
+  for (int c = 0; c < kC; ++c) {
+    _mm256_storeu_ps(t, acc[c]);
+    for (int j = 0; j < 8; ++j) sum += t[j];
+  }
+  return sum / (8 * kC);
+}
+#endif
+
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+inline float peak_int8_avx512(int64_t iters, float seed, double* ops) {
+  *ops = 2.0 * kPeakChains * 64;
+  __m512i acc[kPeakChains];
+  for (int c = 0; c < kPeakChains; ++c) acc[c] = _mm512_set1_epi32(c + static_cast<int>(seed));
+  const __m512i a = _mm512_set1_epi32(0x01020304), b = _mm512_set1_epi32(0x01FF01FF);
+  for (int64_t i = 0; i < iters; ++i)
+#pragma GCC unroll 16
+    for (int c = 0; c < kPeakChains; ++c) acc[c] = _mm512_dpbusd_epi32(acc[c], a, b);
+  int32_t t[16];
+  int64_t sum = 0;
+  for (int c = 0; c < kPeakChains; ++c) {
+    _mm512_storeu_si512(t, acc[c]);
+    for (int j = 0; j < 16; ++j) sum += t[j];
+  }
+  return static_cast<float>(sum & 7);
+}
+#endif
+
+#if defined(__AVX512F__) && defined(__AVX512BF16__)
+inline float peak_bf16_avx512(int64_t iters, float seed, double* ops) {
+  *ops = 2.0 * kPeakChains * 32;
+  __m512 acc[kPeakChains];
+  for (int c = 0; c < kPeakChains; ++c) acc[c] = _mm512_set1_ps(seed + 0.01f * static_cast<float>(c));
+  const __m512bh a = (__m512bh)_mm512_set1_epi32(0x3F803F80), b = (__m512bh)_mm512_set1_epi32(0x33803380);
+  for (int64_t i = 0; i < iters; ++i)
+#pragma GCC unroll 16
+    for (int c = 0; c < kPeakChains; ++c) acc[c] = _mm512_dpbf16_ps(acc[c], a, b);
+  float t[16], sum = 0;
+  for (int c = 0; c < kPeakChains; ++c) {
+    _mm512_storeu_ps(t, acc[c]);
+    for (int j = 0; j < 16; ++j) sum += t[j];
+  }
+  return sum / (16 * kPeakChains);
+}
+#endif
+
+// ---------------------------------------------------------------------------
 // Driver
 // ---------------------------------------------------------------------------
 

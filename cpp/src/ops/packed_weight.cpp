@@ -21,6 +21,32 @@ namespace cpuformer {
 namespace detail {
 void lowp_int8_scalar(const LowpGemm& g, int nthreads) { lowp::run<lowp::ScalarInt8>(g, nthreads); }
 void lowp_bf16_scalar(const LowpGemm& g, int nthreads) { lowp::run<lowp::ScalarBf16>(g, nthreads); }
+float lowp_int8_peak_scalar(int64_t iters, float seed, double* ops) { return lowp::peak_int8_scalar(iters, seed, ops); }
+float lowp_bf16_peak_scalar(int64_t iters, float seed, double* ops) { return lowp::peak_bf16_scalar(iters, seed, ops); }
+
+LowpEntry lowp_entry(int dtype) {
+  const bool i8 = dtype == static_cast<int>(DType::Int8);
+  const LowpKernel k = i8 ? int8_kernel() : bf16_kernel();
+#if defined(CPUFORMER_LOWP_X86)
+  if (k == LowpKernel::Avx512) return i8 ? lowp_int8_avx512 : lowp_bf16_avx512;
+  if (k == LowpKernel::Avx2) return i8 ? lowp_int8_avx2 : lowp_bf16_avx2;
+#else
+  (void)k;
+#endif
+  return i8 ? lowp_int8_scalar : lowp_bf16_scalar;
+}
+
+LowpPeak lowp_peak(int dtype) {
+  const bool i8 = dtype == static_cast<int>(DType::Int8);
+  const LowpKernel k = i8 ? int8_kernel() : bf16_kernel();
+#if defined(CPUFORMER_LOWP_X86)
+  if (k == LowpKernel::Avx512) return i8 ? lowp_int8_peak_avx512 : lowp_bf16_peak_avx512;
+  if (k == LowpKernel::Avx2) return i8 ? lowp_int8_peak_avx2 : lowp_bf16_peak_avx2;
+#else
+  (void)k;
+#endif
+  return i8 ? lowp_int8_peak_scalar : lowp_bf16_peak_scalar;
+}
 }  // namespace detail
 
 namespace {
@@ -232,17 +258,6 @@ struct LowpScratch {
 };
 thread_local LowpScratch tl_scratch;
 
-detail::LowpEntry pick(DType dtype) {
-  const LowpKernel k = dtype == DType::Int8 ? int8_kernel() : bf16_kernel();
-#if defined(CPUFORMER_LOWP_X86)
-  if (k == LowpKernel::Avx512) return dtype == DType::Int8 ? detail::lowp_int8_avx512 : detail::lowp_bf16_avx512;
-  if (k == LowpKernel::Avx2) return dtype == DType::Int8 ? detail::lowp_int8_avx2 : detail::lowp_bf16_avx2;
-#else
-  (void)k;
-#endif
-  return dtype == DType::Int8 ? detail::lowp_int8_scalar : detail::lowp_bf16_scalar;
-}
-
 int team_size() {
 #ifdef _OPENMP
   if (!omp_in_parallel()) return omp_get_max_threads();
@@ -280,7 +295,7 @@ void packed_linear_forward(float* out, int64_t ldo, const float* x, int64_t ldx,
   g.act = act;
   g.abuf = scratch;
   g.ascale = reinterpret_cast<float*>(scratch + abytes);
-  pick(w.dtype)(g, team_size());
+  detail::lowp_entry(static_cast<int>(w.dtype))(g, team_size());
 }
 
 }  // namespace cpuformer

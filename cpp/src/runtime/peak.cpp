@@ -8,7 +8,9 @@
 #include "cpuformer/error.hpp"
 #include "cpuformer/ops/gemm.hpp"
 
+#include "cpuformer/ops/packed_weight.hpp"
 #include "cpuformer/runtime/cpu.hpp"
+#include "../ops/lowp.hpp"
 #include "fma_chains.hpp"
 #ifdef _OPENMP
 #include <omp.h>
@@ -41,11 +43,13 @@ float run_chains(int64_t iters, float seed, double* flops_per_iteration) {
   return detail::fma_chains::run(iters, seed);
 }
 
-// One timed trial of about `seconds`: every thread runs chunks of FMA chains
+using Chains = float (*)(int64_t iters, float seed, double* ops_per_iteration);
+
+// One timed trial of about `seconds`: every thread runs chunks of `chains`
 // until a shared deadline and counts its own iterations, so a thread that
-// the OS preempts simply contributes less. Returns GFLOP/s over the wall time
-// of the whole parallel region (thread start-up included).
-double fma_trial(double seconds, float* sink) {
+// the OS preempts simply contributes less. Returns G(FL)OP/s over the wall
+// time of the whole parallel region (thread start-up included).
+double chains_trial(Chains run_chains, double seconds, float* sink) {
   constexpr int64_t kChunk = 1 << 14;  // ~0.1 ms per chunk: clock reads are negligible
   const Clock::time_point t0 = Clock::now();
   const Clock::time_point deadline = t0 + std::chrono::duration_cast<Clock::duration>(
@@ -74,18 +78,58 @@ double fma_trial(double seconds, float* sink) {
   return flops * iters / dt * 1e-9;
 }
 
+double best_of_trials(Chains chains, double seconds) {
+  float sink = 0;
+  // A short untimed trial wakes the thread pool and lets clocks ramp up.
+  chains_trial(chains, std::min(0.02, seconds / 4), &sink);
+  double best = 0;
+  for (int trial = 0; trial < 3; ++trial) best = std::max(best, chains_trial(chains, seconds / 3, &sink));
+  // `sink` is finite by construction; testing it keeps the work observable.
+  return std::isfinite(sink) ? best : 0.0;
+}
+
 }  // namespace
 
 double fma_peak_gflops(double seconds) {
   CF_CHECK_VALUE(std::isfinite(seconds) && seconds > 0 && seconds <= 60,
                  "fma_peak_gflops: expected 0 < seconds <= 60, got ", seconds);
-  float sink = 0;
-  // A short untimed trial wakes the thread pool and lets clocks ramp up.
-  fma_trial(std::min(0.02, seconds / 4), &sink);
-  double best = 0;
-  for (int trial = 0; trial < 3; ++trial) best = std::max(best, fma_trial(seconds / 3, &sink));
-  // `sink` is finite by construction; testing it keeps the work observable.
-  return std::isfinite(sink) ? best : 0.0;
+  return best_of_trials(run_chains, seconds);
+}
+
+double lowp_peak_gops(DType dtype, double seconds) {
+  CF_CHECK_VALUE(std::isfinite(seconds) && seconds > 0 && seconds <= 60,
+                 "lowp_peak_gops: expected 0 < seconds <= 60, got ", seconds);
+  CF_CHECK_VALUE(dtype != DType::Float32, "lowp_peak_gops: dtype must be bfloat16 or int8 (fma_peak_gflops "
+                 "measures float32)");
+  return best_of_trials(detail::lowp_peak(static_cast<int>(dtype)), seconds);
+}
+
+double lowp_gemm_gops(DType dtype, int64_t M, int64_t N, int64_t K, int repeats) {
+  CF_CHECK_VALUE(dtype != DType::Float32, "lowp_gemm_gops: dtype must be bfloat16 or int8");
+  CF_CHECK_VALUE(M >= 1 && N >= 1 && K >= 1 && repeats >= 1, "lowp_gemm_gops: expected M, N, K, repeats >= 1, got M=",
+                 M, ", N=", N, ", K=", K, ", repeats=", repeats);
+  const int64_t limit = int64_t{1} << 31;
+  CF_CHECK_VALUE(M <= limit / N && N <= limit / K && M <= limit / K,
+                 "lowp_gemm_gops: matrices too large (each of M*N, N*K, M*K must be <= 2^31)");
+  std::vector<float> x(static_cast<size_t>(M * K)), w(static_cast<size_t>(N * K)), y(static_cast<size_t>(M * N));
+  uint32_t s = 777u;
+  auto next = [&s]() {
+    s = s * 1664525u + 1013904223u;
+    return static_cast<float>(s >> 8) * (1.0f / 16777216.0f) - 0.5f;
+  };
+  for (float& v : x) v = next();
+  for (float& v : w) v = next();
+  const PackedWeight pw = pack_weight(dtype, w.data(), N, K, K);
+  packed_linear_forward(y.data(), N, x.data(), K, pw, nullptr, M);
+  std::vector<double> times(static_cast<size_t>(repeats));
+  for (int r = 0; r < repeats; ++r) {
+    const Clock::time_point t0 = Clock::now();
+    packed_linear_forward(y.data(), N, x.data(), K, pw, nullptr, M);
+    times[static_cast<size_t>(r)] = seconds_since(t0);
+  }
+  std::sort(times.begin(), times.end());
+  return 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K) / times[times.size() / 2] *
+         1e-9;
 }
 
 double gemm_gflops(int64_t M, int64_t N, int64_t K, int repeats) {

@@ -6,6 +6,8 @@
 #pragma once
 #include <cstdint>
 
+#include "cpuformer/ops/packed_weight.hpp"
+
 namespace cpuformer {
 
 // FP32 FMA peak in GFLOP/s (one FMA = 2 FLOP per lane), measured for about
@@ -23,5 +25,13 @@ double fma_peak_gflops(double seconds);
 // warm-up call, then the median of `repeats` timed calls. M, N, K, repeats
 // >= 1 and M·N, N·K, M·K <= 2^31 (ValueError otherwise).
 double gemm_gflops(int64_t M, int64_t N, int64_t K, int repeats);
+
+// The low-precision counterparts (ops/packed_weight.hpp), dtype bfloat16 or
+// int8: the peak of the dot-product step of the kernel in use (int8_kernel(),
+// bf16_kernel()), measured like fma_peak_gflops, in G(FL)OP/s with 2
+// operations per multiply-add; and the throughput of packed_linear_forward
+// on x[M, K] · W[N, K]ᵀ (W packed once, outside the timing).
+double lowp_peak_gops(DType dtype, double seconds);
+double lowp_gemm_gops(DType dtype, int64_t M, int64_t N, int64_t K, int repeats);
 
 }  // namespace cpuformer

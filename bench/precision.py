@@ -1,0 +1,500 @@
+"""Precision rows of ``python -m cpuformer bench``: W1 and W5 in bfloat16 and
+int8 (W1-bf16, W1-int8, W5-bf16, W5-int8), each beside cpuformer float32 and,
+when installed, the engines people deploy at that precision, in the same run
+on the same weights:
+
+* W1 (BERT-base encoder inference, B8 x T128) runs as a Hugging Face
+  ``BertModel`` (12 layers, 768 wide, random weights) so every engine reads
+  the same checkpoint: cpuformer (``from_pretrained`` + ``quantize``),
+  PyTorch (``torch.autocast("cpu", dtype=torch.bfloat16)`` /
+  ``torch.ao.quantization.quantize_dynamic``), ONNX Runtime (the model
+  exported with ``torch.onnx.export``, the transformer optimizer's fused BERT
+  graph in float32, and that graph through ``quantize_dynamic`` for int8;
+  ONNX Runtime has no bfloat16 CPU kernels, so the bf16 row shows its float32).
+* W5 (GPT 6L-512, vocab 8192, greedy decoding of 128 tokens after 16, batch
+  1) runs as a ``GPT2LMHeadModel``: cpuformer, PyTorch (``generate`` under
+  autocast / ``quantize_dynamic``) and CTranslate2 (the model converted with
+  its Transformers converter, ``compute_type`` int8, or bfloat16 where the
+  CPU build supports it).
+
+Every engine's first output is checked against the float32 reference before
+anything is timed (W1: relative difference of the hidden states; W5: how many
+greedy tokens agree with cpuformer float32). Engines alternate call by call;
+the reported time is the median. Peers are optional (``pip install
+".[peers]"``); a missing one is reported, not fatal.
+"""
+from __future__ import annotations
+
+import gc
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+ROWS = ("W1-bf16", "W1-int8", "W5-bf16", "W5-int8")
+PRECISION = {"bf16": "bfloat16", "int8": "int8"}
+
+SHAPES = {
+    "W1": {"full": dict(layers=12, d=768, heads=12, ff=3072, vocab=30522, B=8, T=128),
+           "smoke": dict(layers=2, d=32, heads=4, ff=64, vocab=100, B=2, T=8)},
+    "W5": {"full": dict(layers=6, d=512, heads=8, vocab=8192, block=256, prompt=16, new=128),
+           "smoke": dict(layers=2, d=32, heads=4, vocab=64, block=32, prompt=4, new=8)},
+}
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Engine:
+    name: str            # "cpuformer int8", "onnxruntime int8", ...
+    step: Callable[[], object]
+    detail: str = ""     # how it was built
+    output: object = None
+    check: str = ""
+    ok: bool = True
+    times: List[float] = field(default_factory=list)
+
+
+def _try_import(name):
+    try:
+        return __import__(name)
+    except Exception:  # noqa: BLE001 - an optional peer that fails to import is simply absent
+        return None
+
+
+# --------------------------------------------------------------------------
+# Checkpoints shared by every engine
+
+
+def _bert_dir(root: str, s: Dict[str, int]) -> str:
+    import torch
+    import transformers
+
+    d = os.path.join(root, "bert")
+    if os.path.exists(os.path.join(d, "config.json")):
+        return d
+    cfg = transformers.BertConfig(vocab_size=s["vocab"], hidden_size=s["d"], num_hidden_layers=s["layers"],
+                                  num_attention_heads=s["heads"], intermediate_size=s["ff"],
+                                  max_position_embeddings=max(512, s["T"]))
+    cfg._attn_implementation = "eager"  # the graph ONNX Runtime's optimizer fuses
+    torch.manual_seed(0)
+    transformers.BertModel(cfg, add_pooling_layer=False).eval().save_pretrained(d)
+    return d
+
+
+def _gpt_dir(root: str, s: Dict[str, int]) -> str:
+    import torch
+    import transformers
+
+    d = os.path.join(root, "gpt2")
+    if os.path.exists(os.path.join(d, "config.json")):
+        return d
+    cfg = transformers.GPT2Config(vocab_size=s["vocab"], n_positions=s["block"], n_embd=s["d"], n_layer=s["layers"],
+                                  n_head=s["heads"], activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0,
+                                  attn_pdrop=0.0, bos_token_id=0, eos_token_id=0, pad_token_id=0)
+    torch.manual_seed(0)
+    transformers.GPT2LMHeadModel(cfg).eval().save_pretrained(d)
+    # A word-level vocabulary "t0".."t{V-1}": CTranslate2's converter reads the
+    # tokenizer for the token strings its generator speaks.
+    tk = _try_import("tokenizers")
+    if tk is not None:
+        from tokenizers import Tokenizer, models, pre_tokenizers
+
+        tok = Tokenizer(models.WordLevel({f"t{i}": i for i in range(s["vocab"])}, unk_token="t0"))
+        tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+        tok.save(os.path.join(d, "tokenizer.json"))
+        with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
+            json.dump({"tokenizer_class": "PreTrainedTokenizerFast", "bos_token": "t0", "eos_token": "t0",
+                       "unk_token": "t0", "model_max_length": s["block"]}, f)
+    return d
+
+
+# --------------------------------------------------------------------------
+# W1: BERT-base encoder
+
+
+def _bert_inputs(s):
+    rng = np.random.default_rng(0)
+    ids = rng.integers(0, s["vocab"], (s["B"], s["T"])).astype(np.int64)
+    return ids, np.ones_like(ids)
+
+
+def _ort_session(path, threads):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    return ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+
+
+def _onnx_models(d: str, s, threads) -> Dict[str, str]:
+    """The exported BERT, its fused float32 graph and the int8 quantization of that graph."""
+    import torch
+    import transformers
+
+    raw, fused, q8 = (os.path.join(d, n) for n in ("bert.onnx", "bert_fused.onnx", "bert_int8.onnx"))
+    if not os.path.exists(raw):
+        hf = transformers.BertModel.from_pretrained(d, attn_implementation="eager").eval()
+
+        class Wrapped(torch.nn.Module):
+            def __init__(self, m):
+                super().__init__()
+                self.m = m
+
+            def forward(self, input_ids, attention_mask):
+                return self.m(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+        ids, mask = _bert_inputs(s)
+        log("[precision] exporting the BERT to ONNX (torch.onnx.export) ...")
+        torch.onnx.export(Wrapped(hf), (torch.from_numpy(ids), torch.from_numpy(mask)), raw,
+                          input_names=["input_ids", "attention_mask"], output_names=["last_hidden_state"],
+                          dynamic_axes={"input_ids": {0: "b", 1: "t"}, "attention_mask": {0: "b", 1: "t"}},
+                          opset_version=17, dynamo=False)
+    if not os.path.exists(fused):
+        from onnxruntime.transformers import optimizer
+
+        log("[precision] ONNX Runtime transformer optimizer (model_type bert) ...")
+        m = optimizer.optimize_model(raw, model_type="bert", num_heads=s["heads"], hidden_size=s["d"])
+        stats = {k: v for k, v in m.get_fused_operator_statistics().items() if v}
+        log(f"[precision] fused operators: {stats}")
+        m.save_model_to_file(fused)
+    if not os.path.exists(q8):
+        import onnx
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        log("[precision] ONNX Runtime quantize_dynamic (QInt8 weights) ...")
+        quantize_dynamic(fused, q8, weight_type=QuantType.QInt8,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    return {"float32": fused, "int8": q8}
+
+
+def w1_engines(precision: str, root: str, s, threads: int, torch) -> (List[Engine], np.ndarray, str):
+    import cpuformer as cf
+
+    d = _bert_dir(root, s)
+    ids, mask = _bert_inputs(s)
+    fp32 = cf.from_pretrained(d)
+    low = cf.quantize(fp32, precision)
+    engines = [Engine(f"cpuformer {precision}", lambda: low(ids, attention_mask=mask),
+                      f"cf.quantize(cf.from_pretrained(dir), {precision!r})"),
+               Engine("cpuformer float32", lambda: fp32(ids, attention_mask=mask), "cf.from_pretrained(dir)")]
+    import transformers
+
+    hf = transformers.BertModel.from_pretrained(d, attn_implementation="eager").eval()
+    tid, tmask = torch.from_numpy(ids), torch.from_numpy(mask)
+    with torch.inference_mode():
+        reference = hf(input_ids=tid, attention_mask=tmask).last_hidden_state.numpy().copy()
+    if precision == "bfloat16":
+        def torch_step():
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+                return hf(input_ids=tid, attention_mask=tmask).last_hidden_state.float().numpy()
+
+        engines.append(Engine("torch bfloat16", torch_step, "transformers BertModel under "
+                              "torch.autocast('cpu', dtype=torch.bfloat16), inference_mode"))
+    else:
+        qhf = torch.ao.quantization.quantize_dynamic(hf, {torch.nn.Linear}, dtype=torch.qint8)
+
+        def torch_step():
+            with torch.inference_mode():
+                return qhf(input_ids=tid, attention_mask=tmask).last_hidden_state.numpy()
+
+        engines.append(Engine("torch int8", torch_step, "torch.ao.quantization.quantize_dynamic(BertModel, "
+                              "{nn.Linear}, qint8)"))
+    ort = _try_import("onnxruntime")
+    note = ""
+    if ort is None or _try_import("onnx") is None:
+        note = "ONNX Runtime not installed (pip install onnxruntime onnx)"
+    else:
+        try:
+            paths = _onnx_models(d, s, threads)
+            which = "int8" if precision == "int8" else "float32"
+            sess = _ort_session(paths[which], threads)
+            feed = {"input_ids": ids, "attention_mask": mask}
+            engines.append(Engine(f"onnxruntime {which}", lambda: sess.run(None, feed)[0],
+                                  f"onnxruntime {ort.__version__}: fused BERT graph"
+                                  + (" + quantize_dynamic(QInt8)" if which == "int8" else
+                                     " (float32: no bfloat16 CPU kernels)")))
+        except Exception as e:  # noqa: BLE001 - report the peer as unavailable, keep measuring
+            note = f"ONNX Runtime failed: {type(e).__name__}: {e}"
+    return engines, reference, note
+
+
+def w1_check(engine: Engine, reference: np.ndarray, precision: str) -> None:
+    out = np.asarray(engine.output, dtype=np.float64)
+    rel = float(np.max(np.abs(out - reference)) / max(np.max(np.abs(reference)), 1e-12))
+    cos = float(np.min(np.sum(out * reference, -1) / np.maximum(
+        np.linalg.norm(out, axis=-1) * np.linalg.norm(reference, axis=-1), 1e-30)))
+    limit = 1e-4 if engine.name.endswith("float32") else 0.1
+    engine.ok = rel <= limit and cos >= 0.99
+    engine.check = f"max rel diff vs transformers fp32 {rel:.1e}, min token cosine {cos:.4f}"
+
+
+# --------------------------------------------------------------------------
+# W5: GPT greedy decoding
+
+
+def w5_engines(precision: str, root: str, s, threads: int, torch):
+    import cpuformer as cf
+    import transformers
+
+    d = _gpt_dir(root, s)
+    prompt = np.random.default_rng(0).integers(1, s["vocab"], (1, s["prompt"])).astype(np.int64)
+    new = s["new"]
+    fp32 = cf.from_pretrained(d)
+    low = cf.quantize(fp32, precision)
+    engines = [Engine(f"cpuformer {precision}", lambda: low.generate(prompt, new, temperature=0)[0, s["prompt"]:],
+                      f"cf.quantize(cf.from_pretrained(dir), {precision!r}).generate(temperature=0)"),
+               Engine("cpuformer float32", lambda: fp32.generate(prompt, new, temperature=0)[0, s["prompt"]:],
+                      "cf.from_pretrained(dir).generate(temperature=0)")]
+    hf = transformers.GPT2LMHeadModel.from_pretrained(d).eval()
+    tp = torch.from_numpy(prompt)
+    tm = torch.ones_like(tp)
+    kw = dict(attention_mask=tm, max_new_tokens=new, min_new_tokens=new, do_sample=False, use_cache=True,
+              pad_token_id=0)
+    if precision == "bfloat16":
+        def torch_step():
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+                return hf.generate(tp, **kw)[0, s["prompt"]:].numpy()
+
+        engines.append(Engine("torch bfloat16", torch_step, "GPT2LMHeadModel.generate under torch.autocast bf16"))
+    else:
+        qhf = torch.ao.quantization.quantize_dynamic(hf, {torch.nn.Linear}, dtype=torch.qint8)
+
+        def torch_step():
+            with torch.inference_mode():
+                return qhf.generate(tp, **kw)[0, s["prompt"]:].numpy()
+
+        engines.append(Engine("torch int8", torch_step, "quantize_dynamic(GPT2LMHeadModel) (its Conv1D layers "
+                              "are not nn.Linear: only lm_head is quantized)"))
+    ct2 = _try_import("ctranslate2")
+    note = ""
+    if ct2 is None:
+        note = "CTranslate2 not installed (pip install ctranslate2)"
+    elif not os.path.exists(os.path.join(d, "tokenizer.json")):
+        note = "CTranslate2 needs the tokenizers package to convert the model"
+    else:
+        supported = sorted(ct2.get_supported_compute_types("cpu"))
+        compute = precision
+        if compute not in supported:
+            compute = "float32"
+            note = f"CTranslate2 has no {precision} on this CPU (supported: {', '.join(supported)}): showing float32"
+        try:
+            out_dir = os.path.join(d, f"ct2-{compute}")
+            if not os.path.exists(os.path.join(out_dir, "model.bin")):
+                quant = {"int8": "int8", "bfloat16": "bfloat16"}.get(compute)
+                ct2.converters.TransformersConverter(d).convert(out_dir, quantization=quant, force=True)
+            gen = ct2.Generator(out_dir, device="cpu", compute_type=compute, intra_threads=threads,
+                                inter_threads=1)
+            tokens = [f"t{i}" for i in prompt[0]]
+
+            def ct2_step():
+                r = gen.generate_batch([tokens], max_length=new, min_length=new, sampling_topk=1,
+                                       include_prompt_in_result=False, end_token=[])
+                return np.asarray(r[0].sequences_ids[0])
+
+            engines.append(Engine(f"ctranslate2 {compute}", ct2_step,
+                                  f"ctranslate2 {ct2.__version__} Generator(compute_type={compute!r}), greedy"))
+        except Exception as e:  # noqa: BLE001
+            note = f"CTranslate2 failed: {type(e).__name__}: {e}"
+    return engines, None, note
+
+
+def w5_check(engine: Engine, reference: np.ndarray, precision: str) -> None:
+    a, b = np.asarray(engine.output), np.asarray(reference)
+    if a.shape != b.shape:
+        engine.ok = False
+        engine.check = f"{a.shape[0]} tokens, expected {b.shape[0]}"
+        return
+    diverge = np.nonzero(a != b)[0]
+    agree = len(a) if len(diverge) == 0 else int(diverge[0])
+    same = float(np.mean(a == b))
+    # Random weights give flat distributions: low-precision rounding may flip
+    # a near-tie, after which the sequences differ; the first steps must agree.
+    engine.ok = agree >= min(8, len(a)) or engine.name.endswith("float32") and agree == len(a)
+    engine.check = f"greedy tokens = cpuformer fp32 for the first {agree} of {len(a)} ({100 * same:.0f}% overall)"
+
+
+# --------------------------------------------------------------------------
+# Timing and report
+
+
+def _time(engines: List[Engine], repeats: int, warmup: int) -> None:
+    for e in engines:
+        for _ in range(warmup):
+            e.step()
+    for r in range(repeats):
+        order = engines if r % 2 == 0 else engines[::-1]
+        for e in order:
+            gc.collect()
+            time.sleep(0.01)
+            t0 = time.perf_counter()
+            e.step()
+            e.times.append(time.perf_counter() - t0)
+
+
+def memory_probe(spec: str, threads: int, smoke: bool) -> int:
+    """Child process: peak memory of cpuformer float32 or low precision on one row's model and inputs."""
+    from .harness import _ru_maxrss_mb, proc_status_kb, reset_peak_rss
+
+    row, _, dtype = spec.partition(":")
+    import cpuformer as cf
+
+    cf.set_num_threads(threads)
+    wid = row.split("-")[0]
+    s = SHAPES[wid]["smoke" if smoke else "full"]
+    root = os.environ["CPUFORMER_PRECISION_DIR"]
+    d = os.path.join(root, "bert" if wid == "W1" else "gpt2")
+    if wid == "W1":
+        ids, mask = _bert_inputs(s)
+    else:
+        prompt = np.random.default_rng(0).integers(1, s["vocab"], (1, s["prompt"])).astype(np.int64)
+    gc.collect()
+    rss = proc_status_kb("VmRSS")
+    exact = rss is not None and reset_peak_rss()
+    base = rss / 1024 if exact else _ru_maxrss_mb()
+    # The low-precision model is what a user loads: a quantized checkpoint.
+    ckpt = os.path.join(root, f"{wid}-{dtype}.safetensors")
+    m = cf.load(ckpt).eval()
+    for _ in range(2):
+        if wid == "W1":
+            with cf.no_grad():
+                m(ids, attention_mask=mask)
+        else:
+            m.generate(prompt, s["new"], temperature=0)
+    peak = (proc_status_kb("VmHWM") / 1024) if exact else _ru_maxrss_mb()
+    print(json.dumps({"row": row, "dtype": dtype, "peak_mem_mb": max(0.0, peak - base)}))
+    return 0
+
+
+def _probe_memory(row: str, dtype: str, threads: int, smoke: bool, root: str) -> Optional[float]:
+    env = dict(os.environ, CPUFORMER_PRECISION_DIR=root)
+    cmd = [sys.executable, "-m", "cpuformer", "bench", "--precision-probe", f"{row}:{dtype}", "--threads",
+           str(threads)] + (["--smoke"] if smoke else [])
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
+    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
+    if p.returncode != 0 or not lines:
+        log(f"[precision] memory probe {row} {dtype} failed: {(p.stderr.strip().splitlines() or ['?'])[-1]}")
+        return None
+    return float(json.loads(lines[-1])["peak_mem_mb"])
+
+
+def measure_peaks(seconds: float) -> Dict[str, object]:
+    import cpuformer as cf
+    from cpuformer import _core
+
+    info = cf.build_info()
+    out = {"fp32_fma": float(_core.fma_peak_gflops(seconds)), "int8_kernel": info["int8_kernel"],
+           "bf16_kernel": info["bf16_kernel"]}
+    for dt in ("int8", "bfloat16"):
+        out[dt] = float(_core.lowp_peak_gops(dt, seconds))
+    return out
+
+
+def run_precision(rows: List[str], threads: int, smoke: bool, repeats: Optional[int], memory: bool,
+                  torch) -> Dict[str, object]:
+    import cpuformer as cf
+    from cpuformer import _core
+
+    if torch is None:
+        raise SystemExit("the precision rows need PyTorch and transformers (pip install torch==2.13.0 "
+                         "transformers): they export the shared checkpoints")
+    if _try_import("transformers") is None:
+        raise SystemExit("the precision rows need transformers (pip install transformers)")
+    seconds = 0.05 if smoke else 1.0
+    log("[precision] measuring the FP32 FMA, int8 and bf16 dot-product peaks ...")
+    peaks = measure_peaks(seconds)
+    log(f"[precision] peaks: fp32 FMA {peaks['fp32_fma']:.0f} GFLOP/s, int8 {peaks['int8']:.0f} GOP/s "
+        f"({peaks['int8_kernel']}), bf16 {peaks['bfloat16']:.0f} GFLOP/s ({peaks['bf16_kernel']})")
+    gemm = []
+    shapes = [(64, 64, 64)] if smoke else [(1024, 2304, 768), (1024, 768, 768), (1024, 3072, 768), (1024, 768, 3072)]
+    for M, N, K in shapes:
+        row = {"M": M, "N": N, "K": K, "float32": float(_core.gemm_gflops(M, N, K, 1 if smoke else 5))}
+        for dt in ("int8", "bfloat16"):
+            row[dt] = float(_core.lowp_gemm_gops(dt, M, N, K, 1 if smoke else 5))
+        gemm.append(row)
+        log(f"[precision] GEMM {M}x{N}x{K}: fp32 {row['float32']:.0f}, int8 {row['int8']:.0f}, "
+            f"bf16 {row['bfloat16']:.0f} G(FL)OP/s")
+    root = tempfile.mkdtemp(prefix="cpuformer-precision-")
+    results = []
+    for row in rows:
+        wid, p = row.split("-")
+        precision = PRECISION[p]
+        s = SHAPES[wid]["smoke" if smoke else "full"]
+        log(f"[{row}] building the engines ...")
+        build = w1_engines if wid == "W1" else w5_engines
+        engines, reference, note = build(precision, root, s, threads, torch)
+        for e in engines:
+            e.output = e.step()
+        if reference is None:  # W5: cpuformer float32's tokens
+            reference = next(e.output for e in engines if e.name == "cpuformer float32")
+        for e in engines:
+            (w1_check if wid == "W1" else w5_check)(e, reference, precision)
+            log(f"[{row}] check {e.name}: {e.check}{'' if e.ok else '  <-- DISAGREES'}")
+        n = repeats or (1 if smoke else (5 if wid == "W1" else 3))
+        _time(engines, n, 0 if smoke else 1)
+        ours = statistics.median(engines[0].times)
+        tokens = s["B"] * s["T"] if wid == "W1" else s["new"]
+        res = {"id": row, "precision": precision, "shape": s, "tokens_per_call": tokens, "note": note,
+               "engines": []}
+        for e in engines:
+            med = statistics.median(e.times)
+            res["engines"].append({"name": e.name, "detail": e.detail, "median_s": med, "times_s": e.times,
+                                   "throughput": tokens / med, "ratio": med / ours, "check": e.check,
+                                   "agrees": e.ok})
+            log(f"[{row}] {e.name}: {med * 1e3:.1f} ms  (vs cpuformer {precision}: {med / ours:.2f}x)")
+        if memory and not smoke:
+            cf.quantize(cf.from_pretrained(os.path.join(root, "bert" if wid == "W1" else "gpt2")),
+                        precision).save(os.path.join(root, f"{wid}-{precision}.safetensors"))
+            cf.from_pretrained(os.path.join(root, "bert" if wid == "W1" else "gpt2")).save(
+                os.path.join(root, f"{wid}-float32.safetensors"))
+            res["memory_mb"] = {dt: _probe_memory(row, dt, threads, smoke, root) for dt in (precision, "float32")}
+            log(f"[{row}] peak memory: {res['memory_mb']}")
+        results.append(res)
+        del engines
+        gc.collect()
+    return {"peaks": peaks, "gemm": gemm, "rows": results}
+
+
+def format_precision(report: Dict[str, object], threads: int) -> List[str]:
+    from .harness import fmt_time, render_table
+
+    pk = report["peaks"]
+    out = ["", f"Precision rows ({threads} thread{'s' if threads > 1 else ''}; ratio = engine time / cpuformer time "
+           "at the row's precision, above 1 means cpuformer is faster)",
+           f"peaks   : FP32 FMA {pk['fp32_fma']:.0f} GFLOP/s | int8 dot product {pk['int8']:.0f} GOP/s "
+           f"({pk['int8_kernel']}) | bf16 dot product {pk['bfloat16']:.0f} GFLOP/s ({pk['bf16_kernel']})"]
+    g = "; ".join(f"{r['M']}x{r['N']}x{r['K']} {r['float32']:.0f} / {r['int8']:.0f} ({100 * r['int8'] / pk['int8']:.0f}%)"
+                  f" / {r['bfloat16']:.0f} ({100 * r['bfloat16'] / pk['bfloat16']:.0f}%)" for r in report["gemm"])
+    out.append(f"GEMM    : fp32 / int8 (% of int8 peak) / bf16 (% of bf16 peak), G(FL)OP/s: {g}")
+    out.append("")
+    columns = [("", "id", "<"), ("", "engine", "<"), ("", "median", ">"), ("", "tok/s", ">"),
+               ("", "engine/cpuformer", ">"), ("", "peak MB", ">"), ("", "check", "<")]
+    rows = []
+    for r in report["rows"]:
+        mem = r.get("memory_mb") or {}
+        for e in r["engines"]:
+            dt = e["name"].split()[-1]
+            m = mem.get(dt) if e["name"].startswith("cpuformer") else None
+            rows.append([r["id"], e["name"], fmt_time(e["median_s"]), f"{e['throughput']:,.0f}",
+                         "-" if e["ratio"] == 1.0 and e["name"].startswith("cpuformer " + r["precision"])
+                         else f"{e['ratio']:.2f}x", f"{m:.0f}" if m else "-",
+                         e["check"] + ("" if e["agrees"] else "  DISAGREES")])
+    out.extend(render_table(columns, rows))
+    for r in report["rows"]:
+        if r["note"]:
+            out.append(f"{r['id']}: {r['note']}")
+    out.append("W1 rows: transformers BertModel (BERT-base shape, random weights) B8xT128; W5 rows: GPT2LMHeadModel "
+               "6L-512 V8192, 128 greedy tokens after 16. Engines alternate call by call; peak MB: the cpuformer "
+               "model loaded from its checkpoint and run twice, alone in a fresh process, over the resident size "
+               "before loading")
+    return out
