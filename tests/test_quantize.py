@@ -103,7 +103,7 @@ KERNEL_SCRIPT = textwrap.dedent("""
     info = cf.build_info()
     out = {"int8_kernel": info["int8_kernel"], "bf16_kernel": info["bf16_kernel"]}
     for dtype in ("int8", "bfloat16"):
-        for n, k, o in ((1, 37, 70), (29, 130, 45), (64, 256, 96)):
+        for n, k, o in ((1, 37, 70), (29, 130, 45), (64, 256, 96), (130, 70, 33)):
             cf.manual_seed(7 + n + k)
             q = cf.quantize(cf.nn.Linear(k, o), dtype)
             x = np.random.default_rng(n).standard_normal((n, k)).astype(np.float32)
@@ -120,18 +120,18 @@ def _run_kernels(cap):
 
 
 def test_every_kernel_level_computes_the_same_products():
-    """The scalar, AVX2 and (where the CPU has it) AVX-512 kernels, each forced with CPUFORMER_GEMM_KERNEL in
-    a subprocess: int8 bit for bit, bf16 to float rounding."""
-    info = cf.build_info()
-    levels = {"eigen": ("scalar", "scalar")}
-    if info["int8_kernel"] != "scalar":
-        levels["avx2"] = ("avx2", "avx2")
-    runs = {cap: _run_kernels(cap) for cap in levels}
-    for cap, (k8, kb) in levels.items():
+    """The scalar, AVX2, AVX-512 and (where the CPU has it) AMX kernels, each forced with CPUFORMER_GEMM_KERNEL
+    in a subprocess: int8 bit for bit, bf16 to float rounding."""
+    default = _run_kernels("")
+    caps = {"eigen": ("scalar", "scalar")}
+    if default["int8_kernel"] != "scalar":
+        caps["avx2"] = ("avx2", "avx2")
+    if default["int8_kernel"] in ("avx512-vnni", "amx-int8"):
+        caps["avx512"] = ("avx512-vnni", "avx512-bf16" if default["bf16_kernel"] != "avx2" else "avx2")
+    runs = {cap: _run_kernels(cap) for cap in caps}
+    for cap, (k8, kb) in caps.items():
         assert (runs[cap]["int8_kernel"], runs[cap]["bf16_kernel"]) == (k8, kb), cap
-    runs["default"] = _run_kernels("")
-    if "avx512" in info["int8_kernel"] or "avx512" in info["bf16_kernel"]:
-        assert runs["default"]["int8_kernel"] == info["int8_kernel"]
+    runs["default"] = default
     base = runs["eigen"]
     for cap, out in runs.items():
         for key, value in out.items():
@@ -144,14 +144,20 @@ def test_every_kernel_level_computes_the_same_products():
 
 
 def test_native_kernels_are_used_where_the_cpu_has_them():
-    """On a CPU with AVX512-VNNI / AVX512-BF16 the default build picks them (skips elsewhere, saying why)."""
+    """On a CPU with AVX512-VNNI / AVX512-BF16 (and AMX) the default build picks them (skips elsewhere, saying
+    why)."""
     flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
     if " avx512_vnni" not in flags or " avx512_bf16" not in flags:
         pytest.skip("this CPU has no AVX512-VNNI and AVX512-BF16: the native low-precision kernels cannot run here")
     if os.environ.get("CPUFORMER_GEMM_KERNEL"):
         pytest.skip("CPUFORMER_GEMM_KERNEL caps the kernels in this run")
     info = cf.build_info()
-    assert info["int8_kernel"] == "avx512-vnni" and info["bf16_kernel"] == "avx512-bf16"
+    amx = " amx_int8" in flags and " amx_bf16" in flags
+    if amx:  # the AMX level also needs the OS to grant the tile state; it then wins
+        assert info["int8_kernel"] in ("amx-int8", "avx512-vnni") and info["bf16_kernel"] in ("amx-bf16",
+                                                                                             "avx512-bf16")
+    else:
+        assert info["int8_kernel"] == "avx512-vnni" and info["bf16_kernel"] == "avx512-bf16"
 
 
 # -- the API contract ----------------------------------------------------------------------------------

@@ -15,7 +15,8 @@ struct LowpGemm {
   const uint8_t* b;       // the packed panels (ops/packed_weight.hpp)
   const float* wscale;    // int8: [rows of W]
   const int32_t* comp;    // int8: [rows of W]
-  int64_t groups;         // 4-byte groups per panel row (padded cols / g)
+  int64_t groups;         // 4-byte groups with data per row of W (padded cols / g)
+  int64_t pgroups;        // groups per panel (a multiple of 16); also the activation row length / 4
   int64_t cols;           // K, the real column count of W
   const float* x;         // [M, ldx]
   int64_t ldx;
@@ -25,7 +26,8 @@ struct LowpGemm {
   int64_t ldo;
   const float* bias;      // indexed by row of W, or null
   Activation act;
-  uint8_t* abuf;          // scratch, M * groups * 4 bytes, 64-byte aligned: the rounded activations
+  uint8_t* abuf;          // scratch, round_up(M, 32) rows of pgroups * 4 bytes, 64-byte aligned: the
+                          // rounded activations (rows past M zeroed by kernels that read them)
   float* ascale;          // scratch, M floats: int8 row scales
 };
 
@@ -44,6 +46,12 @@ LowpEntry lowp_entry(int dtype);
 LowpPeak lowp_peak(int dtype);
 
 #if defined(CPUFORMER_LOWP_X86)
+// AMX (lowp_amx.cpp): 32 x 32 tiles of TDPBSSD / TDPBF16PS; calls with
+// fewer than 16 rows go to the AVX-512 kernels.
+void lowp_int8_amx(const LowpGemm& g, int nthreads);
+void lowp_bf16_amx(const LowpGemm& g, int nthreads);
+float lowp_int8_peak_amx(int64_t iters, float seed, double* ops);
+float lowp_bf16_peak_amx(int64_t iters, float seed, double* ops);
 float lowp_int8_peak_avx2(int64_t iters, float seed, double* ops);
 float lowp_bf16_peak_avx2(int64_t iters, float seed, double* ops);
 float lowp_int8_peak_avx512(int64_t iters, float seed, double* ops);

@@ -119,11 +119,18 @@ inline void prep_bf16(const float* x, int64_t K, int64_t groups, uint8_t* out) {
   for (int64_t k = K; k < groups * 2; ++k) o[k] = 0;
 }
 
-struct Int8Prep {
+// Policies without the AMX extras: tiles of any height, no per-thread setup.
+struct NoTileState {
+  static constexpr bool kFullTiles = false;  // true: every tile computes kMR rows (rows past M are zero)
+  static void thread_begin() {}
+  static void thread_end() {}
+};
+
+struct Int8Prep : NoTileState {
   using Acc = int32_t;
   static constexpr bool kInt8 = true;
 };
-struct Bf16Prep {
+struct Bf16Prep : NoTileState {
   using Acc = float;
   static constexpr bool kInt8 = false;
   static constexpr bool kUnsignedA = false;
@@ -418,18 +425,24 @@ inline float peak_bf16_avx512(int64_t iters, float seed, double* ops) {
 
 template <class P>
 void prepare(const LowpGemm& c, int64_t m0, int64_t m1) {
-  const int64_t lda = c.groups * kGroupBytes;
+  const int64_t lda = c.pgroups * kGroupBytes;
   for (int64_t m = m0; m < m1; ++m) {
     if constexpr (P::kInt8)
-      prep_int8<P::kUnsignedA>(c.x + m * c.ldx, c.cols, c.groups, c.abuf + m * lda, c.ascale + m);
+      prep_int8<P::kUnsignedA>(c.x + m * c.ldx, c.cols, c.pgroups, c.abuf + m * lda, c.ascale + m);
     else
-      prep_bf16(c.x + m * c.ldx, c.cols, c.groups, c.abuf + m * lda);
+      prep_bf16(c.x + m * c.ldx, c.cols, c.pgroups, c.abuf + m * lda);
+  }
+  if (P::kFullTiles && m1 == c.M) {  // the last tile reads whole kMR-row blocks
+    const int64_t end = (c.M + P::kMR - 1) / P::kMR * P::kMR;
+    std::memset(c.abuf + c.M * lda, 0, static_cast<size_t>((end - c.M) * lda));
   }
 }
 
 template <class P, int R = P::kMR>
 void tile_rows(int rows, const uint8_t* a, int64_t lda, const uint8_t* b, int64_t ng, typename P::Acc* acc) {
-  if constexpr (R >= 1) {
+  if constexpr (P::kFullTiles) {
+    P::template tile<P::kMR>(a, lda, b, ng, acc);
+  } else if constexpr (R >= 1) {
     if (rows == R)
       P::template tile<R>(a, lda, b, ng, acc);
     else
@@ -465,19 +478,22 @@ void epilogue(const LowpGemm& c, const typename P::Acc* acc, int R, int64_t m, i
 // Rows [m0, m1) x panels [p0, p1) on the calling thread.
 template <class P>
 void serial(const LowpGemm& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
-  const int64_t lda = c.groups * kGroupBytes, panel_bytes = c.groups * kPanelGroup;
+  const int64_t lda = c.pgroups * kGroupBytes, panel_bytes = c.pgroups * kPanelGroup;
   const int64_t block = imax(1, kBlockBytes / panel_bytes);
+  const int64_t ng = P::kFullTiles ? c.pgroups : c.groups;  // AMX steps whole 16-group tiles
   alignas(64) typename P::Acc acc[P::kMR * kPanel];
+  P::thread_begin();
   for (int64_t pb = p0; pb < p1; pb += block) {
     const int64_t pe = imin(p1, pb + block);
     for (int64_t m = m0; m < m1; m += P::kMR) {
       const int R = static_cast<int>(imin(P::kMR, m1 - m));
       for (int64_t p = pb; p < pe; ++p) {
-        tile_rows<P>(R, c.abuf + m * lda, lda, c.b + p * panel_bytes, c.groups, acc);
+        tile_rows<P>(R, c.abuf + m * lda, lda, c.b + p * panel_bytes, ng, acc);
         epilogue<P>(c, acc, R, m, p * kPanel);
       }
     }
   }
+  P::thread_end();
 }
 
 template <class P>

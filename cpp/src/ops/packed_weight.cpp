@@ -28,6 +28,7 @@ LowpEntry lowp_entry(int dtype) {
   const bool i8 = dtype == static_cast<int>(DType::Int8);
   const LowpKernel k = i8 ? int8_kernel() : bf16_kernel();
 #if defined(CPUFORMER_LOWP_X86)
+  if (k == LowpKernel::Amx) return i8 ? lowp_int8_amx : lowp_bf16_amx;
   if (k == LowpKernel::Avx512) return i8 ? lowp_int8_avx512 : lowp_bf16_avx512;
   if (k == LowpKernel::Avx2) return i8 ? lowp_int8_avx2 : lowp_bf16_avx2;
 #else
@@ -40,6 +41,7 @@ LowpPeak lowp_peak(int dtype) {
   const bool i8 = dtype == static_cast<int>(DType::Int8);
   const LowpKernel k = i8 ? int8_kernel() : bf16_kernel();
 #if defined(CPUFORMER_LOWP_X86)
+  if (k == LowpKernel::Amx) return i8 ? lowp_int8_peak_amx : lowp_bf16_peak_amx;
   if (k == LowpKernel::Avx512) return i8 ? lowp_int8_peak_avx512 : lowp_bf16_peak_avx512;
   if (k == LowpKernel::Avx2) return i8 ? lowp_int8_peak_avx2 : lowp_bf16_peak_avx2;
 #else
@@ -274,15 +276,17 @@ void packed_linear_forward(float* out, int64_t ldo, const float* x, int64_t ldx,
   CF_CHECK_VALUE(0 <= o0 && o0 < o1 && o1 <= w.rows, "packed_linear_forward: rows [", o0, ", ", o1,
                  ") out of range for a weight of ", w.rows, " rows");
   if (N <= 0) return;
-  const int64_t groups = w.groups(), lda = groups * kGroupBytes;
-  // Activations, then (int8) their row scales, in one per-thread buffer.
-  const int64_t abytes = (N * lda + 63) / 64 * 64;
+  const int64_t groups = w.groups(), lda = w.panel_groups() * kGroupBytes;
+  // Activations (rows rounded up to 32 for the AMX tiles), then (int8) their
+  // row scales, in one per-thread buffer.
+  const int64_t abytes = (N + 31) / 32 * 32 * lda;
   uint8_t* scratch = tl_scratch.get(abytes + N * static_cast<int64_t>(sizeof(float)));
   detail::LowpGemm g;
   g.b = w.data.get();
   g.wscale = w.dtype == DType::Int8 ? w.scale.data() : nullptr;
   g.comp = w.dtype == DType::Int8 ? w.comp.data() : nullptr;
   g.groups = groups;
+  g.pgroups = w.panel_groups();
   g.cols = w.cols;
   g.x = x;
   g.ldx = ldx;

@@ -1,10 +1,30 @@
 #include "cpuformer/runtime/cpu.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 namespace cpuformer {
+
+namespace {
+
+// Linux hands a process the AMX tile state only on request (ARCH_REQ_XCOMP_PERM
+// for XFEATURE_XTILEDATA); without it the first tile instruction faults.
+bool amx_permitted() {
+#if defined(__linux__) && (defined(__x86_64__) || defined(__i386__))
+  constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#else
+  return false;
+#endif
+}
+
+}  // namespace
 
 const CpuFeatures& cpu_features() {
   static const CpuFeatures f = [] {
@@ -20,6 +40,9 @@ const CpuFeatures& cpu_features() {
     r.avx512vl = __builtin_cpu_supports("avx512vl");
     r.avx512vnni = __builtin_cpu_supports("avx512vnni");
     r.avx512bf16 = __builtin_cpu_supports("avx512bf16");
+    const bool tiles = __builtin_cpu_supports("amx-tile") && amx_permitted();
+    r.amx_int8 = tiles && __builtin_cpu_supports("amx-int8");
+    r.amx_bf16 = tiles && __builtin_cpu_supports("amx-bf16");
 #endif
     return r;
   }();
@@ -47,24 +70,26 @@ bool gemm_runtime_dispatch() {
 
 namespace {
 
-GemmKernel read_env_cap() {
+// The cap as a level: 0 eigen/scalar, 1 avx2, 2 avx512, 3 amx (no cap).
+int read_env_cap() {
   const char* env = std::getenv("CPUFORMER_GEMM_KERNEL");
-  if (!env || !*env) return GemmKernel::Avx512;
-  if (std::strcmp(env, "avx512") == 0) return GemmKernel::Avx512;
-  if (std::strcmp(env, "avx2") == 0) return GemmKernel::Avx2;
-  if (std::strcmp(env, "eigen") == 0) return GemmKernel::Eigen;
-  std::fprintf(stderr, "cpuformer: ignoring CPUFORMER_GEMM_KERNEL=%s (expected avx512, avx2 or eigen)\n", env);
-  return GemmKernel::Avx512;
+  if (!env || !*env) return 3;
+  if (std::strcmp(env, "amx") == 0) return 3;
+  if (std::strcmp(env, "avx512") == 0) return 2;
+  if (std::strcmp(env, "avx2") == 0) return 1;
+  if (std::strcmp(env, "eigen") == 0) return 0;
+  std::fprintf(stderr, "cpuformer: ignoring CPUFORMER_GEMM_KERNEL=%s (expected amx, avx512, avx2 or eigen)\n", env);
+  return 3;
 }
 
 // Read once: one warning for a bad value, whichever kernel family asks first.
-GemmKernel env_cap() {
-  static const GemmKernel cap = read_env_cap();
+int env_cap() {
+  static const int cap = read_env_cap();
   return cap;
 }
 
 GemmKernel choose() {
-  const GemmKernel cap = env_cap();
+  const GemmKernel cap = static_cast<GemmKernel>(std::min(env_cap(), 2));
   const CpuFeatures& f = cpu_features();
   // Kernels compiled for the library's own target need no check: the whole
   // library already requires that instruction set.
@@ -94,16 +119,21 @@ GemmKernel gemm_kernel() {
 
 namespace {
 
-LowpKernel choose_lowp(bool avx512_ok) {
-  const GemmKernel cap = env_cap();
+// avx512_ok: the AVX-512 dot-product extension of the family (VNNI or BF16);
+// amx_ok: its AMX tiles (whose kernels hand calls with few rows to AVX-512).
+LowpKernel choose_lowp(bool avx512_ok, bool amx_ok) {
+  const int cap = env_cap();
   const CpuFeatures& f = cpu_features();
 #if defined(CPUFORMER_LOWP_X86)
-  if (cap >= GemmKernel::Avx512 && f.avx512f && f.avx512bw && f.avx512vl && avx512_ok) return LowpKernel::Avx512;
-  if (cap >= GemmKernel::Avx2 && f.avx2 && f.fma) return LowpKernel::Avx2;
+  const bool avx512 = f.avx512f && f.avx512bw && f.avx512vl && avx512_ok;
+  if (cap >= 3 && avx512 && amx_ok) return LowpKernel::Amx;
+  if (cap >= 2 && avx512) return LowpKernel::Avx512;
+  if (cap >= 1 && f.avx2 && f.fma) return LowpKernel::Avx2;
 #else
   (void)cap;
   (void)f;
   (void)avx512_ok;
+  (void)amx_ok;
 #endif
   return LowpKernel::Scalar;
 }
@@ -111,21 +141,31 @@ LowpKernel choose_lowp(bool avx512_ok) {
 }  // namespace
 
 LowpKernel int8_kernel() {
-  static const LowpKernel k = choose_lowp(cpu_features().avx512vnni);
+  static const LowpKernel k = choose_lowp(cpu_features().avx512vnni, cpu_features().amx_int8);
   return k;
 }
 
 LowpKernel bf16_kernel() {
-  static const LowpKernel k = choose_lowp(cpu_features().avx512bf16);
+  static const LowpKernel k = choose_lowp(cpu_features().avx512bf16, cpu_features().amx_bf16);
   return k;
 }
 
 const char* int8_kernel_name(LowpKernel k) {
-  return k == LowpKernel::Avx512 ? "avx512-vnni" : k == LowpKernel::Avx2 ? "avx2" : "scalar";
+  switch (k) {
+    case LowpKernel::Amx: return "amx-int8";
+    case LowpKernel::Avx512: return "avx512-vnni";
+    case LowpKernel::Avx2: return "avx2";
+    default: return "scalar";
+  }
 }
 
 const char* bf16_kernel_name(LowpKernel k) {
-  return k == LowpKernel::Avx512 ? "avx512-bf16" : k == LowpKernel::Avx2 ? "avx2" : "scalar";
+  switch (k) {
+    case LowpKernel::Amx: return "amx-bf16";
+    case LowpKernel::Avx512: return "avx512-bf16";
+    case LowpKernel::Avx2: return "avx2";
+    default: return "scalar";
+  }
 }
 
 }  // namespace cpuformer

@@ -9,7 +9,8 @@
 //   consecutive columns (g = 4 for int8, 2 for bf16: 4 bytes either way),
 //   each group holding those g columns of all 32 rows, row after row:
 //     data[panel][col / g][row % 32][col % g]
-//   rows past `rows` and columns past `cols` are zero.
+//   a panel holds a multiple of 16 groups (64 bytes of each row: one AMX
+//   tile row); rows past `rows` and columns past `cols` are zero.
 // Numerics (the choice of README "Precision"):
 //   int8  W[r, c] ≈ scale[r] · q[r, c], q in [-127, 127], symmetric per row
 //         (per output channel), scale = max_c |W[r, c]| / 127 (1 for a zero
@@ -55,8 +56,10 @@ struct PackedWeight {
   // Columns per 4-byte group: 4 (int8) or 2 (bf16).
   int64_t group() const { return dtype == DType::Int8 ? 4 : 2; }
   int64_t groups() const { return (cols + group() - 1) / group(); }
+  // Groups per panel: groups() rounded up to a multiple of 16.
+  int64_t panel_groups() const { return (groups() + 15) / 16 * 16; }
   int64_t panels() const { return (rows + kPanelRows - 1) / kPanelRows; }
-  int64_t panel_bytes() const { return groups() * kPanelRows * 4; }
+  int64_t panel_bytes() const { return panel_groups() * kPanelRows * 4; }
   int64_t bytes() const { return panels() * panel_bytes(); }
   // Memory held (data, scales, compensation).
   int64_t nbytes() const;
