@@ -74,7 +74,7 @@ def _build(path, meta):
     return cls(cfg)
 
 
-def _load_quantized(path, meta):
+def _load_native(path, meta):
     registry = _registry()
     name, config_json, impl = _core.load_model(path)
     cls = registry[name]
@@ -89,8 +89,12 @@ def load(path):
     """Load a checkpoint written by ``model.save(path)``: returns a model of the saved class, in the precision
     it was saved in (``dtype`` in its metadata; float32 when absent)."""
     meta = _core.read_safetensors_metadata(os.fspath(path))
-    if meta.get("format") == FORMAT and meta.get("dtype", "float32") != "float32":
-        return _load_quantized(os.fspath(path), meta)
+    if meta.get("format") == FORMAT and meta.get("format_version") == FORMAT_VERSION and meta.get("class") in \
+            _registry():
+        # The C++ loader: parameters written once, straight from the file
+        # (no random initialisation, the file's tensors freed as they are
+        # used), in any precision.
+        return _load_native(os.fspath(path), meta)
     path, tensors, meta = _read(path)
     model = _build(path, meta)
     params = {k[len("model."):] if k.startswith("model.") else k: v for k, v in tensors.items()

@@ -12,6 +12,7 @@
 #include <variant>
 
 #include "cpuformer/error.hpp"
+#include "cpuformer/runtime/allocator.hpp"
 #include "cpuformer/runtime/build_info.hpp"
 
 namespace cpuformer {
@@ -236,9 +237,9 @@ void assign_parameters(const std::string& path, const std::string& class_name, M
   std::unordered_map<std::string, Parameter*> params;
   const auto named = model.named_parameters();
   for (const auto& p : named) params.emplace(p.first, p.second);
-  std::unordered_map<std::string, const Tensor*> given;
+  std::unordered_map<std::string, Tensor*> given;
   std::vector<std::string> unexpected, missing;
-  for (const auto& t : tensors) {
+  for (auto& t : tensors) {
     std::string_view name = t.name;
     if (name.substr(0, 6) == "optim.") continue;
     if (name.substr(0, 6) == "model.") name.remove_prefix(6);
@@ -257,9 +258,11 @@ void assign_parameters(const std::string& path, const std::string& class_name, M
                    shape_str(p.second->value.shape()), " for its ", class_name, " config, got ",
                    shape_str(src.shape()));
   }
+  const CacheBypass bypass;  // the file's tensors are not needed again
   for (const auto& p : named) {
-    const Tensor& src = *given.at(p.first);
+    Tensor& src = *given.at(p.first);
     std::copy(src.data(), src.data() + src.numel(), p.second->value.data());
+    src = Tensor();  // the file's copy goes as soon as it is used: the peak stays near one model
   }
 }
 
@@ -323,6 +326,7 @@ void assign_quantized(const std::string& path, const std::string& class_name, Mo
   std::sort(unexpected.begin(), unexpected.end());
   CF_CHECK_VALUE(missing.empty() && unexpected.empty(), where(path), ": tensors do not match its ", dtype_name(dtype),
                  " ", class_name, " config: missing ", join_names(missing), ", unexpected ", join_names(unexpected));
+  const CacheBypass bypass;  // the file's tensors are not needed again
   std::vector<std::shared_ptr<PackedWeight>> packed(named.size());
   for (size_t i = 0; i < named.size(); ++i) {
     const std::string& name = named[i].first;
@@ -433,15 +437,18 @@ LoadedModel load_model(const std::string& path) {
   out.class_name = entry->name;
   try {
     out.config = Json::parse(*config_text);
+    const NoInitGuard no_init;  // every value comes from the file
     out.module = entry->create(out.config);
   } catch (const ValueError& e) {
     throw ValueError(str_cat(where(path), ": invalid ", entry->name, " config in the metadata: ", e.what()));
   }
-  out.module->flatten_parameters();
   if (dtype == DType::Float32) {
     for (auto& t : content.tensors) to_float(t);
     assign_parameters(path, entry->name, *out.module, content.tensors);
+    out.module->flatten_parameters();  // after the copy: the file's tensors are gone by then
   } else {
+    // Not flattened: the matrices' float32 values were never written, and
+    // commit_packed drops them untouched.
     assign_quantized(path, entry->name, *out.module, content.tensors, dtype);
   }
   return out;

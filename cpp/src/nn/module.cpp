@@ -16,6 +16,10 @@
 
 namespace cpuformer {
 
+namespace {
+thread_local bool tl_no_init = false;  // see NoInitGuard
+}  // namespace
+
 // The lazily allocated flat gradient buffer of a flattened module tree.
 struct GradArena {
   int64_t total = 0;
@@ -212,14 +216,20 @@ Parameter& Module::register_parameter(const std::string& name, const Shape& shap
   CF_CHECK_STATE(!flat_values_.defined(), "register_parameter after flatten_parameters");
   auto p = std::make_unique<Parameter>();
   p->matrix = matrix;
-  p->value = Tensor::zeros(shape);  // the gradient is allocated on first use
+  // The gradient is allocated on first use; under NoInitGuard the value is
+  // left unwritten for the loader.
+  p->value = tl_no_init ? Tensor::empty(shape) : Tensor::zeros(shape);
   params_.emplace_back(name, std::move(p));
   return *params_.back().second;
 }
 
 void Module::register_module(const std::string& name, Module* child) { children_.emplace_back(name, child); }
 
+NoInitGuard::NoInitGuard() : prev_(tl_no_init) { tl_no_init = true; }
+NoInitGuard::~NoInitGuard() { tl_no_init = prev_; }
+
 void init_uniform(Tensor& t, float low, float high) {
+  if (tl_no_init) return;
   const uint64_t key = next_key();
   float* d = t.data();
   const int64_t n = t.numel();
@@ -227,6 +237,7 @@ void init_uniform(Tensor& t, float low, float high) {
 }
 
 void init_normal(Tensor& t, float mean, float std) {
+  if (tl_no_init) return;
   const uint64_t key = next_key();
   float* d = t.data();
   const int64_t n = t.numel();

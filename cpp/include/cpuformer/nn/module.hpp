@@ -126,4 +126,19 @@ class Module {
 void init_uniform(Tensor& t, float low, float high);
 void init_normal(Tensor& t, float mean, float std);
 
+// While one is alive on this thread, modules built here skip the random
+// initialisation and zero-filling of their parameters (and draw no keys): for
+// loaders that overwrite every value. Memory that is never written is never
+// touched, so a low-precision checkpoint's matrices cost no float32 pages.
+class NoInitGuard {
+ public:
+  NoInitGuard();
+  ~NoInitGuard();
+  NoInitGuard(const NoInitGuard&) = delete;
+  NoInitGuard& operator=(const NoInitGuard&) = delete;
+
+ private:
+  bool prev_;
+};
+
 }  // namespace cpuformer
