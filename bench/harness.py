@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
+import importlib.util
 import json
 import os
 import platform
@@ -603,6 +604,12 @@ def run(args, workloads: List[Workload], precision_rows=()) -> int:
                     log(f"[mem] {r['id']} {fw}: {m['peak_mem_mb']:.0f} MB over baseline "
                         f"(process peak {m['peak_rss_mb']:.0f} MB)")
     precision = None
+    if precision_rows and not args.only:
+        have_hf = torch is not None and importlib.util.find_spec("transformers") is not None
+        if not have_hf:
+            log("[bench] skipping the precision rows: they need torch and transformers to make the shared "
+                "checkpoints (pip install torch==2.13.0 transformers; the peers: pip install \".[peers]\")")
+            precision_rows = ()
     if precision_rows:
         from .precision import run_precision
 

@@ -5,7 +5,7 @@ on the same weights:
 
 * W1 (BERT-base encoder inference, B8 x T128) runs as a Hugging Face
   ``BertModel`` (12 layers, 768 wide, random weights) so every engine reads
-  the same checkpoint: cpuformer (``from_pretrained`` + ``quantize``),
+  the same checkpoint: cpuformer (``from_pretrained(dir, dtype=...)``),
   PyTorch (``torch.autocast("cpu", dtype=torch.bfloat16)`` /
   ``torch.ao.quantization.quantize_dynamic``), ONNX Runtime (the model
   exported with ``torch.onnx.export``, the transformer optimizer's fused BERT
@@ -17,10 +17,12 @@ on the same weights:
   its Transformers converter, ``compute_type`` int8, or bfloat16 where the
   CPU build supports it).
 
-Every engine's first output is checked against the float32 reference before
+Each engine lives in a process of its own (see engine_worker). Every
+engine's first output is checked against the float32 reference before
 anything is timed (W1: relative difference of the hidden states; W5: how many
-greedy tokens agree with cpuformer float32). Engines alternate call by call;
-the reported time is the median. Peers are optional (``pip install
+greedy tokens agree with cpuformer float32). Engines alternate call by call,
+each call after a pause that lets the previous engine's threads go idle; the
+reported time is the median. Peers are optional (``pip install
 ".[peers]"``); a missing one is reported, not fatal.
 """
 from __future__ import annotations
@@ -34,7 +36,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
 import numpy as np
 
@@ -56,12 +58,26 @@ def log(msg: str) -> None:
 @dataclass
 class Engine:
     name: str            # "cpuformer int8", "onnxruntime int8", ...
-    step: Callable[[], object]
+    conn: object         # pipe to its worker process
+    proc: object
     detail: str = ""     # how it was built
     output: object = None
     check: str = ""
     ok: bool = True
     times: List[float] = field(default_factory=list)
+
+    def timed_call(self) -> float:
+        self.conn.send("run")
+        return float(self.conn.recv())
+
+    def stop(self):
+        try:
+            self.conn.send("stop")
+        except (OSError, EOFError):
+            pass
+        self.proc.join(timeout=60)
+        if self.proc.is_alive():
+            self.proc.kill()
 
 
 def _try_import(name):
@@ -102,7 +118,10 @@ def _gpt_dir(root: str, s: Dict[str, int]) -> str:
                                   n_head=s["heads"], activation_function="gelu_new", resid_pdrop=0.0, embd_pdrop=0.0,
                                   attn_pdrop=0.0, bos_token_id=0, eos_token_id=0, pad_token_id=0)
     torch.manual_seed(0)
-    transformers.GPT2LMHeadModel(cfg).eval().save_pretrained(d)
+    model = transformers.GPT2LMHeadModel(cfg).eval()
+    with torch.no_grad():  # a larger (tied) embedding: peaked logits, as in a trained model, so greedy
+        model.transformer.wte.weight.mul_(8.0)  # decoding does not hinge on near-ties of random weights
+    model.save_pretrained(d)
     # A word-level vocabulary "t0".."t{V-1}": CTranslate2's converter reads the
     # tokenizer for the token strings its generator speaks.
     tk = _try_import("tokenizers")
@@ -178,55 +197,178 @@ def _onnx_models(d: str, s, threads) -> Dict[str, str]:
     return {"float32": fused, "int8": q8}
 
 
-def w1_engines(precision: str, root: str, s, threads: int, torch) -> (List[Engine], np.ndarray, str):
-    import cpuformer as cf
+# Each engine is built and timed in a process of its own (engine_worker):
+# OpenMP runtimes loaded side by side in one process were measured to slow
+# each other's short parallel regions (cpuformer's decoding ran 3x slower
+# after torch and CTranslate2 had run in the same process), and a deployed
+# engine has its process to itself.
 
-    d = _bert_dir(root, s)
-    ids, mask = _bert_inputs(s)
-    fp32 = cf.from_pretrained(d)
-    low = cf.quantize(fp32, precision)
-    engines = [Engine(f"cpuformer {precision}", lambda: low(ids, attention_mask=mask),
-                      f"cf.quantize(cf.from_pretrained(dir), {precision!r})"),
-               Engine("cpuformer float32", lambda: fp32(ids, attention_mask=mask), "cf.from_pretrained(dir)")]
-    import transformers
+def build_engine(kind: str, wid: str, precision: str, root: str, s, threads: int):
+    """In the worker: (step, detail) for one engine of one row."""
+    if kind.startswith("cpuformer"):
+        import cpuformer as cf
 
-    hf = transformers.BertModel.from_pretrained(d, attn_implementation="eager").eval()
-    tid, tmask = torch.from_numpy(ids), torch.from_numpy(mask)
-    with torch.inference_mode():
-        reference = hf(input_ids=tid, attention_mask=tmask).last_hidden_state.numpy().copy()
-    if precision == "bfloat16":
-        def torch_step():
-            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-                return hf(input_ids=tid, attention_mask=tmask).last_hidden_state.float().numpy()
+        cf.set_num_threads(threads)
+        d = os.path.join(root, "bert" if wid == "W1" else "gpt2")
+        dtype = precision if kind == "cpuformer" else "float32"
+        model = cf.from_pretrained(d, dtype=dtype)
+        detail = f"cf.from_pretrained(dir, dtype={dtype!r})"
+        if wid == "W1":
+            ids, mask = _bert_inputs(s)
 
-        engines.append(Engine("torch bfloat16", torch_step, "transformers BertModel under "
-                              "torch.autocast('cpu', dtype=torch.bfloat16), inference_mode"))
-    else:
+            def step():
+                with cf.no_grad():
+                    return model(ids, attention_mask=mask)
+
+            return step, detail
+        prompt = _gpt_prompt(s)
+        return (lambda: model.generate(prompt, s["new"], temperature=0)[0, s["prompt"]:]), detail + ".generate(greedy)"
+    if kind == "torch":
+        import torch
+        import transformers
+
+        torch.set_num_threads(threads)
+        d = os.path.join(root, "bert" if wid == "W1" else "gpt2")
+        if wid == "W1":
+            hf = transformers.BertModel.from_pretrained(d, attn_implementation="eager").eval()
+            ids, mask = (torch.from_numpy(a) for a in _bert_inputs(s))
+            run = lambda m: m(input_ids=ids, attention_mask=mask).last_hidden_state.float().numpy()  # noqa: E731
+            what = "transformers BertModel"
+        else:
+            hf = transformers.GPT2LMHeadModel.from_pretrained(d).eval()
+            tp = torch.from_numpy(_gpt_prompt(s))
+            kw = dict(attention_mask=torch.ones_like(tp), max_new_tokens=s["new"], min_new_tokens=s["new"],
+                      do_sample=False, use_cache=True, pad_token_id=0)
+            run = lambda m: m.generate(tp, **kw)[0, s["prompt"]:].numpy()  # noqa: E731
+            what = "GPT2LMHeadModel.generate(greedy)"
+        if precision == "bfloat16":
+            def step():
+                with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+                    return run(hf)
+
+            return step, f"{what} under torch.autocast('cpu', dtype=torch.bfloat16), inference_mode"
         qhf = torch.ao.quantization.quantize_dynamic(hf, {torch.nn.Linear}, dtype=torch.qint8)
 
-        def torch_step():
+        def step():
             with torch.inference_mode():
-                return qhf(input_ids=tid, attention_mask=tmask).last_hidden_state.numpy()
+                return run(qhf)
 
-        engines.append(Engine("torch int8", torch_step, "torch.ao.quantization.quantize_dynamic(BertModel, "
-                              "{nn.Linear}, qint8)"))
-    ort = _try_import("onnxruntime")
-    note = ""
-    if ort is None or _try_import("onnx") is None:
-        note = "ONNX Runtime not installed (pip install onnxruntime onnx)"
+        note = "" if wid == "W1" else " (GPT-2's Conv1D layers are not nn.Linear: only lm_head is quantized)"
+        return step, f"torch.ao.quantization.quantize_dynamic({what}, {{nn.Linear}}, qint8){note}"
+    if kind == "onnxruntime":
+        import onnxruntime as ort
+
+        which = "int8" if precision == "int8" else "float32"
+        path = os.path.join(root, "bert", "bert_int8.onnx" if which == "int8" else "bert_fused.onnx")
+        sess = _ort_session(path, threads)
+        ids, mask = _bert_inputs(s)
+        feed = {"input_ids": ids, "attention_mask": mask}
+        return (lambda: sess.run(None, feed)[0]), (
+            f"onnxruntime {ort.__version__}: the transformer optimizer's fused BERT graph"
+            + (" + quantize_dynamic(QInt8)" if which == "int8" else " (float32: no bfloat16 CPU kernels)"))
+    if kind == "ctranslate2":
+        import ctranslate2 as ct2
+
+        compute = _ct2_compute(precision)
+        gen = ct2.Generator(os.path.join(root, "gpt2", f"ct2-{compute}"), device="cpu", compute_type=compute,
+                            intra_threads=threads, inter_threads=1)
+        tokens = [f"t{i}" for i in _gpt_prompt(s)[0]]
+
+        def step():
+            r = gen.generate_batch([tokens], max_length=s["new"], min_length=s["new"], sampling_topk=1,
+                                   include_prompt_in_result=False, end_token=[])
+            return np.asarray(r[0].sequences_ids[0])
+
+        return step, f"ctranslate2 {ct2.__version__} Generator(compute_type={compute!r}), greedy"
+    raise ValueError(f"unknown engine {kind!r}")
+
+
+def engine_worker(conn, kind, wid, precision, root, s, threads):
+    """Child process: build one engine, send its first output, then time one call per request."""
+    try:
+        step, detail = build_engine(kind, wid, precision, root, s, threads)
+        out = np.asarray(step())
+    except Exception as e:  # noqa: BLE001 - reported to the parent, which goes on without this engine
+        conn.send(("error", f"{type(e).__name__}: {e}"))
+        return
+    conn.send(("ready", detail, out))
+    while True:
+        cmd = conn.recv()
+        if cmd != "run":
+            break
+        t0 = time.perf_counter()
+        step()
+        conn.send(time.perf_counter() - t0)
+
+
+def _gpt_prompt(s):
+    return np.random.default_rng(0).integers(1, s["vocab"], (1, s["prompt"])).astype(np.int64)
+
+
+def _ct2_compute(precision):
+    import ctranslate2 as ct2
+
+    return precision if precision in ct2.get_supported_compute_types("cpu") else "float32"
+
+
+def row_engines(wid: str, precision: str, root: str, s, threads: int):
+    """The engine kinds of a row whose packages are installed (their files prepared), and a note on the rest."""
+    kinds = ["cpuformer", "cpuformer-fp32", "torch"]
+    notes = []
+    if wid == "W1":
+        _bert_dir(root, s)
+        if _try_import("onnxruntime") is None or _try_import("onnx") is None:
+            notes.append("ONNX Runtime not installed (pip install onnxruntime onnx)")
+        else:
+            try:
+                _onnx_models(os.path.join(root, "bert"), s, threads)
+                kinds.append("onnxruntime")
+            except Exception as e:  # noqa: BLE001
+                notes.append(f"ONNX Runtime failed: {type(e).__name__}: {e}")
     else:
-        try:
-            paths = _onnx_models(d, s, threads)
-            which = "int8" if precision == "int8" else "float32"
-            sess = _ort_session(paths[which], threads)
-            feed = {"input_ids": ids, "attention_mask": mask}
-            engines.append(Engine(f"onnxruntime {which}", lambda: sess.run(None, feed)[0],
-                                  f"onnxruntime {ort.__version__}: fused BERT graph"
-                                  + (" + quantize_dynamic(QInt8)" if which == "int8" else
-                                     " (float32: no bfloat16 CPU kernels)")))
-        except Exception as e:  # noqa: BLE001 - report the peer as unavailable, keep measuring
-            note = f"ONNX Runtime failed: {type(e).__name__}: {e}"
-    return engines, reference, note
+        d = _gpt_dir(root, s)
+        ct2 = _try_import("ctranslate2")
+        if ct2 is None:
+            notes.append("CTranslate2 not installed (pip install ctranslate2)")
+        elif not os.path.exists(os.path.join(d, "tokenizer.json")):
+            notes.append("CTranslate2 needs the tokenizers package to convert the model")
+        else:
+            compute = _ct2_compute(precision)
+            if compute != precision:
+                notes.append(f"CTranslate2 has no {precision} on this CPU (supported: "
+                             f"{', '.join(sorted(ct2.get_supported_compute_types('cpu')))}): showing float32")
+            try:
+                out_dir = os.path.join(d, f"ct2-{compute}")
+                if not os.path.exists(os.path.join(out_dir, "model.bin")):
+                    quant = {"int8": "int8", "bfloat16": "bfloat16"}.get(compute)
+                    ct2.converters.TransformersConverter(d).convert(out_dir, quantization=quant, force=True)
+                kinds.append("ctranslate2")
+            except Exception as e:  # noqa: BLE001
+                notes.append(f"CTranslate2 failed: {type(e).__name__}: {e}")
+    return kinds, "; ".join(notes)
+
+
+def engine_name(kind: str, wid: str, precision: str) -> str:
+    if kind == "cpuformer":
+        return f"cpuformer {precision}"
+    if kind == "cpuformer-fp32":
+        return "cpuformer float32"
+    if kind == "onnxruntime":
+        return f"onnxruntime {'int8' if precision == 'int8' else 'float32'}"
+    if kind == "ctranslate2":
+        return f"ctranslate2 {_ct2_compute(precision)}"
+    return f"torch {precision}"
+
+
+def w1_reference(root: str, s) -> np.ndarray:
+    """transformers BertModel in float32: the reference every W1 engine is checked against."""
+    import torch
+    import transformers
+
+    hf = transformers.BertModel.from_pretrained(os.path.join(root, "bert"), attn_implementation="eager").eval()
+    ids, mask = (torch.from_numpy(a) for a in _bert_inputs(s))
+    with torch.inference_mode():
+        return hf(input_ids=ids, attention_mask=mask).last_hidden_state.numpy().copy()
 
 
 def w1_check(engine: Engine, reference: np.ndarray, precision: str) -> None:
@@ -241,72 +383,6 @@ def w1_check(engine: Engine, reference: np.ndarray, precision: str) -> None:
 
 # --------------------------------------------------------------------------
 # W5: GPT greedy decoding
-
-
-def w5_engines(precision: str, root: str, s, threads: int, torch):
-    import cpuformer as cf
-    import transformers
-
-    d = _gpt_dir(root, s)
-    prompt = np.random.default_rng(0).integers(1, s["vocab"], (1, s["prompt"])).astype(np.int64)
-    new = s["new"]
-    fp32 = cf.from_pretrained(d)
-    low = cf.quantize(fp32, precision)
-    engines = [Engine(f"cpuformer {precision}", lambda: low.generate(prompt, new, temperature=0)[0, s["prompt"]:],
-                      f"cf.quantize(cf.from_pretrained(dir), {precision!r}).generate(temperature=0)"),
-               Engine("cpuformer float32", lambda: fp32.generate(prompt, new, temperature=0)[0, s["prompt"]:],
-                      "cf.from_pretrained(dir).generate(temperature=0)")]
-    hf = transformers.GPT2LMHeadModel.from_pretrained(d).eval()
-    tp = torch.from_numpy(prompt)
-    tm = torch.ones_like(tp)
-    kw = dict(attention_mask=tm, max_new_tokens=new, min_new_tokens=new, do_sample=False, use_cache=True,
-              pad_token_id=0)
-    if precision == "bfloat16":
-        def torch_step():
-            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
-                return hf.generate(tp, **kw)[0, s["prompt"]:].numpy()
-
-        engines.append(Engine("torch bfloat16", torch_step, "GPT2LMHeadModel.generate under torch.autocast bf16"))
-    else:
-        qhf = torch.ao.quantization.quantize_dynamic(hf, {torch.nn.Linear}, dtype=torch.qint8)
-
-        def torch_step():
-            with torch.inference_mode():
-                return qhf.generate(tp, **kw)[0, s["prompt"]:].numpy()
-
-        engines.append(Engine("torch int8", torch_step, "quantize_dynamic(GPT2LMHeadModel) (its Conv1D layers "
-                              "are not nn.Linear: only lm_head is quantized)"))
-    ct2 = _try_import("ctranslate2")
-    note = ""
-    if ct2 is None:
-        note = "CTranslate2 not installed (pip install ctranslate2)"
-    elif not os.path.exists(os.path.join(d, "tokenizer.json")):
-        note = "CTranslate2 needs the tokenizers package to convert the model"
-    else:
-        supported = sorted(ct2.get_supported_compute_types("cpu"))
-        compute = precision
-        if compute not in supported:
-            compute = "float32"
-            note = f"CTranslate2 has no {precision} on this CPU (supported: {', '.join(supported)}): showing float32"
-        try:
-            out_dir = os.path.join(d, f"ct2-{compute}")
-            if not os.path.exists(os.path.join(out_dir, "model.bin")):
-                quant = {"int8": "int8", "bfloat16": "bfloat16"}.get(compute)
-                ct2.converters.TransformersConverter(d).convert(out_dir, quantization=quant, force=True)
-            gen = ct2.Generator(out_dir, device="cpu", compute_type=compute, intra_threads=threads,
-                                inter_threads=1)
-            tokens = [f"t{i}" for i in prompt[0]]
-
-            def ct2_step():
-                r = gen.generate_batch([tokens], max_length=new, min_length=new, sampling_topk=1,
-                                       include_prompt_in_result=False, end_token=[])
-                return np.asarray(r[0].sequences_ids[0])
-
-            engines.append(Engine(f"ctranslate2 {compute}", ct2_step,
-                                  f"ctranslate2 {ct2.__version__} Generator(compute_type={compute!r}), greedy"))
-        except Exception as e:  # noqa: BLE001
-            note = f"CTranslate2 failed: {type(e).__name__}: {e}"
-    return engines, None, note
 
 
 def w5_check(engine: Engine, reference: np.ndarray, precision: str) -> None:
@@ -328,18 +404,42 @@ def w5_check(engine: Engine, reference: np.ndarray, precision: str) -> None:
 # Timing and report
 
 
+# Pause before each timed call: the engine that ran last may keep its worker
+# threads spinning for a while (Intel OpenMP's default block time is 200 ms,
+# ONNX Runtime's pool spins too), which on a small machine steals the cores
+# the next engine is measured on.
+SWITCH_PAUSE_S = 0.3
+
+
 def _time(engines: List[Engine], repeats: int, warmup: int) -> None:
     for e in engines:
         for _ in range(warmup):
-            e.step()
+            e.timed_call()
     for r in range(repeats):
         order = engines if r % 2 == 0 else engines[::-1]
         for e in order:
-            gc.collect()
-            time.sleep(0.01)
-            t0 = time.perf_counter()
-            e.step()
-            e.times.append(time.perf_counter() - t0)
+            time.sleep(SWITCH_PAUSE_S)
+            e.times.append(e.timed_call())
+
+
+def _start_engines(kinds, wid, precision, root, s, threads) -> List[Engine]:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    engines = []
+    for kind in kinds:
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=engine_worker, args=(child, kind, wid, precision, root, s, threads), daemon=True)
+        proc.start()
+        child.close()
+        msg = parent.recv()
+        name = engine_name(kind, wid, precision)
+        if msg[0] == "error":
+            log(f"[{wid}-{precision}] {name} failed to build: {msg[1]}")
+            proc.join(timeout=60)
+            continue
+        engines.append(Engine(name, parent, proc, detail=msg[1], output=msg[2]))
+    return engines
 
 
 def memory_probe(spec: str, threads: int, smoke: bool) -> int:
@@ -357,7 +457,7 @@ def memory_probe(spec: str, threads: int, smoke: bool) -> int:
     if wid == "W1":
         ids, mask = _bert_inputs(s)
     else:
-        prompt = np.random.default_rng(0).integers(1, s["vocab"], (1, s["prompt"])).astype(np.int64)
+        prompt = _gpt_prompt(s)
     gc.collect()
     rss = proc_status_kb("VmRSS")
     exact = rss is not None and reset_peak_rss()
@@ -407,7 +507,7 @@ def run_precision(rows: List[str], threads: int, smoke: bool, repeats: Optional[
 
     if torch is None:
         raise SystemExit("the precision rows need PyTorch and transformers (pip install torch==2.13.0 "
-                         "transformers): they export the shared checkpoints")
+                         "transformers): they make the shared checkpoints")
     if _try_import("transformers") is None:
         raise SystemExit("the precision rows need transformers (pip install transformers)")
     seconds = 0.05 if smoke else 1.0
@@ -430,18 +530,25 @@ def run_precision(rows: List[str], threads: int, smoke: bool, repeats: Optional[
         wid, p = row.split("-")
         precision = PRECISION[p]
         s = SHAPES[wid]["smoke" if smoke else "full"]
-        log(f"[{row}] building the engines ...")
-        build = w1_engines if wid == "W1" else w5_engines
-        engines, reference, note = build(precision, root, s, threads, torch)
-        for e in engines:
-            e.output = e.step()
-        if reference is None:  # W5: cpuformer float32's tokens
-            reference = next(e.output for e in engines if e.name == "cpuformer float32")
+        log(f"[{row}] preparing the shared checkpoint and the peers' models ...")
+        kinds, note = row_engines(wid, precision, root, s, threads)
+        log(f"[{row}] starting {len(kinds)} engines, one process each ...")
+        engines = _start_engines(kinds, wid, precision, root, s, threads)
+        if not engines or not engines[0].name.startswith("cpuformer"):
+            raise SystemExit(f"[{row}] cpuformer's engine did not start")
+        if wid == "W1":
+            reference = w1_reference(root, s)
+        else:  # cpuformer float32's tokens
+            reference = next((e.output for e in engines if e.name == "cpuformer float32"), engines[0].output)
         for e in engines:
             (w1_check if wid == "W1" else w5_check)(e, reference, precision)
             log(f"[{row}] check {e.name}: {e.check}{'' if e.ok else '  <-- DISAGREES'}")
         n = repeats or (1 if smoke else (5 if wid == "W1" else 3))
-        _time(engines, n, 0 if smoke else 1)
+        try:
+            _time(engines, n, 0 if smoke else 1)
+        finally:
+            for e in engines:
+                e.stop()
         ours = statistics.median(engines[0].times)
         tokens = s["B"] * s["T"] if wid == "W1" else s["new"]
         res = {"id": row, "precision": precision, "shape": s, "tokens_per_call": tokens, "note": note,
@@ -453,14 +560,14 @@ def run_precision(rows: List[str], threads: int, smoke: bool, repeats: Optional[
                                    "agrees": e.ok})
             log(f"[{row}] {e.name}: {med * 1e3:.1f} ms  (vs cpuformer {precision}: {med / ours:.2f}x)")
         if memory and not smoke:
-            cf.quantize(cf.from_pretrained(os.path.join(root, "bert" if wid == "W1" else "gpt2")),
-                        precision).save(os.path.join(root, f"{wid}-{precision}.safetensors"))
-            cf.from_pretrained(os.path.join(root, "bert" if wid == "W1" else "gpt2")).save(
-                os.path.join(root, f"{wid}-float32.safetensors"))
+            d = os.path.join(root, "bert" if wid == "W1" else "gpt2")
+            fp32 = cf.from_pretrained(d)
+            cf.quantize(fp32, precision).save(os.path.join(root, f"{wid}-{precision}.safetensors"))
+            fp32.save(os.path.join(root, f"{wid}-float32.safetensors"))
+            del fp32
             res["memory_mb"] = {dt: _probe_memory(row, dt, threads, smoke, root) for dt in (precision, "float32")}
             log(f"[{row}] peak memory: {res['memory_mb']}")
         results.append(res)
-        del engines
         gc.collect()
     return {"peaks": peaks, "gemm": gemm, "rows": results}
 

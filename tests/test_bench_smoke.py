@@ -95,3 +95,25 @@ def test_scaling_smoke_reports_every_variant_and_length(tmp_path):
     assert len(table) == 2, r.stdout
     bad = run_bench("--scaling", "--smoke", "--only", "full,nope")
     assert bad.returncode != 0 and "nope" in bad.stderr
+
+
+@pytest.mark.skipif(not HAVE_TORCH or importlib.util.find_spec("transformers") is None,
+                    reason="the precision rows need torch and transformers for their shared checkpoints")
+def test_precision_rows_smoke(tmp_path):
+    """The precision rows run every installed engine in a process of its own and check its output first."""
+    out = tmp_path / "bench.json"
+    r = run_bench("--smoke", "--only", "W1-int8,W5-bf16", "--threads", "1", "--json", str(out))
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["workloads"] == []
+    prec = report["precision"]
+    assert prec["peaks"]["int8"] > 0 and prec["peaks"]["bfloat16"] > 0
+    assert [row["id"] for row in prec["rows"]] == ["W1-int8", "W5-bf16"]
+    for row in prec["rows"]:
+        names = [e["name"] for e in row["engines"]]
+        assert names[:3] == [f"cpuformer {row['precision']}", "cpuformer float32", f"torch {row['precision']}"]
+        for e in row["engines"]:
+            assert e["median_s"] > 0 and e["check"], (row["id"], e["name"])
+            if e["name"].startswith("cpuformer"):
+                assert e["agrees"], (row["id"], e)
+    assert "W1-int8  cpuformer int8" in r.stdout
