@@ -29,7 +29,19 @@ struct LowpGemm {
   uint8_t* abuf;          // scratch, round_up(M, 32) rows of pgroups * 4 bytes, 64-byte aligned: the
                           // rounded activations (rows past M zeroed by kernels that read them)
   float* ascale;          // scratch, M floats: int8 row scales
+  float* stage;           // scratch, staged_floats() per thread (bf16 kernels that widen W's panels), or null
+  int threads;            // threads the scratch was sized for
 };
+
+// Scratch the kernels need per call: activation bytes (rows rounded up to
+// 32, float32 for the staged bf16 kernel: the larger) and float32 staging
+// floats per thread (a block of panels widened, at most ~512 KB).
+inline int64_t lowp_activation_bytes(int64_t M, int64_t pgroups) { return (M + 31) / 32 * 32 * pgroups * 8; }
+inline int64_t lowp_stage_floats(int64_t pgroups) {
+  const int64_t panel = pgroups * 2 * 32;  // floats of one widened panel
+  const int64_t block = (256 << 10) / (panel * 2);
+  return (block > 1 ? block : 1) * panel;
+}
 
 // A kernel: rounds the activations into abuf/ascale, then the product.
 using LowpEntry = void (*)(const LowpGemm&, int nthreads);

@@ -31,6 +31,7 @@ struct alignas(64) TileConfig {
 
 struct AmxState {
   static constexpr bool kFullTiles = true;
+  static constexpr bool kStaged = false;
   static constexpr int kMR = 32;
   // The tile registers are per thread: configure them before a thread's
   // first tile, release them when it is done (so the OS need not save them).

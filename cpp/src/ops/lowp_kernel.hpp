@@ -122,6 +122,9 @@ inline void prep_bf16(const float* x, int64_t K, int64_t groups, uint8_t* out) {
 // Policies without the AMX extras: tiles of any height, no per-thread setup.
 struct NoTileState {
   static constexpr bool kFullTiles = false;  // true: every tile computes kMR rows (rows past M are zero)
+  // true: the tile reads panels widened to float32 by stage() (once per
+  // thread and call, reused by every row tile) and activations as float32
+  static constexpr bool kStaged = false;
   static void thread_begin() {}
   static void thread_end() {}
 };
@@ -245,6 +248,61 @@ struct Avx2Bf16 : Bf16Prep {
     }
     for (int r = 0; r < R; ++r)
       for (int v = 0; v < 4; ++v) _mm256_storeu_ps(acc + r * kPanel + 8 * v, c[r][v]);
+  }
+};
+
+// AVX2 + FMA for bf16 products with many rows: each panel is widened to
+// float32 once per call ([group][odd, even][32 rows of W]) and the
+// activations are float32 rows holding bf16 values, so the inner loop is
+// plain FMAs, as in the float32 kernel. The sums are those of Avx2Bf16
+// (exact products, odd element first): bit-identical results.
+struct Avx2Bf16Staged : Bf16Prep {
+  static constexpr int kMR = 6;
+  static constexpr bool kStaged = true;
+  static constexpr int64_t kStagedGroupFloats = 2 * kPanel;
+  static void stage(const uint8_t* panel, int64_t ng, float* out) {
+    const __m256i hi_mask = _mm256_set1_epi32(static_cast<int32_t>(0xFFFF0000u));
+    for (int64_t g = 0; g < ng; ++g) {
+      const uint8_t* src = panel + g * kPanelGroup;
+      float* dst = out + g * kStagedGroupFloats;
+      for (int v = 0; v < 4; ++v) {
+        const __m256i bv = _mm256_load_si256(reinterpret_cast<const __m256i*>(src + 32 * v));
+        _mm256_store_ps(dst + 8 * v, _mm256_castsi256_ps(_mm256_and_si256(bv, hi_mask)));            // odd
+        _mm256_store_ps(dst + kPanel + 8 * v, _mm256_castsi256_ps(_mm256_slli_epi32(bv, 16)));        // even
+      }
+    }
+  }
+  // Up to 6 rows, one 16-column half of the panel at a time: 12 accumulators,
+  // 2 loads of W and 6 broadcasts per 12 FMAs, the float32 kernel's ratio.
+  template <int R>
+  static void tile(const uint8_t* a, int64_t lda, const uint8_t* b, int64_t ng, float* acc) {
+    const float* bf = reinterpret_cast<const float*>(b);
+    for (int half = 0; half < 2; ++half) {
+      __m256 c[R][2];
+      for (int r = 0; r < R; ++r) c[r][0] = c[r][1] = _mm256_setzero_ps();
+      for (int64_t g = 0; g < ng; ++g) {
+        const float* bg = bf + g * kStagedGroupFloats + 16 * half;
+        const float* a0 = reinterpret_cast<const float*>(a) + 2 * g;
+        const __m256 bo0 = _mm256_load_ps(bg), bo1 = _mm256_load_ps(bg + 8);
+        for (int r = 0; r < R; ++r) {  // odd element first, as vdpbf16ps
+          const __m256 ao = _mm256_broadcast_ss(reinterpret_cast<const float*>(reinterpret_cast<const uint8_t*>(a0) +
+                                                                                r * lda) + 1);
+          c[r][0] = _mm256_fmadd_ps(ao, bo0, c[r][0]);
+          c[r][1] = _mm256_fmadd_ps(ao, bo1, c[r][1]);
+        }
+        const __m256 be0 = _mm256_load_ps(bg + kPanel), be1 = _mm256_load_ps(bg + kPanel + 8);
+        for (int r = 0; r < R; ++r) {
+          const __m256 ae = _mm256_broadcast_ss(reinterpret_cast<const float*>(reinterpret_cast<const uint8_t*>(a0) +
+                                                                                r * lda));
+          c[r][0] = _mm256_fmadd_ps(ae, be0, c[r][0]);
+          c[r][1] = _mm256_fmadd_ps(ae, be1, c[r][1]);
+        }
+      }
+      for (int r = 0; r < R; ++r) {
+        _mm256_storeu_ps(acc + r * kPanel + 16 * half, c[r][0]);
+        _mm256_storeu_ps(acc + r * kPanel + 16 * half + 8, c[r][1]);
+      }
+    }
   }
 };
 #endif
@@ -423,14 +481,26 @@ inline float peak_bf16_avx512(int64_t iters, float seed, double* ops) {
 // Driver
 // ---------------------------------------------------------------------------
 
+// Bytes per row of the rounded activations.
+template <class P>
+int64_t act_row_bytes(const LowpGemm& c) {
+  return c.pgroups * kGroupBytes * (P::kStaged ? 2 : 1);  // staged: float32 instead of bf16
+}
+
 template <class P>
 void prepare(const LowpGemm& c, int64_t m0, int64_t m1) {
-  const int64_t lda = c.pgroups * kGroupBytes;
+  const int64_t lda = act_row_bytes<P>(c);
   for (int64_t m = m0; m < m1; ++m) {
-    if constexpr (P::kInt8)
+    if constexpr (P::kInt8) {
       prep_int8<P::kUnsignedA>(c.x + m * c.ldx, c.cols, c.pgroups, c.abuf + m * lda, c.ascale + m);
-    else
+    } else if constexpr (P::kStaged) {
+      float* o = reinterpret_cast<float*>(c.abuf + m * lda);
+      const float* x = c.x + m * c.ldx;
+      for (int64_t k = 0; k < c.cols; ++k) o[k] = from_bf16(to_bf16(x[k]));
+      for (int64_t k = c.cols; k < c.pgroups * 2; ++k) o[k] = 0.0f;
+    } else {
       prep_bf16(c.x + m * c.ldx, c.cols, c.pgroups, c.abuf + m * lda);
+    }
   }
   if (P::kFullTiles && m1 == c.M) {  // the last tile reads whole kMR-row blocks
     const int64_t end = (c.M + P::kMR - 1) / P::kMR * P::kMR;
@@ -476,19 +546,32 @@ void epilogue(const LowpGemm& c, const typename P::Acc* acc, int R, int64_t m, i
 }
 
 // Rows [m0, m1) x panels [p0, p1) on the calling thread.
+// Floats of one staged panel (kStaged policies).
+inline int64_t staged_panel_floats(const LowpGemm& c) { return c.pgroups * 2 * kPanel; }
+// Panels walked together: their bytes (staged: float32) stay in L2.
+inline int64_t panel_block(const LowpGemm& c, bool staged) {
+  return imax(1, kBlockBytes / (staged ? staged_panel_floats(c) * 2 : c.pgroups * kPanelGroup));
+}
+
+// Rows [m0, m1) x panels [p0, p1) on the calling thread; `stage` is this
+// thread's float32 staging area (kStaged policies).
 template <class P>
-void serial(const LowpGemm& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1) {
-  const int64_t lda = c.pgroups * kGroupBytes, panel_bytes = c.pgroups * kPanelGroup;
-  const int64_t block = imax(1, kBlockBytes / panel_bytes);
+void serial(const LowpGemm& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1, float* stage = nullptr) {
+  const int64_t lda = act_row_bytes<P>(c), panel_bytes = c.pgroups * kPanelGroup;
+  const int64_t block = panel_block(c, P::kStaged);
   const int64_t ng = P::kFullTiles ? c.pgroups : c.groups;  // AMX steps whole 16-group tiles
   alignas(64) typename P::Acc acc[P::kMR * kPanel];
   P::thread_begin();
   for (int64_t pb = p0; pb < p1; pb += block) {
     const int64_t pe = imin(p1, pb + block);
+    if constexpr (P::kStaged)
+      for (int64_t p = pb; p < pe; ++p) P::stage(c.b + p * panel_bytes, c.groups, stage + (p - pb) * staged_panel_floats(c));
     for (int64_t m = m0; m < m1; m += P::kMR) {
       const int R = static_cast<int>(imin(P::kMR, m1 - m));
       for (int64_t p = pb; p < pe; ++p) {
-        tile_rows<P>(R, c.abuf + m * lda, lda, c.b + p * panel_bytes, ng, acc);
+        const uint8_t* bp = P::kStaged ? reinterpret_cast<const uint8_t*>(stage + (p - pb) * staged_panel_floats(c))
+                                       : c.b + p * panel_bytes;
+        tile_rows<P>(R, c.abuf + m * lda, lda, bp, ng, acc);
         epilogue<P>(c, acc, R, m, p * kPanel);
       }
     }
@@ -505,9 +588,10 @@ void run(const LowpGemm& c, int nthreads) {
   // own activations, no barrier); otherwise split the panels of W (decoding).
   const bool by_rows = c.M >= int64_t(2) * P::kMR * nt;
   if (!by_rows) nt = static_cast<int>(imin(nt, np));
+  const int64_t stage_floats = P::kStaged ? panel_block(c, true) * staged_panel_floats(c) : 0;
   if (nt <= 1) {
     prepare<P>(c, 0, c.M);
-    serial<P>(c, 0, c.M, p0, p1);
+    serial<P>(c, 0, c.M, p0, p1, c.stage);
     return;
   }
   if (by_rows) {
@@ -522,7 +606,7 @@ void run(const LowpGemm& c, int nthreads) {
       const int64_t lo = imin(c.M, t * chunk), hi = imin(c.M, lo + chunk);
       if (hi > lo) {
         prepare<P>(c, lo, hi);
-        serial<P>(c, lo, hi, p0, p1);
+        serial<P>(c, lo, hi, p0, p1, c.stage ? c.stage + t * stage_floats : nullptr);
       }
     }
     return;
@@ -536,7 +620,7 @@ void run(const LowpGemm& c, int nthreads) {
     t = omp_get_thread_num();
 #endif
     const int64_t lo = imin(p1, p0 + t * chunk), hi = imin(p1, lo + chunk);
-    if (hi > lo) serial<P>(c, 0, c.M, lo, hi);
+    if (hi > lo) serial<P>(c, 0, c.M, lo, hi, c.stage ? c.stage + t * stage_floats : nullptr);
   }
 }
 

@@ -276,11 +276,14 @@ void packed_linear_forward(float* out, int64_t ldo, const float* x, int64_t ldx,
   CF_CHECK_VALUE(0 <= o0 && o0 < o1 && o1 <= w.rows, "packed_linear_forward: rows [", o0, ", ", o1,
                  ") out of range for a weight of ", w.rows, " rows");
   if (N <= 0) return;
-  const int64_t groups = w.groups(), lda = w.panel_groups() * kGroupBytes;
-  // Activations (rows rounded up to 32 for the AMX tiles), then (int8) their
-  // row scales, in one per-thread buffer.
-  const int64_t abytes = (N + 31) / 32 * 32 * lda;
-  uint8_t* scratch = tl_scratch.get(abytes + N * static_cast<int64_t>(sizeof(float)));
+  const int64_t groups = w.groups();
+  const int nthreads = team_size();
+  // Activations (rows rounded up to 32 for the AMX tiles), their (int8) row
+  // scales and (bf16) the staging areas, in one per-thread buffer.
+  const int64_t abytes = detail::lowp_activation_bytes(N, w.panel_groups());
+  const int64_t sbytes = (N * static_cast<int64_t>(sizeof(float)) + 63) / 64 * 64;
+  const int64_t stage = w.dtype == DType::BFloat16 ? detail::lowp_stage_floats(w.panel_groups()) * nthreads : 0;
+  uint8_t* scratch = tl_scratch.get(abytes + sbytes + stage * static_cast<int64_t>(sizeof(float)));
   detail::LowpGemm g;
   g.b = w.data.get();
   g.wscale = w.dtype == DType::Int8 ? w.scale.data() : nullptr;
@@ -299,7 +302,9 @@ void packed_linear_forward(float* out, int64_t ldo, const float* x, int64_t ldx,
   g.act = act;
   g.abuf = scratch;
   g.ascale = reinterpret_cast<float*>(scratch + abytes);
-  detail::lowp_entry(static_cast<int>(w.dtype))(g, team_size());
+  g.stage = stage ? reinterpret_cast<float*>(scratch + abytes + sbytes) : nullptr;
+  g.threads = nthreads;
+  detail::lowp_entry(static_cast<int>(w.dtype))(g, nthreads);
 }
 
 }  // namespace cpuformer
