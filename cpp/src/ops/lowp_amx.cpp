@@ -12,6 +12,8 @@
 // Calls with fewer than 16 rows of x (decoding) go to the AVX-512 kernels,
 // which stream W once without wasting tile rows.
 #if defined(CPUFORMER_LOWP_X86)
+#include <type_traits>
+
 #include "lowp_kernel.hpp"
 
 namespace cpuformer {
@@ -56,53 +58,45 @@ inline void store_tiles(Acc* acc) {
   _tile_stored(3, acc + 16 * kPanel + 16, kPanel * 4);
 }
 
-struct AmxInt8 : AmxState {
-  using Acc = int32_t;
-  static constexpr bool kInt8 = true;
-  static constexpr bool kUnsignedA = false;  // TDPBSSD multiplies s8 by s8: no compensation
+// One policy for both element types: TDPBSSD multiplies s8 by s8 (no
+// compensation needed), TDPBF16PS bf16 pairs.
+template <bool kIsInt8>
+struct AmxTile : AmxState {
+  using Acc = std::conditional_t<kIsInt8, int32_t, float>;
+  static constexpr bool kInt8 = kIsInt8;
+  static constexpr bool kUnsignedA = false;
   template <int R>
-  static void tile(const uint8_t* a, int64_t lda, const uint8_t* b, int64_t ng, int32_t* acc) {
+  static void tile(const uint8_t* a, int64_t lda, const uint8_t* b, int64_t ng, Acc* acc) {
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);
     _tile_zero(3);
-    for (int64_t g = 0; g < ng; g += 16) {  // 64 bytes of K per step
+    for (int64_t g = 0; g < ng; g += 16) {  // one 64-byte tile row of K per step
       _tile_loadd(4, a + g * kGroupBytes, lda);
       _tile_loadd(5, a + 16 * lda + g * kGroupBytes, lda);
       _tile_loadd(6, b + g * kPanelGroup, kPanelGroup);
       _tile_loadd(7, b + g * kPanelGroup + 64, kPanelGroup);
+      dot4();
+    }
+    store_tiles(acc);
+  }
+  // tmm0..3 += tmm4/5 x tmm6/7
+  static void dot4() {
+    if constexpr (kIsInt8) {
       _tile_dpbssd(0, 4, 6);
       _tile_dpbssd(1, 4, 7);
       _tile_dpbssd(2, 5, 6);
       _tile_dpbssd(3, 5, 7);
-    }
-    store_tiles(acc);
-  }
-};
-
-struct AmxBf16 : AmxState {
-  using Acc = float;
-  static constexpr bool kInt8 = false;
-  static constexpr bool kUnsignedA = false;
-  template <int R>
-  static void tile(const uint8_t* a, int64_t lda, const uint8_t* b, int64_t ng, float* acc) {
-    _tile_zero(0);
-    _tile_zero(1);
-    _tile_zero(2);
-    _tile_zero(3);
-    for (int64_t g = 0; g < ng; g += 16) {  // 32 bf16 of K per step
-      _tile_loadd(4, a + g * kGroupBytes, lda);
-      _tile_loadd(5, a + 16 * lda + g * kGroupBytes, lda);
-      _tile_loadd(6, b + g * kPanelGroup, kPanelGroup);
-      _tile_loadd(7, b + g * kPanelGroup + 64, kPanelGroup);
+    } else {
       _tile_dpbf16ps(0, 4, 6);
       _tile_dpbf16ps(1, 4, 7);
       _tile_dpbf16ps(2, 5, 6);
       _tile_dpbf16ps(3, 5, 7);
     }
-    store_tiles(acc);
   }
 };
+using AmxInt8 = AmxTile<true>;
+using AmxBf16 = AmxTile<false>;
 
 // Peak probe: four accumulator tiles fed from tiles that stay loaded.
 template <bool kInt8>
@@ -119,19 +113,7 @@ inline float peak_amx(int64_t iters, float seed, double* ops) {
   _tile_zero(1);
   _tile_zero(2);
   _tile_zero(3);
-  for (int64_t i = 0; i < iters; ++i) {
-    if constexpr (kInt8) {
-      _tile_dpbssd(0, 4, 6);
-      _tile_dpbssd(1, 4, 7);
-      _tile_dpbssd(2, 5, 6);
-      _tile_dpbssd(3, 5, 7);
-    } else {
-      _tile_dpbf16ps(0, 4, 6);
-      _tile_dpbf16ps(1, 4, 7);
-      _tile_dpbf16ps(2, 5, 6);
-      _tile_dpbf16ps(3, 5, 7);
-    }
-  }
+  for (int64_t i = 0; i < iters; ++i) AmxTile<kInt8>::dot4();
   alignas(64) int32_t out[16 * 16];
   _tile_stored(0, out, 64);
   AmxState::thread_end();

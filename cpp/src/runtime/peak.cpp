@@ -78,6 +78,31 @@ double chains_trial(Chains run_chains, double seconds, float* sink) {
   return flops * iters / dt * 1e-9;
 }
 
+// n deterministic values in [-0.5, 0.5): no denormals, no overflow.
+std::vector<float> probe_values(int64_t n, uint32_t seed) {
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) {
+    seed = seed * 1664525u + 1013904223u;
+    x = static_cast<float>(seed >> 8) * (1.0f / 16777216.0f) - 0.5f;
+  }
+  return v;
+}
+
+// One untimed call, then the median wall time of `repeats` calls of fn.
+template <class F>
+double median_seconds(F&& fn, int repeats) {
+  fn();
+  std::vector<double> times(static_cast<size_t>(repeats));
+  for (int r = 0; r < repeats; ++r) {
+    const Clock::time_point t0 = Clock::now();
+    fn();
+    times[static_cast<size_t>(r)] = seconds_since(t0);
+  }
+  std::sort(times.begin(), times.end());
+  const size_t n = times.size();
+  return n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2]);
+}
+
 double best_of_trials(Chains chains, double seconds) {
   float sink = 0;
   // A short untimed trial wakes the thread pool and lets clocks ramp up.
@@ -111,25 +136,11 @@ double lowp_gemm_gops(DType dtype, int64_t M, int64_t N, int64_t K, int repeats)
   const int64_t limit = int64_t{1} << 31;
   CF_CHECK_VALUE(M <= limit / N && N <= limit / K && M <= limit / K,
                  "lowp_gemm_gops: matrices too large (each of M*N, N*K, M*K must be <= 2^31)");
-  std::vector<float> x(static_cast<size_t>(M * K)), w(static_cast<size_t>(N * K)), y(static_cast<size_t>(M * N));
-  uint32_t s = 777u;
-  auto next = [&s]() {
-    s = s * 1664525u + 1013904223u;
-    return static_cast<float>(s >> 8) * (1.0f / 16777216.0f) - 0.5f;
-  };
-  for (float& v : x) v = next();
-  for (float& v : w) v = next();
+  std::vector<float> x = probe_values(M * K, 777u), w = probe_values(N * K, 778u), y(static_cast<size_t>(M * N));
   const PackedWeight pw = pack_weight(dtype, w.data(), N, K, K);
-  packed_linear_forward(y.data(), N, x.data(), K, pw, nullptr, M);
-  std::vector<double> times(static_cast<size_t>(repeats));
-  for (int r = 0; r < repeats; ++r) {
-    const Clock::time_point t0 = Clock::now();
-    packed_linear_forward(y.data(), N, x.data(), K, pw, nullptr, M);
-    times[static_cast<size_t>(r)] = seconds_since(t0);
-  }
-  std::sort(times.begin(), times.end());
-  return 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K) / times[times.size() / 2] *
-         1e-9;
+  const double median =
+      median_seconds([&] { packed_linear_forward(y.data(), N, x.data(), K, pw, nullptr, M); }, repeats);
+  return 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K) / median * 1e-9;
 }
 
 double gemm_gflops(int64_t M, int64_t N, int64_t K, int repeats) {
@@ -140,25 +151,9 @@ double gemm_gflops(int64_t M, int64_t N, int64_t K, int repeats) {
   CF_CHECK_VALUE(M <= limit / N && N <= limit / K && M <= limit / K,
                  "gemm_gflops: matrices too large (each of M*N, N*K, M*K must be <= 2^31), got M=", M, ", N=", N,
                  ", K=", K);
-  std::vector<float> a(static_cast<size_t>(M * K)), b(static_cast<size_t>(K * N)), c(static_cast<size_t>(M * N));
-  // Deterministic values in [-0.5, 0.5): no denormals, no overflow.
-  uint32_t s = 12345u;
-  auto next = [&s]() {
-    s = s * 1664525u + 1013904223u;
-    return static_cast<float>(s >> 8) * (1.0f / 16777216.0f) - 0.5f;
-  };
-  for (float& x : a) x = next();
-  for (float& x : b) x = next();
-  gemm(false, false, M, N, K, 1.0f, a.data(), K, b.data(), N, 0.0f, c.data(), N);
-  std::vector<double> times(static_cast<size_t>(repeats));
-  for (int r = 0; r < repeats; ++r) {
-    const Clock::time_point t0 = Clock::now();
-    gemm(false, false, M, N, K, 1.0f, a.data(), K, b.data(), N, 0.0f, c.data(), N);
-    times[static_cast<size_t>(r)] = seconds_since(t0);
-  }
-  std::sort(times.begin(), times.end());
-  const size_t n = times.size();
-  const double median = n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2]);
+  std::vector<float> a = probe_values(M * K, 12345u), b = probe_values(K * N, 54321u), c(static_cast<size_t>(M * N));
+  const double median = median_seconds(
+      [&] { gemm(false, false, M, N, K, 1.0f, a.data(), K, b.data(), N, 0.0f, c.data(), N); }, repeats);
   return 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K) / median * 1e-9;
 }
 
