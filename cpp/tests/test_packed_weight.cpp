@@ -3,12 +3,16 @@
 // quantized math, on odd shapes, with and without threads, bias, activation
 // and a row range. Runs whichever kernels runtime/cpu.hpp picked
 // (CPUFORMER_GEMM_KERNEL caps them; CI runs every level the CPU has).
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <string>
 #include <vector>
 
 #include "check.hpp"
+#include "fixtures.hpp"
 #include "cpuformer/error.hpp"
+#include "cpuformer/io/checkpoint.hpp"
 #include "cpuformer/ops/packed_weight.hpp"
 #include "cpuformer/runtime/cpu.hpp"
 #include "cpuformer/runtime/rng.hpp"
@@ -171,6 +175,47 @@ CF_TEST(int8_activation_rounding) {
   quantize_rows_int8(y, 1, 2, q, s);
   CHECK(std::isnan(s[0]));
   CHECK(float_to_bf16(1.0f) == 0x3F80 && float_to_bf16(1.00390625f) == 0x3F80 && float_to_bf16(1.01171875f) == 0x3F82);
+}
+
+CF_TEST(quantized_model_round_trips_through_a_checkpoint) {
+  GPTConfig cfg;
+  cfg.vocab_size = 40;
+  cfg.block_size = 16;
+  cfg.n_layer = 2;
+  cfg.n_head = 2;
+  cfg.n_embd = 32;
+  for (DType dt : {DType::BFloat16, DType::Int8}) {
+    GPT m(cfg);
+    m.flatten_parameters();
+    m.eval();
+    std::vector<int64_t> idx(2 * 8);
+    for (size_t i = 0; i < idx.size(); ++i) idx[i] = static_cast<int64_t>((i * 7) % 40);
+    const Tensor ref = m.forward(idx.data(), 2, 8).clone();
+    m.quantize(dt);
+    CHECK(m.dtype() == dt);
+    const Tensor y = m.forward(idx.data(), 2, 8).clone();
+    double diff = 0, scale = 0;
+    for (int64_t i = 0; i < y.numel(); ++i) {
+      diff = std::max(diff, double(std::fabs(y.data()[i] - ref.data()[i])));
+      scale = std::max(scale, double(std::fabs(ref.data()[i])));
+    }
+    CHECK(diff > 0 && diff < 0.05 * scale);  // quantized, and close
+    bool threw = false;
+    try {
+      m.loss(idx.data(), idx.data(), 2, 8);
+      m.backward();
+    } catch (const StateError&) {
+      threw = true;
+    }
+    CHECK(threw);
+    const cftest::ScratchFile file("test_packed_weight", dtype_name(dt));
+    save_model(file.path, m);
+    auto r = load_gpt(file.path);
+    r->eval();
+    CHECK(r->dtype() == dt);
+    const Tensor z = r->forward(idx.data(), 2, 8);
+    CHECK(std::equal(z.data(), z.data() + z.numel(), y.data()));
+  }
 }
 
 int main() { return cftest::run_all(); }
