@@ -50,60 +50,41 @@ def save(model, path) -> str:
     return path
 
 
-def _read(path):
-    path = os.fspath(path)
-    tensors, meta = _core.load_safetensors(path)
+def _check_meta(path, meta, model=True):
+    """ValueError unless the metadata is a cpuformer checkpoint of this format version (and, with `model`,
+    of a registered class)."""
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path!r} is not a cpuformer checkpoint (its metadata has no format={FORMAT!r}); "
                          "for Hugging Face directories use cpuformer.from_pretrained")
     if meta.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{path!r}: unsupported checkpoint format_version {meta.get('format_version')!r}")
+    registry = _registry()
+    if model and meta.get("class") not in registry:
+        raise ValueError(f"{path!r}: unknown model class {meta.get('class')!r} (known: {', '.join(registry)})")
+
+
+def _read(path):
+    path = os.fspath(path)
+    tensors, meta = _core.load_safetensors(path)
+    _check_meta(path, meta, model=False)
     return path, tensors, meta
 
 
-def _build(path, meta):
-    registry = _registry()
-    name = meta.get("class")
-    if name not in registry:
-        raise ValueError(f"{path!r}: unknown model class {name!r} (known: {', '.join(registry)})")
-    cls = registry[name]
-    try:
-        cfg = cls.config_class(**json.loads(meta["config"]))
-    except (KeyError, TypeError, json.JSONDecodeError) as e:
-        raise ValueError(f"{path!r}: invalid model config in the checkpoint metadata: {e}") from e
-    return cls(cfg)
+def load(path):
+    """Load a checkpoint written by ``model.save(path)``: returns a model of the saved class, in the precision
+    it was saved in (``dtype`` in its metadata; float32 when absent).
 
-
-def _load_native(path, meta):
-    registry = _registry()
+    The C++ loader reads it: parameters written once, straight from the file (no random initialisation, the
+    file's tensors freed as they are used)."""
+    path = os.fspath(path)
+    _check_meta(path, _core.read_safetensors_metadata(path))
     name, config_json, impl = _core.load_model(path)
-    cls = registry[name]
+    cls = _registry()[name]
     try:
         cfg = cls.config_class(**json.loads(config_json))
     except (KeyError, TypeError, json.JSONDecodeError) as e:
         raise ValueError(f"{path!r}: invalid model config in the checkpoint metadata: {e}") from e
     return cls._from_core(cfg, impl)
-
-
-def load(path):
-    """Load a checkpoint written by ``model.save(path)``: returns a model of the saved class, in the precision
-    it was saved in (``dtype`` in its metadata; float32 when absent)."""
-    meta = _core.read_safetensors_metadata(os.fspath(path))
-    if meta.get("format") == FORMAT and meta.get("format_version") == FORMAT_VERSION and meta.get("class") in \
-            _registry():
-        # The C++ loader: parameters written once, straight from the file
-        # (no random initialisation, the file's tensors freed as they are
-        # used), in any precision.
-        return _load_native(os.fspath(path), meta)
-    path, tensors, meta = _read(path)
-    model = _build(path, meta)
-    params = {k[len("model."):] if k.startswith("model.") else k: v for k, v in tensors.items()
-              if not k.startswith("optim.")}
-    try:
-        model.load_state_dict(params)
-    except (RuntimeError, ValueError) as e:
-        raise ValueError(f"{path!r}: checkpoint tensors do not match its config: {e}") from e
-    return model
 
 
 def save_training_state(path, model, optimizer, step: int) -> str:

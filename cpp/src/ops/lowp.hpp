@@ -29,8 +29,7 @@ struct LowpGemm {
   uint8_t* abuf;          // scratch, round_up(M, 32) rows of pgroups * 4 bytes, 64-byte aligned: the
                           // rounded activations (rows past M zeroed by kernels that read them)
   float* ascale;          // scratch, M floats: int8 row scales
-  float* stage;           // scratch, staged_floats() per thread (bf16 kernels that widen W's panels), or null
-  int threads;            // threads the scratch was sized for
+  float* stage;           // scratch, lowp_stage_floats() per thread (bf16 kernels that widen W's panels), or null
 };
 
 // Scratch the kernels need per call: activation bytes (rows rounded up to

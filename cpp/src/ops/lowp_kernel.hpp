@@ -548,9 +548,11 @@ void epilogue(const LowpGemm& c, const typename P::Acc* acc, int R, int64_t m, i
 // Rows [m0, m1) x panels [p0, p1) on the calling thread.
 // Floats of one staged panel (kStaged policies).
 inline int64_t staged_panel_floats(const LowpGemm& c) { return c.pgroups * 2 * kPanel; }
-// Panels walked together: their bytes (staged: float32) stay in L2.
+// Panels walked together: their bytes stay in L2 (staged: as many widened
+// panels as the staging area, lowp_stage_floats(), holds).
 inline int64_t panel_block(const LowpGemm& c, bool staged) {
-  return imax(1, kBlockBytes / (staged ? staged_panel_floats(c) * 2 : c.pgroups * kPanelGroup));
+  if (staged) return lowp_stage_floats(c.pgroups) / staged_panel_floats(c);
+  return imax(1, kBlockBytes / (c.pgroups * kPanelGroup));
 }
 
 // Rows [m0, m1) x panels [p0, p1) on the calling thread; `stage` is this
@@ -588,7 +590,7 @@ void run(const LowpGemm& c, int nthreads) {
   // own activations, no barrier); otherwise split the panels of W (decoding).
   const bool by_rows = c.M >= int64_t(2) * P::kMR * nt;
   if (!by_rows) nt = static_cast<int>(imin(nt, np));
-  const int64_t stage_floats = P::kStaged ? panel_block(c, true) * staged_panel_floats(c) : 0;
+  const int64_t stage_floats = P::kStaged ? lowp_stage_floats(c.pgroups) : 0;
   if (nt <= 1) {
     prepare<P>(c, 0, c.M);
     serial<P>(c, 0, c.M, p0, p1, c.stage);

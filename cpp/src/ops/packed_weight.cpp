@@ -303,7 +303,6 @@ void packed_linear_forward(float* out, int64_t ldo, const float* x, int64_t ldx,
   g.abuf = scratch;
   g.ascale = reinterpret_cast<float*>(scratch + abytes);
   g.stage = stage ? reinterpret_cast<float*>(scratch + abytes + sbytes) : nullptr;
-  g.threads = nthreads;
   detail::lowp_entry(static_cast<int>(w.dtype))(g, nthreads);
 }
 
