@@ -102,7 +102,12 @@ def main():
         data = list(cf.distributed.shard(global_batches(steps), by="row"))
         if r == 1:
             data[1][0][0, 0] = V + 1000
-        cf.fit(model, opt, data, steps=steps, distributed=ddp, progress=False)
+        try:
+            cf.fit(model, opt, data, steps=steps, distributed=ddp, progress=False)
+        except Exception as e:  # each rank records its own error: the ranks' stderr streams interleave
+            with open(os.path.join(out_dir, f"rank{r}.err"), "w") as f:
+                f.write(f"{type(e).__name__}: {e}")
+            raise
         print(f"rank {r}: finished (should not happen)", flush=True)
     elif mode == "bad_checkpoint":  # rank 0 cannot write the checkpoint: its folder does not exist
         data = cf.distributed.shard(global_batches(steps), by="row")
