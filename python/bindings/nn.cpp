@@ -14,6 +14,27 @@ namespace cfpy {
 
 using namespace cpuformer;
 
+namespace {
+// A writable NumPy view of parameter values that keeps the tree's
+// WeightState told: while it (or any array made from it) lives, the
+// pre-packed weight caches are bypassed, and its release counts as a change.
+py::array_t<float> weight_view(const Tensor& t, std::shared_ptr<cpuformer::WeightState> state) {
+  struct Owner {
+    std::shared_ptr<float> storage;
+    std::shared_ptr<cpuformer::WeightState> state;
+    ~Owner() {
+      state->bump();
+      state->views.fetch_sub(1);
+    }
+  };
+  state->views.fetch_add(1);
+  auto* keep = new Owner{t.storage(), std::move(state)};
+  py::capsule owner(keep, [](void* p) { delete static_cast<Owner*>(p); });
+  std::vector<py::ssize_t> shape(t.shape().begin(), t.shape().end());
+  return py::array_t<float>(shape, t.data(), owner);
+}
+}  // namespace
+
 void bind_module_base(py::module_& m) {
   py::class_<Module, std::shared_ptr<Module>>(m, "Module")
       .def(
@@ -48,7 +69,7 @@ void bind_module_base(py::module_& m) {
              py::list out;
              for (auto& p : self.named_parameters()) {
                if (!p.second->packed) {
-                 out.append(py::make_tuple(p.first, to_numpy(p.second->value)));
+                 out.append(py::make_tuple(p.first, weight_view(p.second->value, p.second->state)));
                  continue;
                }
                Tensor t;
@@ -68,7 +89,12 @@ void bind_module_base(py::module_& m) {
         for (auto& p : self.named_parameters()) out.append(py::make_tuple(p.first, to_numpy(p.second->grad_tensor())));
         return out;
       })
-      .def("flat_parameters", [](Module& self) { return to_numpy(self.flat_parameters()); })
+      .def("flat_parameters",
+           [](Module& self) {
+             auto params = self.named_parameters();
+             if (params.empty() || !self.flat_parameters().defined()) return to_numpy(self.flat_parameters());
+             return weight_view(self.flat_parameters(), params.front().second->state);
+           })
       .def("flat_gradients", [](Module& self) {
         self.check_trainable("flat_gradients");
         return to_numpy(self.flat_gradients());

@@ -264,6 +264,7 @@ void assign_parameters(const std::string& path, const std::string& class_name, M
     std::copy(src.data(), src.data() + src.numel(), p.second->value.data());
     src = Tensor();  // the file's copy goes as soon as it is used: the peak stays near one model
   }
+  model.mark_weights_changed();
 }
 
 // A raw (I8 / BF16) tensor of a float32 checkpoint, converted to float32 as

@@ -24,6 +24,18 @@ void weight_linear(float* out, const float* x, const Parameter& w, const float* 
     packed_linear_forward(out, rows, x, I, *w.packed, bias, N, act, row0, row0 + rows);
     return;
   }
+  // Inference with enough rows for the packed GEMM (ops/gemm.cpp's rule):
+  // the weight's pre-packed copy, built once, saves re-packing it per call.
+  // Under grad mode the weights are being trained: they change every step,
+  // so a kept copy would cost memory and save nothing.
+  if (!grad_enabled() && N >= 4 && rows >= 16 && I >= 8) {
+    if (auto pw = w.prepacked()) {
+      if (row0 % packed_row_align(*pw) == 0) {
+        packed_linear_forward(out, rows, x, I, *pw, bias, N, act, row0, row0 + rows);
+        return;
+      }
+    }
+  }
   linear_forward(out, x, w.value.data() + row0 * I, bias ? bias + row0 : nullptr, N, I, rows, act);
 }
 

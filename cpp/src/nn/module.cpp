@@ -11,6 +11,7 @@
 #endif
 
 #include "cpuformer/error.hpp"
+#include "cpuformer/runtime/cpu.hpp"
 #include "cpuformer/runtime/grad_mode.hpp"
 #include "cpuformer/runtime/rng.hpp"
 
@@ -50,6 +51,22 @@ Tensor Parameter::float_value() const {
   return t;
 }
 
+std::shared_ptr<const PackedWeight> Parameter::prepacked() const {
+  if (!matrix || packed || !value.defined() || value.dim() < 2 || value.numel() > kPrepackMaxElements ||
+      !float32_prepack_available() || state->views.load() > 0)
+    return nullptr;
+  const uint64_t version = state->version.load();
+  std::lock_guard<std::mutex> lock(cache_mutex_);
+  if (!cache_ || cache_version_ != version ||
+      cache_->kernel != static_cast<int>(gemm_kernel())) {
+    const int64_t rows = value.size(0), cols = value.numel() / rows;
+    cache_.reset();  // the old copy goes before the new one is built
+    cache_ = std::make_shared<PackedWeight>(pack_weight(DType::Float32, value.data(), rows, cols, cols));
+    cache_version_ = version;
+  }
+  return cache_;
+}
+
 float* Parameter::grad_data() { return const_cast<float*>(grad_tensor().data()); }
 
 const Tensor& Parameter::grad_tensor() {
@@ -62,8 +79,13 @@ const Tensor& Parameter::grad_tensor() {
   return grad;
 }
 
+void Module::mark_weights_changed() {
+  for (auto& p : named_parameters()) p.second->state->bump();
+}
+
 void Module::train(bool on) {
   training_ = on;
+  for (auto& p : params_) p.second->state->bump();
   on_train(on);
   for (auto& c : children_) c.second->train(on);
 }
@@ -117,9 +139,11 @@ void Module::flatten_parameters() {
   const CacheBypass bypass;  // the separate tensors are not needed again
   arena_ = std::make_shared<GradArena>();
   arena_->total = total;
+  auto state = std::make_shared<WeightState>();
   int64_t off = 0;
   for (auto& p : params) {
     Parameter& prm = *p.second;
+    prm.state = state;
     Tensor v = Tensor::view(flat_values_, off, prm.value.shape());
     const int64_t n = prm.value.numel(), padded = (n + kAlign - 1) / kAlign * kAlign;
     if (n) std::memcpy(v.data(), prm.value.data(), sizeof(float) * n);

@@ -66,12 +66,38 @@ struct Scratch {
 };
 inline thread_local Scratch tl_apack, tl_bpack;
 
+// B packed once (a weight matrix, see prepack_b): what pack_b would write
+// for every (jc, pc) block, laid out [pc block][panel over all N][kc][kNR],
+// so block (jc, pc) starts at data + pc · npad + (n0 + jc) · kc, where npad
+// = N rounded up to kNR and n0 the first column this call computes.
+struct Prepacked {
+  const float* data = nullptr;
+  int64_t npad = 0;
+  int64_t n0 = 0;
+};
+
+// Floats prepack_b writes for B [N, K] (stored transposed: row n is column n).
+template <class Kn>
+int64_t prepacked_floats(int64_t N, int64_t K) {
+  return round_up(N, Kn::kNR) * K;
+}
+
+// out = the Prepacked layout of B, given as W [N, K] row-major (ldw).
+template <class Kn>
+void prepack_b(const float* W, int64_t ldw, int64_t N, int64_t K, float* out) {
+  const int64_t npad = round_up(N, Kn::kNR);
+  for (int64_t pc = 0; pc < K; pc += Kn::kKC)
+    Kn::pack_b(true, W + pc, ldw, N, std::min<int64_t>(Kn::kKC, K - pc), out + pc * npad);
+}
+
 // bias: the bias of C's first column (or null); act applies to C's final values.
+// pre.data set: B is ignored and its panels are read from pre instead.
 template <class Kn>
 void gemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-                 const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* bias, Activation act) {
+                 const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* bias, Activation act,
+                 const Prepacked& pre = Prepacked()) {
   constexpr int64_t MR = Kn::kMR, NR = Kn::kNR, KC = Kn::kKC, MC = Kn::kMC, NC = Kn::kNC;
-  float* bp = tl_bpack.get(std::min(K, KC) * round_up(std::min(N, NC), NR));
+  float* bp = pre.data ? nullptr : tl_bpack.get(std::min(K, KC) * round_up(std::min(N, NC), NR));
   float* ap = tl_apack.get(std::min(K, KC) * round_up(std::min(M, MC), MR));
   for (int64_t jc = 0; jc < N; jc += NC) {
     const int64_t nc = std::min(NC, N - jc);
@@ -79,7 +105,10 @@ void gemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
       const int64_t kc = std::min(KC, K - pc);
       const bool first = pc == 0;
       Epilogue ep{nullptr, act, pc + kc >= K};
-      Kn::pack_b(tb, tb ? B + jc * ldb + pc : B + pc * ldb + jc, ldb, nc, kc, bp);
+      if (pre.data)
+        bp = const_cast<float*>(pre.data + pc * pre.npad + (pre.n0 + jc) * kc);
+      else
+        Kn::pack_b(tb, tb ? B + jc * ldb + pc : B + pc * ldb + jc, ldb, nc, kc, bp);
       for (int64_t ic = 0; ic < M; ic += MC) {
         const int64_t mc = std::min(MC, M - ic);
         Kn::pack_a(ta, ta ? A + pc * lda + ic : A + ic * lda + pc, lda, mc, kc, ap);
@@ -100,7 +129,7 @@ void gemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
 template <class Kn>
 void packed_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
                  const float* B, int64_t ldb, float beta, float* C, int64_t ldc, int nthreads, const float* bias,
-                 Activation act) {
+                 Activation act, const Prepacked& pre = Prepacked()) {
   // Split the larger of M and N: every thread packs all of the other operand,
   // so that is the cheaper duplication. Pieces stay multiples of the tile.
   const bool split_m = M >= N;
@@ -110,7 +139,7 @@ void packed_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
   // splits into two 64-column halves.
   const int nt = static_cast<int>(std::min<int64_t>(nthreads, extent / (2 * tile)));
   if (nt <= 1) {
-    gemm_serial<Kn>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, act);
+    gemm_serial<Kn>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, act, pre);
     return;
   }
   const int64_t chunk = round_up((extent + nt - 1) / nt, tile);
@@ -126,10 +155,10 @@ void packed_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
       if (hi > lo) {
         if (split_m)
           gemm_serial<Kn>(ta, tb, hi - lo, N, K, alpha, ta ? A + lo : A + lo * lda, lda, B, ldb, beta, C + lo * ldc,
-                          ldc, bias, act);
+                          ldc, bias, act, pre);
         else
-          gemm_serial<Kn>(ta, tb, M, hi - lo, K, alpha, A, lda, tb ? B + lo * ldb : B + lo, ldb, beta, C + lo, ldc,
-                          bias ? bias + lo : nullptr, act);
+          gemm_serial<Kn>(ta, tb, M, hi - lo, K, alpha, A, lda, pre.data ? B : tb ? B + lo * ldb : B + lo, ldb, beta,
+                          C + lo, ldc, bias ? bias + lo : nullptr, act, Prepacked{pre.data, pre.npad, pre.n0 + lo});
       }
     } catch (...) {
 #pragma omp critical(cpuformer_gemm_error)

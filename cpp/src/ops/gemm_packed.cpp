@@ -56,5 +56,81 @@ void packed_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
   }
 }
 
+namespace {
+// The kernel's panel width, and which prepacked layout it reads.
+int64_t kernel_nr() {
+  switch (gemm_kernel()) {
+    case GemmKernel::Avx512:
+      return 32;  // gemm_kernel_avx512.hpp kNR
+    case GemmKernel::Avx2:
+      return 16;  // gemm_kernel_avx2.hpp kNR
+    default:
+      throw std::logic_error("cpuformer: prepacked weights without a packed kernel for this CPU");
+  }
+}
+}  // namespace
+
+int64_t prepack_align() { return kernel_nr(); }
+
+int64_t prepack_floats(int64_t N, int64_t K) { return (N + kernel_nr() - 1) / kernel_nr() * kernel_nr() * K; }
+
+void prepack_weight(const float* W, int64_t ldw, int64_t N, int64_t K, float* out) {
+  switch (gemm_kernel()) {
+#if defined(__AVX512F__)
+    case GemmKernel::Avx512:
+      static_assert(Avx512Kernel::kNR == 32, "kernel_nr() is out of date");
+      gemm_driver::prepack_b<Avx512Kernel>(W, ldw, N, K, out);
+      return;
+#elif defined(CPUFORMER_GEMM_DISPATCH)
+    case GemmKernel::Avx512:
+      prepack_weight_avx512(W, ldw, N, K, out);
+      return;
+#endif
+#if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
+    case GemmKernel::Avx2:
+      static_assert(Avx2Kernel::kNR == 16, "kernel_nr() is out of date");
+      gemm_driver::prepack_b<Avx2Kernel>(W, ldw, N, K, out);
+      return;
+#elif defined(CPUFORMER_GEMM_DISPATCH)
+    case GemmKernel::Avx2:
+      prepack_weight_avx2(W, ldw, N, K, out);
+      return;
+#endif
+    default:
+      throw std::logic_error("cpuformer: prepack_weight called without a packed kernel for this CPU");
+  }
+}
+
+void packed_gemm_prepacked(int64_t M, int64_t n0, int64_t n1, int64_t K, const float* A, int64_t lda,
+                           const float* packed, int64_t npad, float* C, int64_t ldc, int nthreads,
+                           const float* bias, Activation act) {
+  switch (gemm_kernel()) {
+#if defined(__AVX512F__)
+    case GemmKernel::Avx512:
+      gemm_driver::packed_gemm<Avx512Kernel>(false, true, M, n1 - n0, K, 1.0f, A, lda, nullptr, K, 0.0f, C, ldc,
+                                             nthreads, bias ? bias + n0 : nullptr, act,
+                                             gemm_driver::Prepacked{packed, npad, n0});
+      return;
+#elif defined(CPUFORMER_GEMM_DISPATCH)
+    case GemmKernel::Avx512:
+      packed_gemm_prepacked_avx512(M, n0, n1, K, A, lda, packed, npad, C, ldc, nthreads, bias, act);
+      return;
+#endif
+#if defined(__AVX2__) && defined(__FMA__) && !defined(__AVX512F__)
+    case GemmKernel::Avx2:
+      gemm_driver::packed_gemm<Avx2Kernel>(false, true, M, n1 - n0, K, 1.0f, A, lda, nullptr, K, 0.0f, C, ldc,
+                                           nthreads, bias ? bias + n0 : nullptr, act,
+                                           gemm_driver::Prepacked{packed, npad, n0});
+      return;
+#elif defined(CPUFORMER_GEMM_DISPATCH)
+    case GemmKernel::Avx2:
+      packed_gemm_prepacked_avx2(M, n0, n1, K, A, lda, packed, npad, C, ldc, nthreads, bias, act);
+      return;
+#endif
+    default:
+      throw std::logic_error("cpuformer: packed_gemm_prepacked called without a packed kernel for this CPU");
+  }
+}
+
 }  // namespace detail
 }  // namespace cpuformer

@@ -11,6 +11,7 @@
 #include "cpuformer/io/json.hpp"  // quote_for_message
 #include "cpuformer/runtime/cpu.hpp"
 #include "cpuformer/runtime/threads.hpp"
+#include "gemm_packed.hpp"
 #include "lowp_kernel.hpp"
 #ifdef _OPENMP
 #include <omp.h>
@@ -142,8 +143,25 @@ void quantize_rows_int8(const float* x, int64_t N, int64_t cols, int8_t* q, floa
   }
 }
 
+bool float32_prepack_available() { return detail::packed_gemm_available(); }
+
+int64_t packed_row_align(const PackedWeight& w) { return w.dtype == DType::Float32 ? detail::prepack_align() : 1; }
+
 PackedWeight pack_weight(DType dtype, const float* w, int64_t rows, int64_t cols, int64_t ldw) {
-  CF_CHECK_VALUE(dtype != DType::Float32, "pack_weight: dtype must be bfloat16 or int8");
+  if (dtype == DType::Float32) {
+    CF_CHECK_STATE(float32_prepack_available(), "pack_weight: float32 needs a packed GEMM kernel, and this process "
+                   "uses Eigen");
+    CF_CHECK_VALUE(rows >= 1 && cols >= 1, "pack_weight: expected a non-empty matrix, got [", rows, ", ", cols, "]");
+    PackedWeight p;
+    p.dtype = DType::Float32;
+    p.rows = rows;
+    p.cols = cols;
+    p.kernel = static_cast<int>(gemm_kernel());
+    p.npad = (rows + detail::prepack_align() - 1) / detail::prepack_align() * detail::prepack_align();
+    p.data = aligned_bytes(detail::prepack_floats(rows, cols) * int64_t(sizeof(float)));
+    detail::prepack_weight(w, ldw, rows, cols, reinterpret_cast<float*>(p.data.get()));
+    return p;
+  }
   PackedWeight p = empty_packed(dtype, rows, cols);
   if (dtype == DType::BFloat16) {
     for_rows(rows, cols, [&](int64_t r) {
@@ -235,12 +253,12 @@ void dequantize_row(const PackedWeight& w, int64_t r, float* out) {
 }  // namespace
 
 void dequantize_weight(const PackedWeight& w, float* out) {
-  CF_CHECK_VALUE(w.defined(), "dequantize_weight: the weight is not packed");
+  CF_CHECK_VALUE(w.defined() && w.dtype != DType::Float32, "dequantize_weight: not a bfloat16 or int8 weight");
   for_rows(w.rows, w.cols, [&](int64_t r) { dequantize_row(w, r, out + r * w.cols); });
 }
 
 void dequantize_rows(const PackedWeight& w, const int64_t* ids, int64_t n, float* out) {
-  CF_CHECK_VALUE(w.defined(), "dequantize_rows: the weight is not packed");
+  CF_CHECK_VALUE(w.defined() && w.dtype != DType::Float32, "dequantize_rows: not a bfloat16 or int8 weight");
   for_rows(n, w.cols, [&](int64_t i) { dequantize_row(w, ids[i], out + i * w.cols); });
 }
 
@@ -271,11 +289,20 @@ int team_size() {
 
 void packed_linear_forward(float* out, int64_t ldo, const float* x, int64_t ldx, const PackedWeight& w,
                            const float* bias, int64_t N, Activation act, int64_t o0, int64_t o1) {
-  CF_CHECK_VALUE(w.defined() && w.dtype != DType::Float32, "packed_linear_forward: the weight is not packed");
+  CF_CHECK_VALUE(w.defined(), "packed_linear_forward: the weight is not packed");
   if (o1 < 0) o1 = w.rows;
   CF_CHECK_VALUE(0 <= o0 && o0 < o1 && o1 <= w.rows, "packed_linear_forward: rows [", o0, ", ", o1,
                  ") out of range for a weight of ", w.rows, " rows");
   if (N <= 0) return;
+  if (w.dtype == DType::Float32) {
+    CF_CHECK_STATE(w.kernel == static_cast<int>(gemm_kernel()), "packed_linear_forward: the float32 weight was "
+                   "packed for another GEMM kernel");
+    CF_CHECK_VALUE(o0 % detail::prepack_align() == 0, "packed_linear_forward: row offset ", o0,
+                   " is not a multiple of ", detail::prepack_align());
+    detail::packed_gemm_prepacked(N, o0, o1, w.cols, x, ldx, reinterpret_cast<const float*>(w.data.get()), w.npad,
+                                  out, ldo, team_size(), bias, act);
+    return;
+  }
   const int64_t groups = w.groups();
   const int nthreads = team_size();
   // Activations (rows rounded up to 32 for the AMX tiles), their (int8) row

@@ -42,6 +42,7 @@ AdamW::AdamW(Module& model, float lr_, float beta1_, float beta2_, float eps_, f
 
 void AdamW::step() {
   ++t_;
+  model_.mark_weights_changed();
   Tensor params = model_.flat_parameters(), grads = model_.flat_gradients();  // shared storage
   float* P = params.data();
   const float* G = grads.data();
@@ -79,6 +80,7 @@ SGD::SGD(Module& model, float lr_, float momentum_, float weight_decay_, bool ne
 
 void SGD::step() {
   ++t_;
+  model_.mark_weights_changed();
   Tensor params = model_.flat_parameters(), grads = model_.flat_gradients();  // shared storage
   float* P = params.data();
   const float* G = grads.data();

@@ -15,6 +15,7 @@
 // is inference-only: its forwards save nothing for backward, and backward
 // and optimizers raise StateError.
 #pragma once
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -27,6 +28,25 @@
 namespace cpuformer {
 
 struct GradArena;
+
+// What the caches built from a tree's float32 weights (Parameter::prepacked)
+// need to know to stay correct: `version` is bumped by every write path the
+// library has (optimizer steps, loaders, train()/eval(), flattening, and the
+// release of a writable view); while `views` > 0 someone holds a writable view
+// of the values (a Python NumPy view from parameters()) that may be written at
+// any time, so no cache is trusted. C++ code that writes values through
+// value.data() itself calls Module::mark_weights_changed() afterwards.
+struct WeightState {
+  std::atomic<uint64_t> version{fresh_version()};
+  std::atomic<int64_t> views{0};
+  void bump() { version.store(fresh_version()); }
+  // Versions are unique across the process, so a new state never matches a
+  // cache built under another one.
+  static uint64_t fresh_version() {
+    static std::atomic<uint64_t> counter{0};
+    return counter.fetch_add(1) + 1;
+  }
+};
 
 // A parameter's value and its accumulated gradient. In a flattened module
 // tree the gradients live in one flat buffer that is allocated on first use
@@ -44,12 +64,28 @@ struct Parameter {
   // kernels read, and the only copy of its values.
   std::shared_ptr<const PackedWeight> packed;
 
+  // One per tree once flattened (shared by its parameters).
+  std::shared_ptr<WeightState> state = std::make_shared<WeightState>();
+  // A float32 matrix pre-packed in the layout the float32 GEMM kernel reads
+  // (ops/packed_weight.hpp), built on first use and rebuilt after any change
+  // (state->version); null when there is none to use: not a float32 matrix,
+  // no packed kernel in this process, a writable view alive, or a matrix
+  // over kPrepackMaxElements (an embedding table reused as an output layer:
+  // a second copy would cost more memory than packing per call costs time).
+  std::shared_ptr<const PackedWeight> prepacked() const;
+  static constexpr int64_t kPrepackMaxElements = int64_t(1) << 24;
+
   // value's shape, or the packed matrix's [rows, cols].
   Shape shape() const;
   int64_t numel() const;
   // The float32 values the module computes with: value itself, or a fresh
   // dequantized copy of a packed matrix.
   Tensor float_value() const;
+
+ private:
+  mutable std::mutex cache_mutex_;
+  mutable std::shared_ptr<const PackedWeight> cache_;
+  mutable uint64_t cache_version_ = 0;
 };
 
 class Module {
@@ -78,6 +114,10 @@ class Module {
   Tensor flat_gradients();
   // Whether gradient storage exists yet.
   bool has_gradients() const;
+
+  // Tells the caches built from this tree's weights (Parameter::prepacked)
+  // that values changed; for C++ code that writes parameter values itself.
+  void mark_weights_changed();
 
   // The precision of this module's weight matrices (the whole tree's).
   DType dtype() const { return dtype_; }

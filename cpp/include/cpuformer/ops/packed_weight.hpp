@@ -19,6 +19,10 @@
 //         to float32 (then bias, then activation).
 //   bf16  W rounded to bfloat16 (nearest even); activations rounded the same
 //         way at each call; products accumulate in float32.
+//   float32 (a pre-packed copy for speed, never the only one): the layout
+//         the float32 GEMM kernel chosen at run time reads (ops/gemm_packed.hpp:
+//         prepack_weight): panels of that kernel's kNR rows of W, K-blocked;
+//         `npad` = rows rounded up to kNR, `kernel` = which kernel packed it.
 // Kernels are chosen at run time (runtime/cpu.hpp: int8_kernel(),
 // bf16_kernel()); every int8 kernel gives bit-identical results, the bf16
 // kernels agree to float rounding.
@@ -51,6 +55,8 @@ struct PackedWeight {
   std::shared_ptr<uint8_t> data;  // 64-byte aligned, bytes() long
   std::vector<float> scale;       // int8: [rows]
   std::vector<int32_t> comp;      // int8: [rows], 128 · Σ_c q[r, c] (for kernels with unsigned activations)
+  int64_t npad = 0;               // float32: rows rounded up to the kernel's panel width
+  int kernel = 0;                 // float32: the GemmKernel (runtime/cpu.hpp) it was packed for
 
   bool defined() const { return data != nullptr; }
   // Columns per 4-byte group: 4 (int8) or 2 (bf16).
@@ -60,13 +66,16 @@ struct PackedWeight {
   int64_t panel_groups() const { return (groups() + 15) / 16 * 16; }
   int64_t panels() const { return (rows + kPanelRows - 1) / kPanelRows; }
   int64_t panel_bytes() const { return panel_groups() * kPanelRows * 4; }
-  int64_t bytes() const { return panels() * panel_bytes(); }
+  int64_t bytes() const {
+    return dtype == DType::Float32 ? npad * cols * int64_t(sizeof(float)) : panels() * panel_bytes();
+  }
   // Memory held (data, scales, compensation).
   int64_t nbytes() const;
 };
 
 // Quantizes and packs W [rows, cols] (row-major, leading dimension ldw).
-// dtype BFloat16 or Int8 (ValueError for Float32); ValueError when W holds
+// Float32: the pre-packed float32 layout (needs float32_prepack_available()).
+// ValueError when W holds
 // NaN or Inf (int8; bf16 keeps them), or for int8 with cols > kInt8MaxCols.
 PackedWeight pack_weight(DType dtype, const float* w, int64_t rows, int64_t cols, int64_t ldw);
 // From stored quantized values (a checkpoint): q [rows, cols] in [-127, 127]
@@ -75,11 +84,19 @@ PackedWeight pack_int8(const int8_t* q, const float* scale, int64_t rows, int64_
 // From bfloat16 bit patterns w [rows, cols].
 PackedWeight pack_bf16(const uint16_t* w, int64_t rows, int64_t cols);
 
+// Whether this process has a float32 GEMM kernel that reads pre-packed
+// weights (runtime/cpu.hpp: gemm_kernel() is not Eigen).
+bool float32_prepack_available();
+// The row alignment o0 must have for packed_linear_forward on a float32
+// PackedWeight (the kernel's panel width; 1 for bfloat16 / int8).
+int64_t packed_row_align(const PackedWeight& w);
+
 // The stored form back (inverse of pack_int8 / pack_bf16).
 void unpack_int8(const PackedWeight& w, int8_t* q);
 void unpack_bf16(const PackedWeight& w, uint16_t* out);
 // out [rows, cols] = the float32 values the kernels compute with.
 void dequantize_weight(const PackedWeight& w, float* out);
+// (Not for float32 PackedWeights: their module keeps the float32 values.)
 // out[i, :] = W[ids[i], :] in float32 for i < n (an embedding lookup);
 // every id in [0, rows) (checked by the caller).
 void dequantize_rows(const PackedWeight& w, const int64_t* ids, int64_t n, float* out);
