@@ -2,6 +2,7 @@
 // Tensor, the GIL released around file I/O, FileError -> OSError.
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -146,7 +147,7 @@ void bind_io(py::module_& m) {
         const std::string p = path_arg(path);
         try {
           py::gil_scoped_release release;
-          std::lock_guard<std::mutex> guard(model.call_mutex());
+          std::lock_guard<std::shared_mutex> guard(model.call_mutex());
           cpuformer::save_model(p, model);
         } catch (const cpuformer::FileError& e) {
           raise_os_error(e, path);

@@ -2,6 +2,7 @@
 #include <pybind11/stl.h>
 
 #include <mutex>
+#include <shared_mutex>
 
 #include "bindings.hpp"
 #include "convert.hpp"
@@ -62,11 +63,7 @@ void bind_models(py::module_& m) {
              IndexArray ids = ids_2d(idx, "idx");
              const std::vector<uint8_t> pad = padding_from_attention_mask(attention_mask, ids);
              Tensor out;
-             {
-               py::gil_scoped_release nogil;
-               std::lock_guard<std::mutex> guard(self.call_mutex());
-               out = self.forward(ids.data(), ids.shape(0), ids.shape(1), pad);
-             }
+             out = inference_call(self, [&](GPT& m) { return m.forward(ids.data(), ids.shape(0), ids.shape(1), pad); });
              return to_numpy(out);
            },
            py::arg("idx"), py::arg("attention_mask") = py::none())
@@ -78,21 +75,21 @@ void bind_models(py::module_& m) {
                throw ValueError(str_cat("targets: expected shape ", shape_str(ids), " (same as idx), got ", shape_str(tg)));
              const std::vector<uint8_t> pad = padding_from_attention_mask(attention_mask, ids);
              py::gil_scoped_release nogil;
-             std::lock_guard<std::mutex> guard(self.call_mutex());
+             std::lock_guard<std::shared_mutex> guard(self.call_mutex());
              return self.loss(ids.data(), tg.data(), ids.shape(0), ids.shape(1), pad);
            },
            py::arg("idx"), py::arg("targets"), py::arg("attention_mask") = py::none())
       .def("backward",
            [](GPT& self) {
              py::gil_scoped_release nogil;
-             std::lock_guard<std::mutex> guard(self.call_mutex());
+             std::lock_guard<std::shared_mutex> guard(self.call_mutex());
              self.backward();
            })
       .def("backward_logits",
            [](GPT& self, py::handle g) {
              Tensor t = to_tensor(g, "grad_logits");
              py::gil_scoped_release nogil;
-             std::lock_guard<std::mutex> guard(self.call_mutex());
+             std::lock_guard<std::shared_mutex> guard(self.call_mutex());
              self.backward_logits(t);
            })
       .def("generate", [](GPT& self, py::handle idx, int64_t max_new_tokens, float temperature, int64_t top_k,
@@ -110,7 +107,7 @@ void bind_models(py::module_& m) {
         std::vector<int64_t> out;
         {
           py::gil_scoped_release nogil;
-          std::lock_guard<std::mutex> guard(self.call_mutex());
+          std::lock_guard<std::shared_mutex> guard(self.call_mutex());
           out = self.generate(ids.data(), B, T, max_new_tokens, o);
         }
         return ids_to_numpy(std::move(out), B, T + max_new_tokens);
@@ -140,7 +137,7 @@ void bind_models(py::module_& m) {
              Tensor out;
              {
                py::gil_scoped_release nogil;
-               std::lock_guard<std::mutex> guard(self.call_mutex());
+               std::lock_guard<std::shared_mutex> guard(self.call_mutex());
                out = self.forward(s.data(), s.shape(0), s.shape(1), t.data(), t.shape(1), p);
              }
              return to_numpy(out);
@@ -156,13 +153,13 @@ void bind_models(py::module_& m) {
                throw ValueError(str_cat("tgt_out: expected shape ", shape_str(t), " (same as tgt_in), got ", shape_str(o)));
              std::vector<uint8_t> p = padding_of(pad, s.shape(0), s.shape(1));
              py::gil_scoped_release nogil;
-             std::lock_guard<std::mutex> guard(self.call_mutex());
+             std::lock_guard<std::shared_mutex> guard(self.call_mutex());
              return self.loss(s.data(), s.shape(0), s.shape(1), t.data(), o.data(), t.shape(1), p);
            })
       .def("backward",
            [](Seq2Seq& self) {
              py::gil_scoped_release nogil;
-             std::lock_guard<std::mutex> guard(self.call_mutex());
+             std::lock_guard<std::shared_mutex> guard(self.call_mutex());
              self.backward();
            })
       .def("greedy_decode",
@@ -172,7 +169,7 @@ void bind_models(py::module_& m) {
              std::vector<int64_t> out;
              {
                py::gil_scoped_release nogil;
-               std::lock_guard<std::mutex> guard(self.call_mutex());
+               std::lock_guard<std::shared_mutex> guard(self.call_mutex());
                out = self.greedy_decode(s.data(), s.shape(0), s.shape(1), bos, eos, max_len, p);
              }
              return ids_to_numpy(std::move(out), s.shape(0), max_len);
@@ -184,7 +181,7 @@ void bind_models(py::module_& m) {
         std::vector<int64_t> out;
         {
           py::gil_scoped_release nogil;
-          std::lock_guard<std::mutex> guard(self.call_mutex());
+          std::lock_guard<std::shared_mutex> guard(self.call_mutex());
           out = self.beam_search(s.data(), s.shape(0), s.shape(1), bos, eos, max_len, beam_size, length_penalty, p);
         }
         return ids_to_numpy(std::move(out), s.shape(0), max_len);

@@ -2,6 +2,7 @@
 #include <cmath>
 
 #include <mutex>
+#include <shared_mutex>
 
 #include "bindings.hpp"
 #include "cpuformer/models/bert.hpp"
@@ -80,40 +81,28 @@ void bind_models_bert_vit(py::module_& m) {
            [](BERT& self, py::handle input_ids, py::handle token_type_ids, py::handle attention_mask) {
              BertArgs a = bert_args(input_ids, token_type_ids, attention_mask);
              Tensor out;
-             {
-               py::gil_scoped_release nogil;
-               std::lock_guard<std::mutex> guard(self.call_mutex());
-               out = self.forward(a.ids.data(), a.types_ptr(), a.B(), a.T(), a.pad);
-             }
+             out = inference_call(self, [&](BERT& m) { return m.forward(a.ids.data(), a.types_ptr(), a.B(), a.T(), a.pad); });
              return to_numpy(out);
            })
       .def("mlm_logits",
            [](BERT& self, py::handle input_ids, py::handle token_type_ids, py::handle attention_mask) {
              BertArgs a = bert_args(input_ids, token_type_ids, attention_mask);
              Tensor out;
-             {
-               py::gil_scoped_release nogil;
-               std::lock_guard<std::mutex> guard(self.call_mutex());
-               out = self.mlm_logits(a.ids.data(), a.types_ptr(), a.B(), a.T(), a.pad);
-             }
+             out = inference_call(self, [&](BERT& m) { return m.mlm_logits(a.ids.data(), a.types_ptr(), a.B(), a.T(), a.pad); });
              return to_numpy(out);
            })
       .def("pooled_output",
            [](BERT& self, py::handle input_ids, py::handle token_type_ids, py::handle attention_mask) {
              BertArgs a = bert_args(input_ids, token_type_ids, attention_mask);
              Tensor out;
-             {
-               py::gil_scoped_release nogil;
-               std::lock_guard<std::mutex> guard(self.call_mutex());
-               out = self.pooled_output(a.ids.data(), a.types_ptr(), a.B(), a.T(), a.pad);
-             }
+             out = inference_call(self, [&](BERT& m) { return m.pooled_output(a.ids.data(), a.types_ptr(), a.B(), a.T(), a.pad); });
              return to_numpy(out);
            })
       .def("backward_pooled",
            [](BERT& self, py::handle g) {
              Tensor t = to_tensor(g, "grad_pooled");
              py::gil_scoped_release nogil;
-             std::lock_guard<std::mutex> guard(self.call_mutex());
+             std::lock_guard<std::shared_mutex> guard(self.call_mutex());
              self.backward_pooled(t);
            })
       .def("mlm_loss",
@@ -122,26 +111,26 @@ void bind_models_bert_vit(py::module_& m) {
              BertArgs a = bert_args(input_ids, token_type_ids, attention_mask);
              IndexArray lab = same_shape_ids(labels, a.ids, "labels");
              py::gil_scoped_release nogil;
-             std::lock_guard<std::mutex> guard(self.call_mutex());
+             std::lock_guard<std::shared_mutex> guard(self.call_mutex());
              return self.mlm_loss(a.ids.data(), lab.data(), a.types_ptr(), a.B(), a.T(), a.pad);
            })
       .def("backward",
            [](BERT& self) {
              py::gil_scoped_release nogil;
-             std::lock_guard<std::mutex> guard(self.call_mutex());
+             std::lock_guard<std::shared_mutex> guard(self.call_mutex());
              self.backward();
            })
       .def("backward_hidden",
            [](BERT& self, py::handle g) {
              Tensor t = to_tensor(g, "grad_hidden");
              py::gil_scoped_release nogil;
-             std::lock_guard<std::mutex> guard(self.call_mutex());
+             std::lock_guard<std::shared_mutex> guard(self.call_mutex());
              self.backward_hidden(t);
            })
       .def("backward_logits", [](BERT& self, py::handle g) {
         Tensor t = to_tensor(g, "grad_logits");
         py::gil_scoped_release nogil;
-        std::lock_guard<std::mutex> guard(self.call_mutex());
+        std::lock_guard<std::shared_mutex> guard(self.call_mutex());
         self.backward_logits(t);
       });
 
@@ -165,11 +154,7 @@ void bind_models_bert_vit(py::module_& m) {
            [](ViT& self, py::handle images) {
              FloatArray x = images_4d(images);
              Tensor out;
-             {
-               py::gil_scoped_release nogil;
-               std::lock_guard<std::mutex> guard(self.call_mutex());
-               out = self.forward(x.data(), x.shape(0), x.shape(1), x.shape(2), x.shape(3));
-             }
+             out = inference_call(self, [&](ViT& m) { return m.forward(x.data(), x.shape(0), x.shape(1), x.shape(2), x.shape(3)); });
              return to_numpy(out);
            })
       .def("loss",
@@ -180,19 +165,19 @@ void bind_models_bert_vit(py::module_& m) {
                throw ValueError(str_cat("labels: expected shape [", x.shape(0), "] (one class per image), got ",
                                         shape_str(lab)));
              py::gil_scoped_release nogil;
-             std::lock_guard<std::mutex> guard(self.call_mutex());
+             std::lock_guard<std::shared_mutex> guard(self.call_mutex());
              return self.loss(x.data(), lab.data(), x.shape(0), x.shape(1), x.shape(2), x.shape(3));
            })
       .def("backward",
            [](ViT& self) {
              py::gil_scoped_release nogil;
-             std::lock_guard<std::mutex> guard(self.call_mutex());
+             std::lock_guard<std::shared_mutex> guard(self.call_mutex());
              self.backward();
            })
       .def("backward_logits", [](ViT& self, py::handle g) {
         Tensor t = to_tensor(g, "grad_logits");
         py::gil_scoped_release nogil;
-        std::lock_guard<std::mutex> guard(self.call_mutex());
+        std::lock_guard<std::shared_mutex> guard(self.call_mutex());
         self.backward_logits(t);
       });
 }

@@ -4,6 +4,7 @@
 #include <pybind11/stl.h>
 
 #include <mutex>
+#include <shared_mutex>
 
 #include "bindings.hpp"
 #include "convert.hpp"
@@ -41,7 +42,7 @@ void bind_module_base(py::module_& m) {
           "train",
           [](Module& self, bool mode) {
             py::gil_scoped_release nogil;
-            std::lock_guard<std::mutex> guard(self.call_mutex());
+            std::lock_guard<std::shared_mutex> guard(self.call_mutex());
             self.train(mode);
           },
           py::arg("mode") = true)
@@ -49,16 +50,17 @@ void bind_module_base(py::module_& m) {
       .def("zero_grad",
            [](Module& self) {
              py::gil_scoped_release nogil;
-             std::lock_guard<std::mutex> guard(self.call_mutex());
+             std::lock_guard<std::shared_mutex> guard(self.call_mutex());
              self.zero_grad();
            })
       .def("num_parameters", &Module::num_parameters)
+      .def_property_readonly("replicas_built", &Module::replicas_built)
       .def_property_readonly("dtype", [](const Module& self) { return std::string(dtype_name(self.dtype())); })
       .def("quantize",
            [](Module& self, const std::string& dtype) {
              const DType d = parse_dtype(dtype);
              py::gil_scoped_release nogil;
-             std::lock_guard<std::mutex> guard(self.call_mutex());
+             std::lock_guard<std::shared_mutex> guard(self.call_mutex());
              self.quantize(d);
            },
            py::arg("dtype"))
@@ -107,7 +109,7 @@ void bind_nn(py::module_& m) {
   py::class_<Linear, Module, std::shared_ptr<Linear>>(m, "Linear")
       .def(py::init(&make_root<Linear, int64_t, int64_t, bool>), py::arg("in_features"), py::arg("out_features"),
            py::arg("bias") = true)
-      .def("forward", [](Linear& self, py::handle x) { return call1(self, &Linear::forward, x, "input"); })
+      .def("forward", [](Linear& self, py::handle x) { return forward1(self, &Linear::forward, x, "input"); })
       .def("backward", [](Linear& self, py::handle g) { return call1(self, &Linear::backward, g, "grad_output"); });
 
   bind_nn_layers(m);

@@ -105,7 +105,7 @@ void bind_nn_attention(py::module_& m) {
             if (!self_attn && (ub_q != ub_k || ub_q != ub_v))
               throw ValueError("query, key and value must all be batched (3-d) or all unbatched (2-d)");
             AttentionMask mask = make_mask(attn_mask, key_padding_mask, is_causal, "attn_mask", "key_padding_mask");
-            Tensor out = locked(self, [&] { return self.forward(q, k, v, mask); });
+            Tensor out = inference_call(self, [&](MultiheadAttention& m) { return m.forward(q, k, v, mask); });
             return unbatched_numpy(out, ub_q);
           },
           py::arg("query"), py::arg("key"), py::arg("value"), py::arg("key_padding_mask") = py::none(),

@@ -6,10 +6,13 @@
 #include <utility>
 
 #include <mutex>
+#include <shared_mutex>
 
 #include "convert.hpp"
 #include "cpuformer/nn/module.hpp"
 #include "cpuformer/nn/transformer_layer.hpp"
+#include "cpuformer/runtime/grad_mode.hpp"
+#include "cpuformer/runtime/threads.hpp"
 
 namespace cfpy {
 
@@ -18,6 +21,8 @@ using cpuformer::TransformerLayerOptions;
 
 // Constructs a module that is the root of its own parameter tree and moves
 // its parameters into flat buffers.
+// Its twin factory builds the same module from the same arguments (for
+// the replicas of concurrent inference).
 template <class M, class... Args>
 std::shared_ptr<M> make_root(Args... args) {
   std::shared_ptr<M> p;
@@ -25,6 +30,7 @@ std::shared_ptr<M> make_root(Args... args) {
     py::gil_scoped_release nogil;
     p = std::make_shared<M>(args...);
     p->flatten_parameters();
+    p->set_twin_factory([args...]() -> std::unique_ptr<cpuformer::Module> { return std::make_unique<M>(args...); });
   }
   return p;
 }
@@ -33,8 +39,34 @@ std::shared_ptr<M> make_root(Args... args) {
 template <class M, class F>
 auto locked(M& self, F&& fn) -> decltype(fn()) {
   py::gil_scoped_release nogil;
-  std::lock_guard<std::mutex> guard(self.call_mutex());
+  std::lock_guard<std::shared_mutex> guard(self.call_mutex());
+  const cpuformer::CallTeam team;
   return fn();
+}
+
+// An inference entry point (forward, pooled output, ...): fn(module) with
+// the GIL released. Under no_grad it runs on a replica of self that shares
+// its weights (Module::acquire_replica) while holding the call mutex shared,
+// so calls from several threads run at once, each with its share of the
+// threads (CallTeam), and none disturbs what a forward with grad saved in
+// self for its backward (as in torch, an inference call between a training
+// forward and its backward changes nothing). With grad: as locked().
+template <class M, class F>
+auto inference_call(M& self, F&& fn) -> decltype(fn(self)) {
+  py::gil_scoped_release nogil;
+  if (cpuformer::grad_enabled() || !self.has_twin_factory()) {
+    std::lock_guard<std::shared_mutex> guard(self.call_mutex());
+    const cpuformer::CallTeam team;
+    return fn(self);
+  }
+  std::shared_lock<std::shared_mutex> weights(self.call_mutex());
+  struct Lease {  // the replica goes back to the pool however fn exits
+    M& self;
+    std::unique_ptr<cpuformer::Module> replica;
+    ~Lease() { self.release_replica(std::move(replica)); }
+  } lease{self, self.acquire_replica()};
+  const cpuformer::CallTeam team;
+  return fn(static_cast<M&>(*lease.replica));
 }
 
 // One tensor in, one tensor out, GIL released around the C++ call.
@@ -42,6 +74,13 @@ template <class M, class F>
 py::array_t<float> call1(M& self, F fn, py::handle x, const char* name) {
   Tensor t = to_tensor(x, name);
   Tensor y = locked(self, [&] { return (self.*fn)(t); });
+  return to_numpy(y);
+}
+// The same for a forward (concurrent under no_grad, see inference_call).
+template <class M, class F>
+py::array_t<float> forward1(M& self, F fn, py::handle x, const char* name) {
+  Tensor t = to_tensor(x, name);
+  Tensor y = inference_call(self, [&](M& m) { return (m.*fn)(t); });
   return to_numpy(y);
 }
 
@@ -99,7 +138,7 @@ py::array_t<float> encoder_forward(M& self, py::handle src, py::handle mask, py:
   bool ub = false;
   Tensor x = batched(src, "src", &ub);
   AttentionMask am = make_mask(mask, src_key_padding_mask, is_causal, mask_name, "src_key_padding_mask");
-  Tensor out = locked(self, [&] { return self.forward(x, am); });
+  Tensor out = inference_call(self, [&](M& m) { return m.forward(x, am); });
   return unbatched_numpy(out, ub);
 }
 
@@ -116,7 +155,7 @@ py::array_t<float> decoder_forward(M& self, py::handle tgt, py::handle memory, p
   AttentionMask tm = make_mask(tgt_mask, tgt_key_padding_mask, tgt_is_causal, "tgt_mask", "tgt_key_padding_mask");
   AttentionMask mm =
       make_mask(memory_mask, memory_key_padding_mask, memory_is_causal, "memory_mask", "memory_key_padding_mask");
-  Tensor out = locked(self, [&] { return self.forward(t, mem, tm, mm); });
+  Tensor out = inference_call(self, [&](M& m) { return m.forward(t, mem, tm, mm); });
   return unbatched_numpy(out, ub_t);
 }
 

@@ -1,5 +1,6 @@
 // nn.Embedding and nn.CrossEntropyLoss: convert once, check, release the GIL.
 #include <mutex>
+#include <shared_mutex>
 
 #include "bindings.hpp"
 #include "cpuformer/nn/embedding.hpp"
@@ -25,7 +26,7 @@ void bind_nn_embed_loss(py::module_& m) {
             Tensor y;
             {
               py::gil_scoped_release nogil;
-              std::lock_guard<std::mutex> guard(self.call_mutex());
+              std::lock_guard<std::shared_mutex> guard(self.call_mutex());
               y = self.forward(ids.data(), shape);
             }
             return to_numpy(y);
@@ -36,7 +37,7 @@ void bind_nn_embed_loss(py::module_& m) {
           [](Embedding& self, py::handle g_obj) {
             Tensor g = to_tensor(g_obj, "grad_output");
             py::gil_scoped_release nogil;
-            std::lock_guard<std::mutex> guard(self.call_mutex());
+            std::lock_guard<std::shared_mutex> guard(self.call_mutex());
             self.backward(g);
           },
           py::arg("grad_output"));
@@ -65,7 +66,7 @@ void bind_nn_embed_loss(py::module_& m) {
             check_index_range(target, C, "target", "class", true, self.ignore_index());
             const int64_t n = static_cast<int64_t>(target.size());
             py::gil_scoped_release nogil;
-            std::lock_guard<std::mutex> guard(self.call_mutex());
+            std::lock_guard<std::shared_mutex> guard(self.call_mutex());
             return self.forward(logits, target.data(), n);
           },
           py::arg("input"), py::arg("target"))
@@ -75,7 +76,7 @@ void bind_nn_embed_loss(py::module_& m) {
             Tensor d;
             {
               py::gil_scoped_release nogil;
-              std::lock_guard<std::mutex> guard(self.call_mutex());
+              std::lock_guard<std::shared_mutex> guard(self.call_mutex());
               d = self.backward(grad_output);
             }
             return to_numpy(d);

@@ -16,7 +16,7 @@ void bind_nn_layers(py::module_& m) {
            py::arg("bias") = true)
       .def_property_readonly("normalized_shape", &LayerNorm::normalized_shape)
       .def_property_readonly("eps", &LayerNorm::eps)
-      .def("forward", [](LayerNorm& self, py::handle x) { return call1(self, &LayerNorm::forward, x, "input"); })
+      .def("forward", [](LayerNorm& self, py::handle x) { return forward1(self, &LayerNorm::forward, x, "input"); })
       .def("backward",
            [](LayerNorm& self, py::handle g) { return call1(self, &LayerNorm::backward, g, "grad_output"); });
 

@@ -2,6 +2,7 @@
 #include <pybind11/stl.h>
 
 #include <mutex>
+#include <shared_mutex>
 
 #include "bindings.hpp"
 #include "convert.hpp"
@@ -16,7 +17,7 @@ void bind_optim(py::module_& m) {
       .def("step",
            [](Optimizer& self) {
              py::gil_scoped_release nogil;
-             std::lock_guard<std::mutex> guard(self.model().call_mutex());
+             std::lock_guard<std::shared_mutex> guard(self.model().call_mutex());
              self.step();
            })
       .def("zero_grad", &Optimizer::zero_grad)
@@ -60,7 +61,7 @@ void bind_optim(py::module_& m) {
       "clip_grad_norm",
       [](std::shared_ptr<Module> model, float max_norm) {
         py::gil_scoped_release nogil;
-        std::lock_guard<std::mutex> guard(model->call_mutex());
+        std::lock_guard<std::shared_mutex> guard(model->call_mutex());
         return clip_grad_norm(*model, max_norm);
       },
       py::arg("model"), py::arg("max_norm"));

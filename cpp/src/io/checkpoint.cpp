@@ -440,6 +440,7 @@ LoadedModel load_model(const std::string& path) {
     out.config = Json::parse(*config_text);
     const NoInitGuard no_init;  // every value comes from the file
     out.module = entry->create(out.config);
+    out.module->set_twin_factory([create = entry->create, config = out.config] { return create(config); });
   } catch (const ValueError& e) {
     throw ValueError(str_cat(where(path), ": invalid ", entry->name, " config in the metadata: ", e.what()));
   }

@@ -56,15 +56,15 @@ std::shared_ptr<const PackedWeight> Parameter::prepacked() const {
       !float32_prepack_available() || state->views.load() > 0)
     return nullptr;
   const uint64_t version = state->version.load();
-  std::lock_guard<std::mutex> lock(cache_mutex_);
-  if (!cache_ || cache_version_ != version ||
-      cache_->kernel != static_cast<int>(gemm_kernel())) {
+  PackCache& c = *cache;
+  std::lock_guard<std::mutex> lock(c.mutex);
+  if (!c.packed || c.version != version || c.packed->kernel != static_cast<int>(gemm_kernel())) {
     const int64_t rows = value.size(0), cols = value.numel() / rows;
-    cache_.reset();  // the old copy goes before the new one is built
-    cache_ = std::make_shared<PackedWeight>(pack_weight(DType::Float32, value.data(), rows, cols, cols));
-    cache_version_ = version;
+    c.packed.reset();  // the old copy goes before the new one is built
+    c.packed = std::make_shared<PackedWeight>(pack_weight(DType::Float32, value.data(), rows, cols, cols));
+    c.version = version;
   }
-  return cache_;
+  return c.packed;
 }
 
 float* Parameter::grad_data() { return const_cast<float*>(grad_tensor().data()); }
@@ -79,8 +79,68 @@ const Tensor& Parameter::grad_tensor() {
   return grad;
 }
 
+void Module::share_weights_from(Module& src) {
+  auto mine = named_parameters(), theirs = src.named_parameters();
+  CF_CHECK_STATE(mine.size() == theirs.size(), "replica: the twin has ", mine.size(), " parameters, the model ",
+                 theirs.size());
+  for (size_t i = 0; i < mine.size(); ++i) {
+    Parameter& d = *mine[i].second;
+    const Parameter& s = *theirs[i].second;
+    CF_CHECK_STATE(mine[i].first == theirs[i].first && d.shape() == s.shape(), "replica: parameter ", mine[i].first,
+                   " does not match the model's ", theirs[i].first);
+    d.value = s.value;
+    d.packed = s.packed;
+    d.matrix = s.matrix;
+    d.state = s.state;
+    d.cache = s.cache;
+    d.grad = Tensor();
+    d.arena = nullptr;
+  }
+  flat_values_ = src.flat_values_;
+  set_dtype(src.dtype_);
+}
+
+std::unique_ptr<Module> Module::acquire_replica() {
+  {
+    std::lock_guard<std::mutex> lock(replicas_mutex_);
+    if (!free_replicas_.empty()) {
+      std::unique_ptr<Module> r = std::move(free_replicas_.back());
+      free_replicas_.pop_back();
+      r->set_training_quiet(training_);
+      return r;
+    }
+  }
+  if (!twin_factory_) return nullptr;
+  std::unique_ptr<Module> r;
+  {
+    const NoInitGuard no_init;  // every value is replaced by the model's: skip initialising (and the RNG)
+    r = twin_factory_();
+  }
+  r->share_weights_from(*this);
+  r->set_training_quiet(training_);
+  ++replicas_built_;
+  return r;
+}
+
+void Module::release_replica(std::unique_ptr<Module> replica) {
+  if (!replica) return;
+  std::lock_guard<std::mutex> lock(replicas_mutex_);
+  free_replicas_.push_back(std::move(replica));
+}
+
+void Module::drop_replicas() {
+  std::lock_guard<std::mutex> lock(replicas_mutex_);
+  free_replicas_.clear();
+}
+
 void Module::mark_weights_changed() {
   for (auto& p : named_parameters()) p.second->state->bump();
+}
+
+void Module::set_training_quiet(bool on) {
+  training_ = on;
+  on_train(on);
+  for (auto& c : children_) c.second->set_training_quiet(on);
 }
 
 void Module::train(bool on) {
@@ -127,6 +187,7 @@ bool Module::has_gradients() const { return !arena_ || arena_->flat.defined(); }
 
 void Module::flatten_parameters() {
   if (flat_values_.defined()) return;
+  drop_replicas();  // they point at the separate tensors
   CF_CHECK_STATE(dtype_ == DType::Float32, "flatten_parameters: the module is already ", dtype_name(dtype_));
   auto params = named_parameters();
   constexpr int64_t kAlign = 16;  // floats: 64 bytes
@@ -193,6 +254,7 @@ void Module::quantize(DType dtype) {
 
 void Module::commit_packed(DType dtype) {
   CF_CHECK_STATE(dtype_ == DType::Float32, "quantize: this module is already ", dtype_name(dtype_));
+  drop_replicas();  // they hold the float32 values
   CF_CHECK_VALUE(dtype != DType::Float32, "commit_packed: expected bfloat16 or int8");
   auto params = named_parameters();
   for (auto& p : params)

@@ -606,7 +606,7 @@ void attention_forward(StridedBHT<float> out, float* lse, StridedBHT<const float
   const Problem pr(p, q, k, v);
   ForwardScratch layout;
   const int64_t per_thread = layout.layout(nullptr, pr);
-  Workspace ws(static_cast<size_t>(per_thread * get_num_threads()), 0.0f);
+  Workspace ws(static_cast<size_t>(per_thread * region_threads()), 0.0f);
   const int64_t ntasks = p.B * p.H * pr.nqb;
 
 #pragma omp parallel
@@ -636,7 +636,7 @@ void attention_backward(StridedBHT<float> dq, StridedBHT<float> dk, StridedBHT<f
 
   const Problem pr(p, q, k, v);
   const int64_t BH = p.B * p.H;
-  const int nthreads = get_num_threads();
+  const int nthreads = region_threads();
 
   // D_i = dO_i · out_i
   std::vector<float> dsum(static_cast<size_t>(BH * p.L));

@@ -46,7 +46,7 @@ void embedding_backward(float* dweight, const float* dout, const int64_t* ids, i
   // atomics, bitwise reproducible). Slices are multiples of 16 floats (one
   // cache line) to limit false sharing between threads.
   constexpr int64_t kLine = 16;
-  const int64_t threads = N * C >= kParallelMin ? get_num_threads() : 1;
+  const int64_t threads = N * C >= kParallelMin ? region_threads() : 1;
   int64_t cols = (C + threads - 1) / threads;
   cols = (cols + kLine - 1) / kLine * kLine;
   const int64_t chunks = (C + cols - 1) / cols;

@@ -305,7 +305,7 @@ void for_each_head(const PerformerParams& p, Fn fn) {
   Scratch layout;
   const int64_t per_thread = layout.layout(nullptr, p);
   const int64_t BH = p.B * p.H;
-  const int nt = static_cast<int>(std::min<int64_t>(get_num_threads(), BH));
+  const int nt = static_cast<int>(std::min<int64_t>(region_threads(), BH));
   std::vector<float> ws(static_cast<size_t>(per_thread * nt));
 #pragma omp parallel num_threads(nt)
   {

@@ -16,8 +16,10 @@
 // and optimizers raise StateError.
 #pragma once
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -74,6 +76,14 @@ struct Parameter {
   // a second copy would cost more memory than packing per call costs time).
   std::shared_ptr<const PackedWeight> prepacked() const;
   static constexpr int64_t kPrepackMaxElements = int64_t(1) << 24;
+  // The packed copy and the version it was built from; shared with the
+  // replicas of the tree (Module::acquire_replica), so there is one copy.
+  struct PackCache {
+    std::mutex mutex;
+    std::shared_ptr<const PackedWeight> packed;
+    uint64_t version = 0;
+  };
+  std::shared_ptr<PackCache> cache = std::make_shared<PackCache>();
 
   // value's shape, or the packed matrix's [rows, cols].
   Shape shape() const;
@@ -81,11 +91,6 @@ struct Parameter {
   // The float32 values the module computes with: value itself, or a fresh
   // dequantized copy of a packed matrix.
   Tensor float_value() const;
-
- private:
-  mutable std::mutex cache_mutex_;
-  mutable std::shared_ptr<const PackedWeight> cache_;
-  mutable uint64_t cache_version_ = 0;
 };
 
 class Module {
@@ -140,8 +145,27 @@ class Module {
 
   // Serialises calls into one module tree from several threads: forward
   // caches activations in the modules, so two concurrent calls on the same
-  // model would race. The bindings and the C API hold it for every call.
-  std::mutex& call_mutex() const { return call_mutex_; }
+  // model would race. The bindings and the C API hold it (exclusively) for
+  // every call, except concurrent inference (below), which holds it shared.
+  std::shared_mutex& call_mutex() const { return call_mutex_; }
+
+  // Concurrent inference. Forwards keep their activations in the modules, so
+  // one tree runs one call at a time. Inference calls (no grad) run instead
+  // on replicas: modules of the same type and config that share this root's
+  // weights (values, low-precision and pre-packed forms, version state) and
+  // own only their activations, one per call running at once. Callers hold
+  // call_mutex() shared while they use a replica.
+  using TwinFactory = std::function<std::unique_ptr<Module>()>;
+  // How to build an empty module of this root's type and config (set by the
+  // Python bindings and the checkpoint loader); without one there are no replicas.
+  void set_twin_factory(TwinFactory factory) { twin_factory_ = std::move(factory); }
+  bool has_twin_factory() const { return static_cast<bool>(twin_factory_); }
+  // A free replica (built on first need, kept for reuse) in this tree's
+  // training mode; null without a factory.
+  std::unique_ptr<Module> acquire_replica();
+  void release_replica(std::unique_ptr<Module> replica);
+  // Replicas built so far (for tests).
+  int64_t replicas_built() const { return replicas_built_; }
 
  protected:
   // `matrix`: a weight matrix [rows, cols] that quantize() converts.
@@ -157,9 +181,16 @@ class Module {
   Tensor flat_values_;
   std::shared_ptr<GradArena> arena_;
   void set_dtype(DType dtype);
+  void share_weights_from(Module& src);
+  void set_training_quiet(bool on);  // train(on) without telling the weight caches
+  void drop_replicas();
   bool training_ = true;
   DType dtype_ = DType::Float32;
-  mutable std::mutex call_mutex_;
+  mutable std::shared_mutex call_mutex_;
+  TwinFactory twin_factory_;
+  std::mutex replicas_mutex_;
+  std::vector<std::unique_ptr<Module>> free_replicas_;
+  std::atomic<int64_t> replicas_built_{0};
 };
 
 // Initialisers (deterministic given manual_seed): each call draws a fresh key.

@@ -4,14 +4,38 @@
 
 namespace cpuformer {
 
-// Sets the number of threads used by every kernel; n >= 1 (ValueError otherwise).
+// Sets the number of threads used by every kernel, from whichever thread
+// calls into the library afterwards; n >= 1 (ValueError otherwise).
 void set_num_threads(int n);
+// The number set_num_threads set (before any call: OpenMP's default,
+// OMP_NUM_THREADS or the cores this process may use).
 int get_num_threads();
+
+// Held for the duration of one call into the library from an outside thread
+// (the Python bindings hold one per call): sets the calling thread's team to
+// get_num_threads() shared among the calls running at that moment, at least
+// 1, so that concurrent calls from several threads divide the cores instead
+// of oversubscribing them; restores the thread's setting on exit.
+class CallTeam {
+ public:
+  CallTeam();
+  ~CallTeam();
+  CallTeam(const CallTeam&) = delete;
+  CallTeam& operator=(const CallTeam&) = delete;
+  int size() const { return size_; }
+
+ private:
+  int prev_ = 1;
+  int size_ = 1;
+};
+// The team a parallel region started on this thread gets now (this
+// thread's OpenMP setting, which CallTeam adjusts per call); kernels size
+// their work and workspaces by it.
+int region_threads();
 // True when the library was compiled with OpenMP.
 bool openmp_enabled();
 // This thread's index in the current team (omp_get_thread_num(); 0 outside a
-// parallel region or without OpenMP). get_num_threads() is the team size a
-// parallel region started here would get.
+// parallel region or without OpenMP).
 int thread_id();
 
 // Elementwise loops with less work than this (in elements) run on one
