@@ -450,3 +450,36 @@ def test_ops_accept_odd_layouts(rng):
     np.testing.assert_array_equal(F.relu([[-1, 2]]), [[0.0, 2.0]])
     assert F.gelu(np.float32(1.0)).shape == ()
     assert rel_err(F.gelu(np.float32(1.0)), ref_gelu(1.0)) < 1e-6
+
+
+@pytest.mark.parametrize("activation", ["gelu", "relu"])
+def test_activation_fused_into_the_product_matches_float64(activation):
+    # The GEMM epilogue applies the exact GELU (and ReLU) on its registers
+    # (ops/vec_gelu.hpp). Finite values go through an identity product (exact);
+    # Inf and NaN would spread along their row there, so they come in through
+    # the bias of a zero input. Compared elementwise to the float64 formula
+    # over [-13, 13] densely, the tails, and NaN / Inf.
+    dense = np.linspace(-13, 13, 64 * 3125).astype(np.float32)
+    tails = np.array([-1e4, -300, -40, -12, -6, -5.5, 6, 12, 40, 300, 1e4, 3e38, -3e38, 1e-30, -1e-30, 0.0, -0.0,
+                      np.inf, -np.inf, np.nan], np.float32)
+    eye = np.eye(64, dtype=np.float32)
+    y_dense = F.linear(dense.reshape(-1, 64), eye, activation=activation).ravel()
+    bias = np.concatenate([tails, np.zeros(64 - tails.size, np.float32)])
+    y_tails = F.linear(np.zeros((16, 64), np.float32), eye, bias, activation=activation)
+    assert np.array_equal(y_tails[0], y_tails[-1], equal_nan=True)
+    values = np.concatenate([dense, bias])
+    y = np.concatenate([y_dense, y_tails[0]])
+    v = values.astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        ref = ref_gelu(v) if activation == "gelu" else np.where(v < 0, 0.0, v)
+    assert np.array_equal(np.isnan(y), np.isnan(ref)), values[np.isnan(y) != np.isnan(ref)]
+    ok = ~np.isnan(ref)
+    same = y[ok] == ref[ok]  # infinities and exact zeros
+    with np.errstate(invalid="ignore"):  # inf - inf where `same` holds
+        rel = np.abs(y[ok] - ref[ok]) / np.maximum(np.abs(ref[ok]), 1e-30)
+    # erf to float rounding: ~4e-7 relative everywhere, the far negative tail included.
+    assert np.all(same | (rel <= 1e-6) | (np.abs(ref[ok]) < 1e-37)), (values[ok][np.argmax(rel)], float(rel.max()))
+    if activation == "gelu":
+        assert y[dense.size + 4] < 0  # gelu(-6) = -5.9e-9 is not flushed to 0
+        # the same values as the unfused op, to float rounding
+        np.testing.assert_allclose(y[ok], F.gelu(values)[ok], rtol=1e-6, atol=1e-37)

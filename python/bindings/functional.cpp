@@ -23,7 +23,15 @@ namespace {
 using cpuformer::str_cat;
 using cpuformer::ValueError;
 
-py::array_t<float> linear(py::handle x_obj, py::handle w_obj, py::handle b_obj) {
+py::array_t<float> linear(py::handle x_obj, py::handle w_obj, py::handle b_obj, const std::string& activation) {
+  using cpuformer::Activation;
+  const Activation act = activation == "none" ? Activation::None
+                         : activation == "relu" ? Activation::Relu
+                         : activation == "gelu" ? Activation::Gelu
+                         : activation == "gelu_tanh" ? Activation::GeluTanh
+                         : throw cpuformer::ValueError(cpuformer::str_cat(
+                               "activation: expected \"none\", \"relu\", \"gelu\" or \"gelu_tanh\", got \"",
+                               activation, "\""));
   FloatArray x = as_float(x_obj, "input");
   FloatArray w = as_float(w_obj, "weight");
   check_ndim(w, 2, "weight");
@@ -45,7 +53,7 @@ py::array_t<float> linear(py::handle x_obj, py::handle w_obj, py::handle b_obj) 
   const int64_t N = x.size() / I;
   {
     py::gil_scoped_release nogil;
-    cpuformer::linear_forward(out.data(), x.data(), w.data(), has_bias ? b.data() : nullptr, N, I, O);
+    cpuformer::linear_forward(out.data(), x.data(), w.data(), has_bias ? b.data() : nullptr, N, I, O, act);
   }
   return to_numpy(out);
 }
@@ -272,7 +280,10 @@ py::array_t<float> dropout_backward(py::handle g_obj, double p_d, py::handle see
 }  // namespace
 
 void bind_functional(py::module_& m) {
-  m.def("linear", &linear, py::arg("input"), py::arg("weight"), py::arg("bias") = py::none());
+  m.def("linear", &linear, py::arg("input"), py::arg("weight"), py::arg("bias") = py::none(),
+        py::arg("activation") = "none",
+        "act(input @ weight.T + bias): input [..., in], weight [out, in], bias [out] or None; activation "
+        "\"none\", \"relu\", \"gelu\" (exact erf) or \"gelu_tanh\", applied in the product's epilogue.");
   m.def("layer_norm", &layer_norm, py::arg("input"), py::arg("weight") = py::none(), py::arg("bias") = py::none(),
         py::arg("eps") = 1e-5);
   m.def("layer_norm_backward", &layer_norm_backward, py::arg("grad_output"), py::arg("input"),

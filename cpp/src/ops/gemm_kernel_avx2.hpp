@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "gemm_driver.hpp"
+#include "vec_gelu.hpp"
 
 namespace cpuformer {
 namespace detail {
@@ -19,6 +20,36 @@ using gemm_driver::Epilogue;
 
 constexpr int kMR = 6;
 constexpr int kNR = 16;
+
+// The vector operations vec_gelu.hpp needs, on 8 floats.
+struct V8 {
+  using T = __m256;
+  static T set1(float a) { return _mm256_set1_ps(a); }
+  static T add(T a, T b) { return _mm256_add_ps(a, b); }
+  static T sub(T a, T b) { return _mm256_sub_ps(a, b); }
+  static T mul(T a, T b) { return _mm256_mul_ps(a, b); }
+  static T div(T a, T b) { return _mm256_div_ps(a, b); }
+  static T fmadd(T a, T b, T c) { return _mm256_fmadd_ps(a, b, c); }
+  static T fmsub(T a, T b, T c) { return _mm256_fmsub_ps(a, b, c); }
+  static T abs(T a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
+  static T min_keep_nan(float c, T x) { return _mm256_min_ps(_mm256_set1_ps(c), x); }
+  static T max_keep_nan(float c, T x) { return _mm256_max_ps(_mm256_set1_ps(c), x); }
+  static T select_lt(T a, T b, T x, T y) { return _mm256_blendv_ps(y, x, _mm256_cmp_ps(a, b, _CMP_LT_OQ)); }
+  static T trunc_half(T n) {
+    return _mm256_round_ps(_mm256_mul_ps(n, _mm256_set1_ps(0.5f)), _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+  }
+  static T pow2(T n) {
+    const __m256i e = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(e, 23));
+  }
+};
+
+// The epilogue's activation on a register (tanh-GELU is left to activation_inplace).
+inline __m256 activate(__m256 x, Activation act) {
+  if (act == Activation::Gelu) return vgelu<V8>(x);
+  if (act == Activation::Relu) return _mm256_max_ps(_mm256_setzero_ps(), x);  // x < 0 ? 0 : x, NaN kept
+  return x;
+}
 
 // Lanes [0, n) of an integer mask for maskload/maskstore (n clamped to 0..8).
 inline __m256i lane_mask(int n) {
@@ -154,6 +185,8 @@ void micro_kernel(int64_t kc, const float* __restrict ap, const float* __restric
   const __m256i m0 = lane_mask(n), m1 = lane_mask(n - 8);
   const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
   const bool add_bias = first && ep.bias;
+  // The exact GELU and ReLU are applied on the registers before the store.
+  const bool in_register = ep.last && (ep.act == Activation::Gelu || ep.act == Activation::Relu);
   const __m256 bias0 = add_bias ? _mm256_maskload_ps(ep.bias, m0) : _mm256_setzero_ps();
   const __m256 bias1 = add_bias ? _mm256_maskload_ps(ep.bias + 8, m1) : _mm256_setzero_ps();
 #pragma GCC unroll 6
@@ -172,6 +205,10 @@ void micro_kernel(int64_t kc, const float* __restrict ap, const float* __restric
       x0 = _mm256_add_ps(x0, bias0);
       x1 = _mm256_add_ps(x1, bias1);
     }
+    if (in_register) {
+      x0 = activate(x0, ep.act);
+      if (n > 8) x1 = activate(x1, ep.act);
+    }
     if (full) {
       _mm256_storeu_ps(row, x0);
       _mm256_storeu_ps(row + 8, x1);
@@ -180,8 +217,8 @@ void micro_kernel(int64_t kc, const float* __restrict ap, const float* __restric
       _mm256_maskstore_ps(row + 8, m1, x1);
     }
   }
-  // The activation runs once the tile is final, while its rows are in L1.
-  if (ep.last && ep.act != Activation::None)
+  // Other activations run once the tile is final, while its rows are in L1.
+  if (ep.last && ep.act != Activation::None && !in_register)
     for (int i = 0; i < R; ++i) activation_inplace(c + i * ldc, n, ep.act);
 }
 

@@ -8,6 +8,7 @@
 #include <cstdint>
 
 #include "gemm_driver.hpp"
+#include "vec_gelu.hpp"
 #if defined(__GNUC__) && !defined(__clang__)
 // GCC 12's AVX-512 intrinsics start from an "undefined" vector that its own
 // -Wuninitialized then reports inside avx512fintrin.h.
@@ -23,6 +24,36 @@ using gemm_driver::Epilogue;
 
 constexpr int kMR = 14;
 constexpr int kNR = 32;
+
+// The vector operations vec_gelu.hpp needs, on 16 floats.
+struct V16 {
+  using T = __m512;
+  static T set1(float a) { return _mm512_set1_ps(a); }
+  static T add(T a, T b) { return _mm512_add_ps(a, b); }
+  static T sub(T a, T b) { return _mm512_sub_ps(a, b); }
+  static T mul(T a, T b) { return _mm512_mul_ps(a, b); }
+  static T div(T a, T b) { return _mm512_div_ps(a, b); }
+  static T fmadd(T a, T b, T c) { return _mm512_fmadd_ps(a, b, c); }
+  static T fmsub(T a, T b, T c) { return _mm512_fmsub_ps(a, b, c); }
+  static T abs(T a) { return _mm512_abs_ps(a); }
+  static T min_keep_nan(float c, T x) { return _mm512_min_ps(_mm512_set1_ps(c), x); }
+  static T max_keep_nan(float c, T x) { return _mm512_max_ps(_mm512_set1_ps(c), x); }
+  static T select_lt(T a, T b, T x, T y) { return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ), y, x); }
+  static T trunc_half(T n) {
+    return _mm512_roundscale_ps(_mm512_mul_ps(n, _mm512_set1_ps(0.5f)), _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+  }
+  static T pow2(T n) {
+    const __m512i e = _mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127));
+    return _mm512_castsi512_ps(_mm512_slli_epi32(e, 23));
+  }
+};
+
+// The epilogue's activation on a register (tanh-GELU is left to activation_inplace).
+inline __m512 activate(__m512 x, Activation act) {
+  if (act == Activation::Gelu) return vgelu<V16>(x);
+  if (act == Activation::Relu) return _mm512_max_ps(_mm512_setzero_ps(), x);  // x < 0 ? 0 : x, NaN kept
+  return x;
+}
 
 inline __mmask16 lane_mask(int n) { return n >= 16 ? __mmask16(0xFFFF) : n <= 0 ? __mmask16(0) : __mmask16((1u << n) - 1u); }
 
@@ -161,6 +192,8 @@ inline void micro_kernel(int64_t kc, const float* __restrict ap, const float* __
   }
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
   const bool add_bias = first && ep.bias;
+  // The exact GELU and ReLU are applied on the registers before the store.
+  const bool in_register = ep.last && (ep.act == Activation::Gelu || ep.act == Activation::Relu);
   const __m512 bias0 = add_bias ? _mm512_maskz_loadu_ps(m0, ep.bias) : _mm512_setzero_ps();
   const __m512 bias1 = add_bias ? _mm512_maskz_loadu_ps(m1, ep.bias + 16) : _mm512_setzero_ps();
 #pragma GCC unroll 14
@@ -178,11 +211,15 @@ inline void micro_kernel(int64_t kc, const float* __restrict ap, const float* __
       x0 = _mm512_add_ps(x0, bias0);
       x1 = _mm512_add_ps(x1, bias1);
     }
+    if (in_register) {
+      x0 = activate(x0, ep.act);
+      if (m1) x1 = activate(x1, ep.act);
+    }
     _mm512_mask_storeu_ps(row, m0, x0);
     _mm512_mask_storeu_ps(row + 16, m1, x1);
   }
-  // The activation runs once the tile is final, while its rows are in L1.
-  if (ep.last && ep.act != Activation::None) {
+  // Other activations run once the tile is final, while its rows are in L1.
+  if (ep.last && ep.act != Activation::None && !in_register) {
     const int n = __builtin_popcount(m0) + __builtin_popcount(m1);
     for (int i = 0; i < R; ++i) activation_inplace(c + i * ldc, n, ep.act);
   }
