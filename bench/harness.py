@@ -75,23 +75,29 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                    help="skip the precision rows (W1/W5 in bfloat16 and int8 against ONNX Runtime, CTranslate2 and "
                         "torch when installed); --only picks them by id, e.g. --only W1-int8,W5-int8")
     p.add_argument("--precision-probe", metavar="ROW:DTYPE", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--no-latency", action="store_true",
+                   help="skip the latency rows (L1 W3, L2 HF BERT 2L-128, L3 MiniLM-L6-shaped, L4 ViT-Tiny-shaped: "
+                        "one request per call against torch and ONNX Runtime float32 when installed, with "
+                        "1- and 4-thread throughput); --only picks them by id, e.g. --only L2,L3")
     # Internal: one (workload, framework) memory measurement in this fresh process.
     p.add_argument("--memory-probe", metavar="ID:FRAMEWORK", default=None, help=argparse.SUPPRESS)
     return p
 
 
 def select_workloads(only: Optional[str], parser: argparse.ArgumentParser):
-    """(workloads, precision rows) named by --only (default: all of both)."""
+    """(workloads, precision rows, latency rows) named by --only (default: all)."""
+    from .latency import ROWS as LATENCY
     from .precision import ROWS
 
     if not only:
-        return list(WORKLOADS), list(ROWS)
+        return list(WORKLOADS), list(ROWS), list(LATENCY)
     wanted = [s.strip().upper().replace("BF16", "bf16").replace("INT8", "int8") for s in only.split(",") if s.strip()]
-    unknown = [s for s in wanted if s not in BY_ID and s not in ROWS]
+    unknown = [s for s in wanted if s not in BY_ID and s not in ROWS and s not in LATENCY]
     if unknown or not wanted:
         parser.error(f"--only: unknown workload id(s) {', '.join(unknown) or repr(only)}; "
-                     f"expected a comma-separated subset of {', '.join([*BY_ID, *ROWS])}")
-    return [w for w in WORKLOADS if w.id in wanted], [r for r in ROWS if r in wanted]
+                     f"expected a comma-separated subset of {', '.join([*BY_ID, *ROWS, *LATENCY])}")
+    return ([w for w in WORKLOADS if w.id in wanted], [r for r in ROWS if r in wanted],
+            [r for r in LATENCY if r in wanted])
 
 
 def default_threads() -> int:
@@ -128,10 +134,12 @@ def main(argv=None, prog: str = PROG) -> int:
         from .scaling import run_scaling
 
         return run_scaling(args)
-    workloads, rows = select_workloads(args.only, parser)
+    workloads, rows, latency_rows = select_workloads(args.only, parser)
     if args.no_precision:
         rows = []
-    return run(args, workloads, rows)
+    if args.no_latency:
+        latency_rows = []
+    return run(args, workloads, rows, latency_rows)
 
 
 # --------------------------------------------------------------------------
@@ -567,7 +575,7 @@ def plot_report(report, path: str) -> bool:
 # The run
 
 
-def run(args, workloads: List[Workload], precision_rows=()) -> int:
+def run(args, workloads: List[Workload], precision_rows=(), latency_rows=()) -> int:
     import cpuformer as cf
 
     cf.set_num_threads(args.threads)
@@ -614,20 +622,30 @@ def run(args, workloads: List[Workload], precision_rows=()) -> int:
         from .precision import run_precision
 
         precision = run_precision(list(precision_rows), args.threads, args.smoke, args.repeats, args.memory, torch)
+    latency = None
+    if latency_rows:
+        from .latency import run_latency
+
+        latency = run_latency(list(latency_rows), args.threads, args.smoke, torch is not None)
     report = {
         "machine": info,
         "settings": {"threads": args.threads, "smoke": args.smoke, "memory": args.memory,
-                     "only": [w.id for w in workloads] + list(precision_rows),
+                     "only": [w.id for w in workloads] + list(precision_rows) + list(latency_rows),
                      "memory_probe_calls": MEMORY_PROBE_CALLS},
         "probes": probes,
         "workloads": results,
         "precision": precision,
+        "latency": latency,
     }
     lines = [format_report(report)] if results else [format_machine(report)]
     if precision:
         from .precision import format_precision
 
         lines.extend(format_precision(precision, args.threads))
+    if latency:
+        from .latency import format_latency
+
+        lines.extend(format_latency(latency))
     print("\n".join(lines), flush=True)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:

@@ -117,3 +117,24 @@ def test_precision_rows_smoke(tmp_path):
             if e["name"].startswith("cpuformer"):
                 assert e["agrees"], (row["id"], e)
     assert "W1-int8  cpuformer int8" in r.stdout
+
+
+@pytest.mark.skipif(not HAVE_TORCH or importlib.util.find_spec("transformers") is None,
+                    reason="the latency rows L2-L4 need torch and transformers for their shared checkpoints")
+def test_latency_rows_smoke(tmp_path):
+    """The latency rows run each engine in a process of its own, check its output, time calls and streams."""
+    out = tmp_path / "bench.json"
+    r = run_bench("--smoke", "--only", "L1,L2,L4", "--threads", "1", "--json", str(out))
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["workloads"] == [] and report["precision"] is None
+    lat = report["latency"]
+    assert lat["peak_gflops"] > 0 and all(v > 0 for v in lat["crossing_us"].values())
+    assert [row["id"] for row in lat["rows"]] == ["L1", "L2", "L4"]
+    for row in lat["rows"]:
+        names = [e["name"] for e in row["engines"]]
+        assert names[:2] == ["cpuformer", "torch"], names
+        for e in row["engines"]:
+            assert e["median_s"] > 0 and e["pct_peak"] > 0 and e["calls_per_s_1"] > 0 and e["calls_per_s_4"] > 0
+            assert e["agrees"], (row["id"], e)
+        assert f"{row['id']}  {row['title']}" in r.stdout

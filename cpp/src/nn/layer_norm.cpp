@@ -53,4 +53,16 @@ Tensor LayerNorm::inference(const Tensor& x) const {
   return out;
 }
 
+Tensor LayerNorm::add_inference(const Tensor& a, const Tensor& b, Tensor* sum) const {
+  check_last_dim(a, C_, "LayerNorm input");
+  CF_CHECK_VALUE(a.shape() == b.shape(), "LayerNorm: residual shapes differ: ", shape_str(a.shape()), " and ",
+                 shape_str(b.shape()));
+  const int64_t N = a.numel() / C_;
+  Tensor out = Tensor::empty(a.shape());
+  if (sum) *sum = Tensor::empty(a.shape());
+  add_layer_norm_forward(out.data(), sum ? sum->data() : nullptr, a.data(), b.data(), weight_->value.data(),
+                         bias_ ? bias_->value.data() : nullptr, N, C_, eps_);
+  return out;
+}
+
 }  // namespace cpuformer

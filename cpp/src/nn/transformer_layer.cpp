@@ -134,6 +134,20 @@ TransformerEncoderLayer::TransformerEncoderLayer(const TransformerLayerOptions& 
 
 Tensor TransformerEncoderLayer::forward(const Tensor& src, const AttentionMask& mask) {
   check_input(src, "src");
+  if (!saves_activations() && !(training() && opt_.dropout > 0.0f)) {
+    // Inference: each residual add fused with the LayerNorm that reads it.
+    // The norms' forwards are bypassed, so what an earlier forward saved in
+    // them must go (a backward now raises, as after any no-grad forward).
+    norm1_.forget();
+    norm2_.forget();
+    if (opt_.norm_first) {
+      Tensor x1;
+      const Tensor h = norm2_.add_inference(src, self_attn_.forward_self(norm1_.forward(src), mask), &x1);
+      return add(x1, ff_forward(h));
+    }
+    const Tensor x1 = norm1_.add_inference(src, self_attn_.forward_self(src, mask));
+    return norm2_.add_inference(x1, ff_forward(x1));
+  }
   if (opt_.norm_first) {
     const Tensor x1 = add(src, dropout1_.forward(self_attn_.forward_self(norm1_.forward(src), mask)));
     return add(x1, dropout2_.forward(ff_forward(norm2_.forward(x1))));

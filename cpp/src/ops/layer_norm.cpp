@@ -176,6 +176,35 @@ void layer_norm_forward(float* out, float* mean, float* rstd, const float* inp, 
     forward_rows<false, false>(out, mean, rstd, inp, weight, bias, N, C, eps);
 }
 
+namespace {
+template <bool kWeight, bool kBias>
+void add_forward_rows(float* out, float* sum, const float* a, const float* b, const float* weight, const float* bias,
+                      int64_t N, int64_t C, float eps) {
+#pragma omp parallel for schedule(static) if (N * C >= kMinParallelElems && N > 1)
+  for (int64_t n = 0; n < N; ++n) {
+    float* s = (sum ? sum : out) + n * C;  // [C]
+    const float* x = a + n * C;
+    const float* y = b + n * C;
+#pragma omp simd
+    for (int64_t i = 0; i < C; ++i) s[i] = x[i] + y[i];
+    row_forward<kWeight, kBias>(out + n * C, s, weight, bias, row_stats(s, C, eps), C);
+  }
+}
+}  // namespace
+
+void add_layer_norm_forward(float* out, float* sum, const float* a, const float* b, const float* weight,
+                            const float* bias, int64_t N, int64_t C, float eps) {
+  if (N <= 0 || C <= 0) return;
+  if (weight && bias)
+    add_forward_rows<true, true>(out, sum, a, b, weight, bias, N, C, eps);
+  else if (weight)
+    add_forward_rows<true, false>(out, sum, a, b, weight, bias, N, C, eps);
+  else if (bias)
+    add_forward_rows<false, true>(out, sum, a, b, weight, bias, N, C, eps);
+  else
+    add_forward_rows<false, false>(out, sum, a, b, weight, bias, N, C, eps);
+}
+
 void layer_norm_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                          const float* weight, const float* mean, const float* rstd, int64_t N, int64_t C) {
   if (N <= 0 || C <= 0) return;

@@ -3,6 +3,7 @@
 #include <Eigen/Core>
 
 #include <atomic>
+#include <thread>
 
 #include "cpuformer/error.hpp"
 
@@ -16,6 +17,9 @@ namespace {
 // the library keeps the process-wide choice itself.
 std::atomic<int> g_threads{0};
 std::atomic<int> g_active_calls{0};
+// The first thread that called with CallTeam: the only one that gets a team
+// of more than one thread (see CallTeam).
+std::atomic<std::thread::id> g_home{std::thread::id()};
 
 int default_threads() {
 #ifdef _OPENMP
@@ -53,7 +57,9 @@ int region_threads() {
 CallTeam::CallTeam() {
   const int active = g_active_calls.fetch_add(1) + 1;
   const int total = get_num_threads();
-  size_ = total / active > 1 ? total / active : 1;
+  std::thread::id none, me = std::this_thread::get_id();
+  const bool home = g_home.compare_exchange_strong(none, me) || none == me;
+  size_ = home && total / active > 1 ? total / active : 1;
 #ifdef _OPENMP
   prev_ = omp_get_max_threads();
   omp_set_num_threads(size_);

@@ -14,6 +14,12 @@ class LayerNorm : public Module {
   Tensor backward(const Tensor& dout);
   // forward without saving anything (inference paths, thread-safe).
   Tensor inference(const Tensor& x) const;
+  // inference(a + b) in one pass (ops/layer_norm.hpp add_layer_norm_forward);
+  // *sum, if given, receives a + b.
+  Tensor add_inference(const Tensor& a, const Tensor& b, Tensor* sum = nullptr) const;
+  // Drops what the last forward saved (a fused path that bypassed forward
+  // calls it, so a later backward raises instead of using it).
+  void forget() { x_ = mean_ = rstd_ = Tensor(); }
   int64_t normalized_shape() const { return C_; }
   float eps() const { return eps_; }
   bool has_bias() const { return bias_ != nullptr; }

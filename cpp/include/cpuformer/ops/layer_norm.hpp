@@ -11,6 +11,15 @@ namespace cpuformer {
 void layer_norm_forward(float* out, float* mean, float* rstd, const float* inp, const float* weight,
                         const float* bias, int64_t N, int64_t C, float eps);
 
+// The residual connection and the LayerNorm after it in one pass over each
+// row (the inference path of the transformer layers): s = a + b, then
+// out = LayerNorm(s) as layer_norm_forward computes it (bitwise the same as
+// residual_forward followed by layer_norm_forward). sum, if not null,
+// receives s (a pre-LN layer keeps it as its residual stream). out may alias
+// a or b; sum may alias a or b; out and sum must differ.
+void add_layer_norm_forward(float* out, float* sum, const float* a, const float* b, const float* weight,
+                            const float* bias, int64_t N, int64_t C, float eps);
+
 // Only the statistics: mean[N], rstd[N] exactly as layer_norm_forward saves
 // them (lets a caller that kept just inp recompute them for backward).
 void layer_norm_stats(float* mean, float* rstd, const float* inp, int64_t N, int64_t C, float eps);
