@@ -150,6 +150,7 @@ int guarded(const char* fn, char* err, size_t err_len, Body&& body,
             int value_error_code = CF_ERR_INVALID_ARGUMENT) noexcept {
   int code = CF_ERR_INTERNAL;
   try {
+    const cpuformer::CallTeam team;  // the process-wide thread count, shared among concurrent calls
     body();
     clear_err(err, err_len);
     return CF_OK;

@@ -81,9 +81,11 @@ CF_API const char *cf_status_name(int status);
 CF_API const char *cf_version(void);
 
 /* Threads used by the kernels (OpenMP). cf_set_num_threads(n) needs n >= 1
- * and returns CF_OK or CF_ERR_INVALID_ARGUMENT; it applies to calls made from
- * the calling thread (OpenMP's rule: another thread keeps the default, which
- * is OMP_NUM_THREADS or all cores, until it calls cf_set_num_threads itself).
+ * and returns CF_OK or CF_ERR_INVALID_ARGUMENT; it applies to every later call
+ * from any thread (before it: OMP_NUM_THREADS or all cores). Calls running at
+ * the same moment from several threads share those threads between them, and
+ * only the first thread that made a call ever runs one on more than one
+ * thread: two OpenMP thread pools make every parallel region of both slow.
  * Builds without OpenMP always use 1 thread. */
 CF_API int cf_set_num_threads(int n);
 CF_API int cf_get_num_threads(void);

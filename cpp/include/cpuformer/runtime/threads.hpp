@@ -4,8 +4,11 @@
 
 namespace cpuformer {
 
-// Sets the number of threads used by every kernel, from whichever thread
-// calls into the library afterwards; n >= 1 (ValueError otherwise).
+// Sets the process-wide number of kernel threads, n >= 1 (ValueError
+// otherwise), and the calling thread's OpenMP setting. Calls made through
+// the Python bindings and the C API (which hold a CallTeam) use it from any
+// thread; C++ code calling kernels directly from another thread holds a
+// CallTeam itself (OpenMP's own setting is per thread).
 void set_num_threads(int n);
 // The number set_num_threads set (before any call: OpenMP's default,
 // OMP_NUM_THREADS or the cores this process may use).
