@@ -196,6 +196,29 @@ CF_TEST(residual_and_accumulate) {
   CHECK(ok);
 }
 
+// The fused residual + LayerNorm of the inference path is bitwise the
+// residual add followed by layer_norm_forward, with and without the sum
+// written out, with or without affine terms, serial and threaded sizes.
+CF_TEST(add_layer_norm_equals_residual_then_layer_norm) {
+  for (int64_t N : {3, 300}) {
+    const int64_t C = 96;
+    auto a = randn_like(N * C, 20), b = randn_like(N * C, 21), w = randn_like(C, 22), bias = randn_like(C, 23);
+    for (int affine = 0; affine < 2; ++affine) {
+      const float* pw = affine ? w.data() : nullptr;
+      const float* pb = affine ? bias.data() : nullptr;
+      std::vector<float> s(N * C), want(N * C), mean(N), rstd(N);
+      residual_forward(s.data(), a.data(), b.data(), N * C);
+      layer_norm_forward(want.data(), mean.data(), rstd.data(), s.data(), pw, pb, N, C, 1e-5f);
+      std::vector<float> got(N * C), sum(N * C);
+      add_layer_norm_forward(got.data(), sum.data(), a.data(), b.data(), pw, pb, N, C, 1e-5f);
+      CHECK(got == want && sum == s);
+      std::vector<float> alias = a;  // out aliases a, no sum
+      add_layer_norm_forward(alias.data(), nullptr, alias.data(), b.data(), pw, pb, N, C, 1e-5f);
+      CHECK(alias == want);
+    }
+  }
+}
+
 CF_TEST(vec_math_exp_and_normal_cdf_accuracy) {
   // exp_f: <= 2 ulp on a dense sample of the normal range, right limits outside.
   double worst_ulp = 0;

@@ -13,6 +13,7 @@
 #include "fixtures.hpp"
 #include "cpuformer/error.hpp"
 #include "cpuformer/io/checkpoint.hpp"
+#include "cpuformer/ops/linear.hpp"
 #include "cpuformer/ops/packed_weight.hpp"
 #include "cpuformer/runtime/cpu.hpp"
 #include "cpuformer/runtime/rng.hpp"
@@ -215,6 +216,48 @@ CF_TEST(quantized_model_round_trips_through_a_checkpoint) {
     CHECK(r->dtype() == dt);
     const Tensor z = r->forward(idx.data(), 2, 8);
     CHECK(std::equal(z.data(), z.data() + z.numel(), y.data()));
+  }
+}
+
+// The float32 pre-packed form: the same kernel as packing per call, so the
+// products are bitwise those of linear_forward, for any row range aligned to
+// the kernel's panels, with bias and each fused activation.
+CF_TEST(float32_prepacked_equals_packing_per_call) {
+  if (!float32_prepack_available()) {
+    std::printf("  (no packed float32 kernel in this process: nothing to compare)\n");
+    return;
+  }
+  const Activation acts[] = {Activation::None, Activation::Relu, Activation::Gelu, Activation::GeluTanh};
+  for (int64_t O : {16, 70, 200}) {
+    for (int64_t K : {8, 37, 1100}) {  // 1100 > the AVX-512 kernel's K block: two blocks
+      const std::vector<float> w = uniform(O * K, 11 + O + K), b = uniform(O, 5);
+      const PackedWeight pw = pack_weight(DType::Float32, w.data(), O, K, K);
+      CHECK(pw.dtype == DType::Float32 && pw.npad % packed_row_align(pw) == 0 && pw.npad >= O);
+      for (int64_t N : {4, 29, 130}) {
+        const std::vector<float> x = uniform(N * K, 3 + N);
+        for (Activation act : acts) {
+          std::vector<float> want(static_cast<size_t>(N * O)), got(want.size());
+          linear_forward(want.data(), x.data(), w.data(), b.data(), N, K, O, act);
+          packed_linear_forward(got.data(), O, x.data(), K, pw, b.data(), N, act);
+          CHECK(want == got);
+          const int64_t o0 = packed_row_align(pw);
+          if (o0 < O) {  // a row range from the second panel on
+            std::vector<float> part(static_cast<size_t>(N * (O - o0)));
+            packed_linear_forward(part.data(), O - o0, x.data(), K, pw, b.data(), N, act, o0, O);
+            bool same = true;
+            for (int64_t n = 0; n < N; ++n)
+              for (int64_t j = o0; j < O; ++j) same = same && part[n * (O - o0) + j - o0] == want[n * O + j];
+            CHECK(same);
+          }
+        }
+      }
+      if (packed_row_align(pw) > 1) {
+        std::vector<float> out(static_cast<size_t>(4 * O));
+        const std::vector<float> x = uniform(4 * K, 1);
+        CHECK_THROWS(ValueError, packed_linear_forward(out.data(), O, x.data(), K, pw, nullptr, 4, Activation::None,
+                                                       1, O));  // not aligned
+      }
+    }
   }
 }
 

@@ -116,7 +116,10 @@ std::unique_ptr<Module> Module::acquire_replica() {
     const NoInitGuard no_init;  // every value is replaced by the model's: skip initialising (and the RNG)
     r = twin_factory_();
   }
-  r->share_weights_from(*this);
+  {
+    const CacheBypass bypass;  // the twin's own (never touched) values go back to the system
+    r->share_weights_from(*this);
+  }
   r->set_training_quiet(training_);
   ++replicas_built_;
   return r;
