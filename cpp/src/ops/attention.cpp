@@ -606,13 +606,19 @@ void attention_forward(StridedBHT<float> out, float* lse, StridedBHT<const float
   const Problem pr(p, q, k, v);
   ForwardScratch layout;
   const int64_t per_thread = layout.layout(nullptr, pr);
-  Workspace ws(static_cast<size_t>(per_thread * region_threads()), 0.0f);
   const int64_t ntasks = p.B * p.H * pr.nqb;
 
 #pragma omp parallel
   {
+    // Each thread's scratch is its own buffer, kept between calls and zeroed
+    // here by its thread: one shared allocation per call (above 128 KiB on
+    // 2 threads: fresh pages from the kernel at every call) made 2 threads
+    // slower than 1 on small problems.
+    static thread_local Workspace ws;
+    if (static_cast<int64_t>(ws.size()) < per_thread) ws.resize(static_cast<size_t>(per_thread));
+    std::fill(ws.begin(), ws.begin() + per_thread, 0.0f);
     ForwardScratch s;
-    s.layout(ws.data() + thread_id() * per_thread, pr);
+    s.layout(ws.data(), pr);
     // Heaviest (latest, when causal) query blocks first.
 #pragma omp for schedule(dynamic, 1)
     for (int64_t t = 0; t < ntasks; ++t) {
