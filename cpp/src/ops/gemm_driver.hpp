@@ -111,14 +111,24 @@ void gemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
         Kn::pack_b(tb, tb ? B + jc * ldb + pc : B + pc * ldb + jc, ldb, nc, kc, bp);
       for (int64_t ic = 0; ic < M; ic += MC) {
         const int64_t mc = std::min(MC, M - ic);
-        Kn::pack_a(ta, ta ? A + pc * lda + ic : A + ic * lda + pc, lda, mc, kc, ap);
+        // The block's rows in ceil(mc / MR) tiles of balanced heights (32
+        // rows: 11 + 11 + 10, not 14 + 14 + 4: a short tile has too few
+        // accumulators to hide the FMA latency and costs nearly a full one).
+        // Tile t's rows start at row_of(t) and sit in packed panel t.
+        const int64_t tiles = (mc + MR - 1) / MR, base = mc / tiles, extra = mc % tiles;
+        const auto row_of = [&](int64_t t) { return t * base + std::min(t, extra); };
+        for (int64_t t = 0; t < tiles; ++t) {
+          const int64_t r0 = row_of(t);
+          Kn::pack_a(ta, ta ? A + pc * lda + ic + r0 : A + (ic + r0) * lda + pc, lda, row_of(t + 1) - r0, kc,
+                     ap + t * MR * kc);
+        }
         for (int64_t jr = 0; jr < nc; jr += NR) {
           const int n = static_cast<int>(std::min(NR, nc - jr));
           ep.bias = bias ? bias + jc + jr : nullptr;
-          for (int64_t ir = 0; ir < mc; ir += MR) {
-            const int m = static_cast<int>(std::min(MR, mc - ir));
-            Kn::tile(m, n, kc, ap + ir * kc, bp + jr * kc, C + (ic + ir) * ldc + jc + jr, ldc, alpha, beta, first,
-                     ep);
+          for (int64_t t = 0; t < tiles; ++t) {
+            const int64_t r0 = row_of(t);
+            Kn::tile(static_cast<int>(row_of(t + 1) - r0), n, kc, ap + t * MR * kc, bp + jr * kc,
+                     C + (ic + r0) * ldc + jc + jr, ldc, alpha, beta, first, ep);
           }
         }
       }
@@ -132,12 +142,15 @@ void packed_gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
                  Activation act, const Prepacked& pre = Prepacked()) {
   // Split the larger of M and N: every thread packs all of the other operand,
   // so that is the cheaper duplication. Pieces stay multiples of the tile.
-  const bool split_m = M >= N;
-  const int64_t tile = split_m ? Kn::kMR : Kn::kNR;
+  // With B packed once (inference), splitting rows duplicates no packing at
+  // all, and keeps each thread's rows of C in its own cache for the next
+  // product: rows, whenever each thread gets at least 16.
+  const bool split_m = pre.data ? M >= 16 * nthreads : M >= N;
+  const int64_t tile = split_m ? (pre.data ? 1 : Kn::kMR) : Kn::kNR;
   const int64_t extent = split_m ? M : N;
   // A piece is at least two tiles: a 64 x 128 · 128 x 128 product still
   // splits into two 64-column halves.
-  const int nt = static_cast<int>(std::min<int64_t>(nthreads, extent / (2 * tile)));
+  const int nt = static_cast<int>(std::min<int64_t>(nthreads, split_m && pre.data ? M / 16 : extent / (2 * tile)));
   if (nt <= 1) {
     gemm_serial<Kn>(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bias, act, pre);
     return;
