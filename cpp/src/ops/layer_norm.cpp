@@ -180,7 +180,11 @@ namespace {
 template <bool kWeight, bool kBias>
 void add_forward_rows(float* out, float* sum, const float* a, const float* b, const float* weight, const float* bias,
                       int64_t N, int64_t C, float eps) {
-#pragma omp parallel for schedule(static) if (N * C >= kMinParallelElems && N > 1)
+  // Split from fewer elements than the other loops here: on the small-call
+  // path the rows come from products whose threads split them the same way
+  // (static schedule, rows in order), so each thread finds its rows in its
+  // own cache.
+#pragma omp parallel for schedule(static) if (N * C >= kMinParallelElems / 4 && N > 1)
   for (int64_t n = 0; n < N; ++n) {
     float* s = (sum ? sum : out) + n * C;  // [C]
     const float* x = a + n * C;
