@@ -34,6 +34,8 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from .precision import export_wrapper
+
 ROWS = ("L1", "L2", "L3", "L4")
 TITLES = {
     "L1": "W3 encoder 2L-128, B1xT64",
@@ -117,34 +119,16 @@ def onnx_model(row: str, d: str, s) -> str:
     x = inputs(row, s)
     if row == "L4":
         hf = transformers.ViTForImageClassification.from_pretrained(d, attn_implementation="eager").eval()
-
-        class Wrapped(torch.nn.Module):
-            def __init__(self, m):
-                super().__init__()
-                self.m = m
-
-            def forward(self, pixel_values):
-                return self.m(pixel_values=pixel_values).logits
-
         args, names, model_type = (torch.from_numpy(x["pixel_values"]),), ["pixel_values"], "vit"
         axes = {"pixel_values": {0: "b"}}
     else:
         hf = transformers.BertModel.from_pretrained(d, attn_implementation="eager").eval()
-
-        class Wrapped(torch.nn.Module):
-            def __init__(self, m):
-                super().__init__()
-                self.m = m
-
-            def forward(self, input_ids, attention_mask):
-                return self.m(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-
         args = (torch.from_numpy(x["input_ids"]), torch.from_numpy(x["attention_mask"]))
         names, model_type = ["input_ids", "attention_mask"], "bert"
         axes = {"input_ids": {0: "b", 1: "t"}, "attention_mask": {0: "b", 1: "t"}}
     log(f"[latency] {row}: exporting to ONNX (torch.onnx.export) ...")
-    torch.onnx.export(Wrapped(hf), args, raw, input_names=names, output_names=["out"], dynamic_axes=axes,
-                      opset_version=17, dynamo=False)
+    torch.onnx.export(export_wrapper(hf, model_type), args, raw, input_names=names, output_names=["out"],
+                      dynamic_axes=axes, opset_version=17, dynamo=False)
     from onnxruntime.transformers import optimizer
 
     m = optimizer.optimize_model(raw, model_type=model_type, num_heads=s["heads"], hidden_size=s["d"])

@@ -165,17 +165,9 @@ def _onnx_models(d: str, s, threads) -> Dict[str, str]:
     if not os.path.exists(raw):
         hf = transformers.BertModel.from_pretrained(d, attn_implementation="eager").eval()
 
-        class Wrapped(torch.nn.Module):
-            def __init__(self, m):
-                super().__init__()
-                self.m = m
-
-            def forward(self, input_ids, attention_mask):
-                return self.m(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-
         ids, mask = _bert_inputs(s)
         log("[precision] exporting the BERT to ONNX (torch.onnx.export) ...")
-        torch.onnx.export(Wrapped(hf), (torch.from_numpy(ids), torch.from_numpy(mask)), raw,
+        torch.onnx.export(export_wrapper(hf, "bert"), (torch.from_numpy(ids), torch.from_numpy(mask)), raw,
                           input_names=["input_ids", "attention_mask"], output_names=["last_hidden_state"],
                           dynamic_axes={"input_ids": {0: "b", 1: "t"}, "attention_mask": {0: "b", 1: "t"}},
                           opset_version=17, dynamo=False)
@@ -195,6 +187,25 @@ def _onnx_models(d: str, s, threads) -> Dict[str, str]:
         quantize_dynamic(fused, q8, weight_type=QuantType.QInt8,
                          extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     return {"float32": fused, "int8": q8}
+
+
+def export_wrapper(hf, kind: str):
+    """A torch module around a transformers model that takes the tensors positionally and returns one
+    tensor, for torch.onnx.export: "bert" (input_ids, attention_mask) -> last_hidden_state, "vit"
+    (pixel_values) -> logits."""
+    import torch
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.m = hf
+
+        def forward(self, *args):
+            if kind == "vit":
+                return self.m(pixel_values=args[0]).logits
+            return self.m(input_ids=args[0], attention_mask=args[1]).last_hidden_state
+
+    return Wrapped()
 
 
 # Each engine is built and timed in a process of its own (engine_worker):

@@ -97,7 +97,7 @@ void gemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
                  const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* bias, Activation act,
                  const Prepacked& pre = Prepacked()) {
   constexpr int64_t MR = Kn::kMR, NR = Kn::kNR, KC = Kn::kKC, MC = Kn::kMC, NC = Kn::kNC;
-  float* bp = pre.data ? nullptr : tl_bpack.get(std::min(K, KC) * round_up(std::min(N, NC), NR));
+  float* bbuf = pre.data ? nullptr : tl_bpack.get(std::min(K, KC) * round_up(std::min(N, NC), NR));
   float* ap = tl_apack.get(std::min(K, KC) * round_up(std::min(M, MC), MR));
   for (int64_t jc = 0; jc < N; jc += NC) {
     const int64_t nc = std::min(NC, N - jc);
@@ -105,10 +105,8 @@ void gemm_serial(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
       const int64_t kc = std::min(KC, K - pc);
       const bool first = pc == 0;
       Epilogue ep{nullptr, act, pc + kc >= K};
-      if (pre.data)
-        bp = const_cast<float*>(pre.data + pc * pre.npad + (pre.n0 + jc) * kc);
-      else
-        Kn::pack_b(tb, tb ? B + jc * ldb + pc : B + pc * ldb + jc, ldb, nc, kc, bp);
+      const float* bp = pre.data ? pre.data + pc * pre.npad + (pre.n0 + jc) * kc : bbuf;
+      if (!pre.data) Kn::pack_b(tb, tb ? B + jc * ldb + pc : B + pc * ldb + jc, ldb, nc, kc, bbuf);
       for (int64_t ic = 0; ic < M; ic += MC) {
         const int64_t mc = std::min(MC, M - ic);
         // The block's rows in ceil(mc / MR) tiles of balanced heights (32
