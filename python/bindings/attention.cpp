@@ -3,6 +3,7 @@
 #include <pybind11/stl.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <optional>
 #include <string>
@@ -11,6 +12,8 @@
 #include "bindings.hpp"
 #include "convert.hpp"
 #include "cpuformer/ops/attention.hpp"
+#include "cpuformer/ops/packed_weight.hpp"
+#include "cpuformer/runtime/autocast.hpp"
 
 namespace cfpy {
 namespace {
@@ -93,6 +96,14 @@ void set_mask(Call& c, py::handle obj) {
   p.mask = c.mask_data.data();
 }
 
+// A bf16-rounded copy (the operands of bf16 products under autocast).
+FloatArray rounded_copy(const FloatArray& a) {
+  FloatArray r(std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()));
+  std::memcpy(r.mutable_data(), a.data(), static_cast<size_t>(a.size()) * sizeof(float));
+  cpuformer::round_bf16_inplace(r.mutable_data(), r.size());
+  return r;
+}
+
 Call prepare(py::handle query, py::handle key, py::handle value, py::handle attn_mask, bool is_causal,
              std::optional<double> scale) {
   Call c;
@@ -142,6 +153,12 @@ Call prepare(py::handle query, py::handle key, py::handle value, py::handle attn
   }
   p.is_causal = is_causal;
   if (!attn_mask.is_none()) set_mask(c, attn_mask);
+  if (cpuformer::autocast_dtype() == cpuformer::DType::BFloat16) {  // bf16 score and value products
+    p.bf16 = true;
+    c.q = rounded_copy(c.q);
+    c.k = rounded_copy(c.k);
+    c.v = rounded_copy(c.v);
+  }
   return c;
 }
 
@@ -175,6 +192,7 @@ py::tuple sdpa_backward(py::handle grad_out, py::handle query, py::handle key, p
   if (shape_of(g) != c.out_shape())
     throw ValueError(str_cat("grad_out: expected shape ", cpuformer::shape_str(c.out_shape()), " (the output's), got ",
                              shape_str(g)));
+  if (p.bf16) g = rounded_copy(g);
   if (saved_out.is_none() != saved_lse.is_none())
     throw ValueError(str_cat("out and lse: pass both (from scaled_dot_product_attention(..., return_lse=True)) or "
                              "neither, got ", saved_out.is_none() ? "lse only" : "out only"));

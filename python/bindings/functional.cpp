@@ -15,6 +15,7 @@
 #include "cpuformer/ops/layer_norm.hpp"
 #include "cpuformer/ops/linear.hpp"
 #include "cpuformer/ops/softmax.hpp"
+#include "cpuformer/runtime/autocast.hpp"
 #include "cpuformer/runtime/rng.hpp"
 
 namespace cfpy {
@@ -53,7 +54,8 @@ py::array_t<float> linear(py::handle x_obj, py::handle w_obj, py::handle b_obj, 
   const int64_t N = x.size() / I;
   {
     py::gil_scoped_release nogil;
-    cpuformer::linear_forward(out.data(), x.data(), w.data(), has_bias ? b.data() : nullptr, N, I, O, act);
+    cpuformer::linear_forward(out.data(), x.data(), w.data(), has_bias ? b.data() : nullptr, N, I, O, act,
+                              cpuformer::autocast_dtype());
   }
   return to_numpy(out);
 }

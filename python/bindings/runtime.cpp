@@ -3,6 +3,7 @@
 #include "bindings.hpp"
 #include "convert.hpp"
 #include "cpuformer/runtime/allocator.hpp"
+#include "cpuformer/runtime/autocast.hpp"
 #include "cpuformer/runtime/build_info.hpp"
 #include "cpuformer/runtime/grad_mode.hpp"
 #include "cpuformer/runtime/rng.hpp"
@@ -23,6 +24,12 @@ void bind_runtime(py::module_& m) {
   m.def("manual_seed", [](int64_t seed) { cpuformer::manual_seed(static_cast<uint64_t>(seed)); }, py::arg("seed"));
   m.def("is_grad_enabled", &cpuformer::grad_enabled);
   m.def("set_grad_enabled", &cpuformer::set_grad_enabled, py::arg("enabled"));
+  m.def("get_autocast_dtype", []() { return std::string(cpuformer::dtype_name(cpuformer::autocast_dtype())); });
+  m.def(
+      "set_autocast_dtype",
+      [](const std::string& dtype) { cpuformer::set_autocast_dtype(cpuformer::parse_dtype(dtype, "autocast: dtype")); },
+      py::arg("dtype"));
+  m.def("bf16_products_native", &cpuformer::bf16_products_native);
   m.def("get_rng_state", []() {
     const cpuformer::RngState s = cpuformer::get_rng_state();
     return py::make_tuple(s.seed, s.counter);

@@ -9,6 +9,7 @@ from typing import Callable, Iterable, Optional
 
 import numpy as np
 
+from .amp import _canonical, autocast
 from .checkpoint import save_training_state
 from .distributed import abort_on_error
 from .optim import clip_grad_norm_
@@ -79,7 +80,7 @@ def fit(model, optimizer, batches, steps: Optional[int] = None, grad_clip: Optio
         schedule: Optional[Callable[[int], float]] = None, accumulate: int = 1, eval_batches=None,
         eval_every: Optional[int] = None, progress: bool = True, log_every: Optional[int] = None,
         skip_nonfinite: bool = False, distributed=None, checkpoint=None,
-        checkpoint_every: Optional[int] = None) -> dict:
+        checkpoint_every: Optional[int] = None, precision: str = "fp32") -> dict:
     """Train ``model`` with ``optimizer`` on ``batches``.
 
     ``batches`` is an iterable (or a zero-argument callable returning one) of
@@ -104,6 +105,11 @@ def fit(model, optimizer, batches, steps: Optional[int] = None, grad_clip: Optio
     the failing rank on the others), one later in the step aborts the job
     (``cf.distributed.abort_on_error``).
 
+    ``precision="bf16"`` runs every forward and backward (and the evaluation)
+    under ``cf.autocast(dtype="bfloat16")``: matrix products in bfloat16 with
+    float32 accumulation; weights, gradients, optimizer state and checkpoints
+    stay float32. The default "fp32" leaves the caller's autocast setting alone.
+
     Shows a tqdm bar when tqdm is installed and ``progress`` is set, plain log
     lines otherwise. Returns the history: ``step``, ``loss``, ``lr``,
     ``tokens_per_s``, ``time`` per step and ``eval_step``/``eval_loss``.
@@ -126,6 +132,8 @@ def fit(model, optimizer, batches, steps: Optional[int] = None, grad_clip: Optio
     if checkpoint_every is not None and checkpoint is None:
         raise ValueError("checkpoint_every: given without a checkpoint path")
     _check_distributed(distributed, model)
+    bf16 = _canonical(precision, "fit: precision") == "bfloat16"
+    cast = (lambda: autocast("bfloat16")) if bf16 else contextlib.nullcontext
     main_rank = distributed is None or distributed.rank == 0
     ranks = 1 if distributed is None else int(distributed.world_size)
     guard = contextlib.nullcontext if distributed is None else (
@@ -156,11 +164,12 @@ def fit(model, optimizer, batches, steps: Optional[int] = None, grad_clip: Optio
                         break
                     got += 1
                     batch = batch if isinstance(batch, (tuple, list)) else (batch,)
-                    loss = float(model.loss(*batch))
-                    if not math.isfinite(loss):
-                        finite = False
-                        break
-                    model.backward()
+                    with cast():
+                        loss = float(model.loss(*batch))
+                        if not math.isfinite(loss):
+                            finite = False
+                            break
+                        model.backward()
                     loss_sum += loss
                     tokens += _tokens_in(batch)
                 loss = loss_sum / got if got and finite else 0.0
@@ -204,7 +213,8 @@ def fit(model, optimizer, batches, steps: Optional[int] = None, grad_clip: Optio
                 history["time"].append(time.perf_counter() - start)
                 if eval_batches is not None and (step + 1) % eval_every == 0:
                     model.eval()
-                    ev = evaluate(model, eval_batches)
+                    with cast():
+                        ev = evaluate(model, eval_batches)
                     if distributed is not None:
                         ev = float(distributed.allreduce_sum([ev])[0]) / ranks
                     history["eval_step"].append(step)

@@ -136,6 +136,7 @@ Tensor BERT::head_forward(const Tensor& h) {
   mlm_y_ = mlm_.forward(h);  // [B, T, H]
   logits_ = Tensor::empty({B_, T_, V});
   weight_linear(logits_.data(), mlm_y_.data(), word_embeddings_.weight(), mlm_.bias().value.data(), N);
+  head_dtype_ = autocast_dtype();
   have_head_ = true;
   return logits_;
 }
@@ -189,7 +190,7 @@ void BERT::backward_logits(const Tensor& dlogits) {
   const int64_t N = B_ * T_, H = cfg_.hidden_size, V = cfg_.vocab_size;
   Tensor dy = Tensor::zeros({B_, T_, H});
   linear_backward(dy.data(), word_embeddings_.weight().grad_data(), mlm_.bias().grad_data(), dlogits.data(),
-                  mlm_y_.data(), word_embeddings_.weight().value.data(), N, H, V);
+                  mlm_y_.data(), word_embeddings_.weight().value.data(), N, H, V, head_dtype_);
   backward_hidden(mlm_.backward(dy));
 }
 

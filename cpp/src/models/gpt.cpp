@@ -118,6 +118,7 @@ Tensor GPT::forward(const int64_t* idx, int64_t B, int64_t T, const std::vector<
   logits_ = Tensor::empty({B, T, cfg_.vocab_size});
   weight_linear(logits_.data(), xf.data(), wte_.weight(), nullptr, B * T);
   xf_ = saves_activations() ? xf : Tensor();
+  head_dtype_ = autocast_dtype();
   B_ = B;
   T_ = T;
   return logits_;
@@ -131,7 +132,7 @@ void GPT::backward_logits(const Tensor& dlogits) {
   const int64_t C = cfg_.n_embd, V = cfg_.vocab_size, N = B_ * T_;
   Tensor dxf = Tensor::zeros({B_, T_, C});
   linear_backward(dxf.data(), wte_.weight().grad_data(), nullptr, dlogits.data(), xf_.data(),
-                  wte_.weight().value.data(), N, C, V);
+                  wte_.weight().value.data(), N, C, V, head_dtype_);
   Tensor d = ln_f_.backward(dxf);
   for (auto it = h_.rbegin(); it != h_.rend(); ++it) d = (*it)->backward(d);
   d = drop_.backward(d);

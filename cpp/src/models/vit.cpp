@@ -73,6 +73,7 @@ Tensor ViT::forward(const float* images, int64_t B, int64_t C, int64_t Hi, int64
   patches_forward(patches_.data(), images, B, C, Hi, Wi, P);
   Tensor emb = Tensor::empty({B, Np, H});
   weight_linear(emb.data(), patches_.data(), projection_.weight(), projection_.bias()->value.data(), B * Np);
+  proj_dtype_ = autocast_dtype();
   // x[b, 0] = cls + pos[0]; x[b, 1+n] = emb[b, n] + pos[1+n]                  [B, 1+Np, H]
   Tensor x = Tensor::empty({B, Tt, H});
   const float* cls = cls_token_->value.data();
@@ -139,7 +140,7 @@ void ViT::backward_logits(const Tensor& dlogits) {
   for (int64_t b = 0; b < B; ++b)
     std::copy(d + (b * Tt + 1) * H, d + (b + 1) * Tt * H, demb.data() + b * Np * H);
   linear_backward(nullptr, projection_.weight().grad_data(), projection_.bias()->grad_data(), demb.data(),
-                  patches_.data(), projection_.weight().value.data(), B * Np, K, H);
+                  patches_.data(), projection_.weight().value.data(), B * Np, K, H, proj_dtype_);
 }
 
 }  // namespace cpuformer

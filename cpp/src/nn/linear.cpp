@@ -24,6 +24,11 @@ void weight_linear(float* out, const float* x, const Parameter& w, const float* 
     packed_linear_forward(out, rows, x, I, *w.packed, bias, N, act, row0, row0 + rows);
     return;
   }
+  if (autocast_dtype() == DType::BFloat16) {
+    linear_forward(out, x, w.value.data() + row0 * I, bias ? bias + row0 : nullptr, N, I, rows, act,
+                   DType::BFloat16);
+    return;
+  }
   // Inference with enough rows for the packed GEMM (ops/gemm.cpp's rule) and
   // few enough that re-packing the weight is a noticeable share of the call:
   // the weight's pre-packed copy, built once, saves re-packing it per call.
@@ -76,6 +81,7 @@ Tensor Linear::forward(const Tensor& x) {
   const int64_t N = x.numel() / in_;
   weight_linear(y.data(), x.data(), *weight_, bias_ ? bias_->value.data() : nullptr, N);
   x_ = saves_activations() ? x : Tensor();
+  dtype_ = autocast_dtype();
   return y;
 }
 
@@ -87,7 +93,7 @@ Tensor Linear::backward(const Tensor& dout) {
   Tensor dx = Tensor::zeros(x_.shape());
   const int64_t N = x_.numel() / in_;
   linear_backward(dx.data(), weight_->grad_data(), bias_ ? bias_->grad_data() : nullptr, dout.data(), x_.data(),
-                  weight_->value.data(), N, in_, out_);
+                  weight_->value.data(), N, in_, out_, dtype_);
   return dx;
 }
 

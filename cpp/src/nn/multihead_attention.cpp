@@ -10,6 +10,7 @@
 #include "cpuformer/ops/gemm.hpp"
 #include "cpuformer/ops/linear.hpp"
 #include "cpuformer/ops/linear_attention.hpp"
+#include "cpuformer/ops/packed_weight.hpp"
 #include "cpuformer/runtime/rng.hpp"
 
 namespace cpuformer {
@@ -158,9 +159,20 @@ Tensor MultiheadAttention::forward(const Tensor& query, const Tensor& key, const
       weight_linear(proj_[r].data(), in[r]->data(), *in_proj_weight_, bias, B * T, Activation::None, r * E_, E_);
     }
   }
+  dtype_ = autocast_dtype();
   Tensor attn = Tensor::empty({B, L, E_});
   Tensor lse = Tensor::empty({B * H_ * L});
   saved_ = make_params();
+  // bf16 score and value products (softmax attention only; Performer and
+  // Linformer stay float32): q, k and v are their rounded operands, as the
+  // bf16 output of a projection under torch's autocast.
+  const bool bf16_attention = dtype_ == DType::BFloat16 && (variant_.kind == AttentionKind::Full ||
+                                                            variant_.kind == AttentionKind::SlidingWindow);
+  if (bf16_attention) {
+    for (auto& t : proj_)
+      if (t.defined()) round_bf16_inplace(t.data(), t.numel());
+    saved_.bf16 = true;
+  }
   if (variant_.kind == AttentionKind::SlidingWindow) {
     saved_.window = variant_.window;
     saved_.num_global = std::min(variant_.num_global, L);
@@ -200,7 +212,14 @@ std::array<Tensor, 3> MultiheadAttention::attention_grads(const Tensor& dattn) {
     variant_grads(dattn, dv);
     return d;
   }
-  attention_backward(dv[0], dv[1], dv[2], {dattn.data(), L_ * E_, D_, E_}, proj_view(0), proj_view(1), proj_view(2),
+  Tensor rounded;
+  const float* g = dattn.data();
+  if (saved_.bf16) {  // dO is an operand of the bf16 products dP = dO·Vᵀ and dV = Pᵀ·dO
+    rounded = dattn.clone();
+    round_bf16_inplace(rounded.data(), rounded.numel());
+    g = rounded.data();
+  }
+  attention_backward(dv[0], dv[1], dv[2], {g, L_ * E_, D_, E_}, proj_view(0), proj_view(1), proj_view(2),
                      {attn_.data(), L_ * E_, D_, E_}, lse_.data(), saved_);
   return d;
 }
@@ -218,12 +237,16 @@ std::array<Tensor, 3> MultiheadAttention::backward(const Tensor& dout) {
   std::array<Tensor, 3> dinp;
   if (packed_) {
     const int64_t N = B_ * L_;
-    linear_backward(nullptr, dW, db, dproj[0].data(), query_.data(), W, N, E_, 3 * E_);
+    linear_backward(nullptr, dW, db, dproj[0].data(), query_.data(), W, N, E_, 3 * E_, dtype_);
     for (int r = 0; r < 3; ++r) {
       dinp[r] = Tensor::empty({B_, L_, E_});
       // dx_r [N,E] = dqkv[:, rE:(r+1)E] · W_r
-      gemm(false, false, N, E_, E_, 1.0f, dproj[0].data() + r * E_, 3 * E_, W + r * E_ * E_, E_, 0.0f,
-           dinp[r].data(), E_);
+      if (dtype_ == DType::BFloat16)
+        gemm_bf16(false, false, N, E_, E_, 1.0f, dproj[0].data() + r * E_, 3 * E_, W + r * E_ * E_, E_, 0.0f,
+                  dinp[r].data(), E_);
+      else
+        gemm(false, false, N, E_, E_, 1.0f, dproj[0].data() + r * E_, 3 * E_, W + r * E_ * E_, E_, 0.0f,
+             dinp[r].data(), E_);
     }
   } else {
     const Tensor* in[3] = {&query_, &key_, &value_};
@@ -231,7 +254,7 @@ std::array<Tensor, 3> MultiheadAttention::backward(const Tensor& dout) {
       const int64_t T = r == 0 ? L_ : S_;
       dinp[r] = Tensor::zeros(in[r]->shape());
       linear_backward(dinp[r].data(), dW + r * E_ * E_, db ? db + r * E_ : nullptr, dproj[r].data(), in[r]->data(),
-                      W + r * E_ * E_, B_ * T, E_, E_);
+                      W + r * E_ * E_, B_ * T, E_, E_, dtype_);
     }
   }
   return dinp;
@@ -255,7 +278,7 @@ Tensor MultiheadAttention::backward_self(const Tensor& dout) {
   const std::array<Tensor, 3> dproj = attention_grads(dattn);
   Tensor dx = Tensor::zeros({B_, L_, E_});
   linear_backward(dx.data(), in_proj_weight_->grad_data(), in_proj_bias_ ? in_proj_bias_->grad_data() : nullptr,
-                  dproj[0].data(), query_.data(), in_proj_weight_->value.data(), B_ * L_, E_, 3 * E_);
+                  dproj[0].data(), query_.data(), in_proj_weight_->value.data(), B_ * L_, E_, 3 * E_, dtype_);
   return dx;
 }
 

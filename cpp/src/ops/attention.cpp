@@ -157,6 +157,21 @@ Rows padded_rows(StridedBHT<const float> x, int64_t b, int64_t h, int64_t t0, in
   return {buf, lenp};
 }
 
+// bf16 products (AttentionParams::bf16): rows x cols of a block (leading
+// dimension ld) rounded to bfloat16, nearest even.
+void round_block(float* x, int rows, int cols, int64_t ld) {
+  for (int r = 0; r < rows; ++r) {
+    float* row = x + r * ld;
+    for (int c = 0; c < cols; ++c) {
+      uint32_t u;
+      std::memcpy(&u, row + c, 4);
+      if ((u & 0x7FFFFFFFu) > 0x7F800000u) continue;  // NaN stays NaN
+      u = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+      std::memcpy(row + c, &u, 4);
+    }
+  }
+}
+
 // A window wider than the problem is no band at all; clamping keeps the band
 // arithmetic far from overflow.
 AttentionParams clamped(const AttentionParams& p) {
@@ -359,6 +374,7 @@ void forward_query_block(const Problem& pr, StridedBHT<float> out, float* lse, i
       for (int j = 0; j < nk; ++j)
         for (int c = 0; c < nq; ++c) s.st[j * kBQ + c] *= pr.drop(bh, i0 + c, j0 + j);
     }
+    if (p.bf16) round_block(s.st, nk, nqp, kBQ);
     // acc[c] += Σ_j p[c][j] v_j
     const Rows vr = padded_rows(pr.v, b, h, j0, nk, p.Dv, pr.Dvp, s.vpad);
     block_gemm(nq, static_cast<int>(pr.Dvp), nk, s.st, 1, kBQ, vr.p, vr.ld, s.acc, pr.Dvp, true);
@@ -460,6 +476,11 @@ void backward_key_block(const Problem& pr, const Grads& g, int64_t b, int64_t h,
       }
       pd = s.pd;
     }
+    if (p.bf16) {  // the dV product's operand; dS below uses P in float32
+      if (pd == s.sb) std::memcpy(s.pd, s.sb, static_cast<size_t>(nq) * kBK * sizeof(float));
+      round_block(s.pd, nq, nkp, kBK);
+      pd = s.pd;
+    }
     // dV_j += Σ_i (p∘drop)_ij dO_i
     if (want_dv) {
       const Rows dor = padded_rows(g.dout, b, h, i0, nq, p.Dv, pr.Dvp, s.dopad);
@@ -478,6 +499,7 @@ void backward_key_block(const Problem& pr, const Grads& g, int64_t b, int64_t h,
         store(dp + c, ei::pmul(ei::pmul(load(pr_row + c), ei::psub(x, di)), sc));
       }
     }
+    if (p.bf16) round_block(s.dp, nq, nkp, kBK);
     // dQ_i += Σ_j dS_ij k_j ;  dK_j += Σ_i dS_ij q_i
     if (dq_head)
       block_gemm(nq, static_cast<int>(pr.Dp), nk, s.dp, kBK, 1, kr.p, kr.ld, dq_head + i0 * pr.Dp, pr.Dp, true);
@@ -562,6 +584,7 @@ void backward_query_block(const Problem& pr, const Grads& g, int64_t b, int64_t 
         store(dp + c, ei::pmul(ei::pmul(pv, ei::psub(x, load(s.dsum + c))), sc));
       }
     }
+    if (p.bf16) round_block(s.dpt, nk, nqp, kBQ);
     const Rows kr = padded_rows(pr.k, b, h, j0, nk, p.D, pr.Dp, s.kpad);
     block_gemm(nq, static_cast<int>(pr.Dp), nk, s.dpt, 1, kBQ, kr.p, kr.ld, s.dq, pr.Dp, true);
   }

@@ -10,7 +10,8 @@
 namespace cpuformer {
 namespace detail {
 
-// out[m, j - o0] = act(x[m, :] · W[j, :] + bias[j]) for m < M, o0 <= j < o1.
+// out[m, j - o0] = act(alpha · x[m, :] · W[j, :] + beta · out[m, j - o0] + bias[j])
+// for m < M, o0 <= j < o1 (beta == 0: out is only written).
 struct LowpGemm {
   const uint8_t* b;       // the packed panels (ops/packed_weight.hpp)
   const float* wscale;    // int8: [rows of W]
@@ -18,14 +19,16 @@ struct LowpGemm {
   int64_t groups;         // 4-byte groups with data per row of W (padded cols / g)
   int64_t pgroups;        // groups per panel (a multiple of 16); also the activation row length / 4
   int64_t cols;           // K, the real column count of W
-  const float* x;         // [M, ldx]
+  const float* x;         // [M, ldx], or with xt (bf16 only) stored transposed: x[m, k] at x[k * ldx + m]
   int64_t ldx;
+  bool xt = false;
   int64_t M;
   int64_t o0, o1;
   float* out;             // [M, ldo]
   int64_t ldo;
   const float* bias;      // indexed by row of W, or null
   Activation act;
+  float alpha = 1.0f, beta = 0.0f;  // bf16 only (int8 keeps 1 and 0)
   uint8_t* abuf;          // scratch, round_up(M, 32) rows of pgroups * 4 bytes, 64-byte aligned: the
                           // rounded activations (rows past M zeroed by kernels that read them)
   float* ascale;          // scratch, M floats: int8 row scales

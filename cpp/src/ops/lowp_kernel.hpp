@@ -487,10 +487,40 @@ int64_t act_row_bytes(const LowpGemm& c) {
   return c.pgroups * kGroupBytes * (P::kStaged ? 2 : 1);  // staged: float32 instead of bf16
 }
 
+// Rows [m0, m1) of a transposed x (bf16), rounded into abuf: blocks of rows,
+// so each block's output lines stay in L1 while the columns of x stream.
+template <class P>
+void prepare_transposed(const LowpGemm& c, int64_t m0, int64_t m1) {
+  const int64_t lda = act_row_bytes<P>(c), Kp = c.pgroups * 2;
+  constexpr int64_t kRows = 64;
+  for (int64_t mb = m0; mb < m1; mb += kRows) {
+    const int64_t me = imin(m1, mb + kRows);
+    for (int64_t k = 0; k < c.cols; ++k) {
+      const float* src = c.x + k * c.ldx;
+      for (int64_t m = mb; m < me; ++m) {
+        if constexpr (P::kStaged)
+          reinterpret_cast<float*>(c.abuf + m * lda)[k] = from_bf16(to_bf16(src[m]));
+        else
+          reinterpret_cast<uint16_t*>(c.abuf + m * lda)[k] = to_bf16(src[m]);
+      }
+    }
+    for (int64_t m = mb; m < me; ++m)
+      for (int64_t k = c.cols; k < Kp; ++k) {
+        if constexpr (P::kStaged)
+          reinterpret_cast<float*>(c.abuf + m * lda)[k] = 0.0f;
+        else
+          reinterpret_cast<uint16_t*>(c.abuf + m * lda)[k] = 0;
+      }
+  }
+}
+
 template <class P>
 void prepare(const LowpGemm& c, int64_t m0, int64_t m1) {
   const int64_t lda = act_row_bytes<P>(c);
-  for (int64_t m = m0; m < m1; ++m) {
+  if constexpr (!P::kInt8) {
+    if (c.xt) prepare_transposed<P>(c, m0, m1);
+  }
+  for (int64_t m = m0; m < m1 && !c.xt; ++m) {
     if constexpr (P::kInt8) {
       prep_int8<P::kUnsignedA>(c.x + m * c.ldx, c.cols, c.pgroups, c.abuf + m * lda, c.ascale + m);
     } else if constexpr (P::kStaged) {
@@ -536,6 +566,10 @@ void epilogue(const LowpGemm& c, const typename P::Acc* acc, int R, int64_t m, i
         const int32_t s = P::kUnsignedA ? in[j] - comp[j] : in[j];
         y[j] = static_cast<float>(s) * (sa * ws[j]);
       }
+    } else if (c.beta != 0.0f) {
+      for (int64_t j = 0; j < n; ++j) y[j] = c.alpha * in[j] + c.beta * y[j];
+    } else if (c.alpha != 1.0f) {
+      for (int64_t j = 0; j < n; ++j) y[j] = c.alpha * in[j];
     } else {
       for (int64_t j = 0; j < n; ++j) y[j] = in[j];
     }

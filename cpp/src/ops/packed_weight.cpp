@@ -109,24 +109,6 @@ void finish_int8(PackedWeight& w) {
 
 }  // namespace
 
-const char* dtype_name(DType dtype) {
-  switch (dtype) {
-    case DType::BFloat16:
-      return "bfloat16";
-    case DType::Int8:
-      return "int8";
-    default:
-      return "float32";
-  }
-}
-
-DType parse_dtype(const std::string& name, const char* what) {
-  if (name == "float32" || name == "fp32") return DType::Float32;
-  if (name == "bfloat16" || name == "bf16") return DType::BFloat16;
-  if (name == "int8") return DType::Int8;
-  throw ValueError(str_cat(what, ": expected \"float32\", \"bfloat16\" or \"int8\", got ", quote_for_message(name)));
-}
-
 int64_t PackedWeight::nbytes() const {
   return (data ? bytes() : 0) + static_cast<int64_t>(scale.size() * sizeof(float) + comp.size() * sizeof(int32_t));
 }

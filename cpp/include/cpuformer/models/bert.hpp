@@ -116,6 +116,7 @@ class BERT : public Module {
   int64_t B_ = 0, T_ = 0;
   bool have_forward_ = false, have_head_ = false, have_loss_ = false, have_pooled_ = false;
   Tensor mlm_y_;   // head transform output [B, T, H]
+  DType head_dtype_ = DType::Float32;  // autocast precision of the last head forward
   Tensor logits_;  // [B, T, V]
   Tensor pooled_;  // [B, H]
   std::vector<int64_t> labels_;

@@ -83,6 +83,7 @@ class GPT : public Module {
   // Saved by forward / loss.
   int64_t B_ = 0, T_ = 0;
   Tensor xf_;      // ln_f output [B, T, C]
+  DType head_dtype_ = DType::Float32;  // autocast precision of the last forward's LM head
   Tensor logits_;  // [B, T, V]
   std::vector<int64_t> targets_;
   bool have_loss_ = false;

@@ -70,6 +70,7 @@ class ViT : public Module {
   // Saved by forward / loss.
   int64_t B_ = 0;
   Tensor patches_;  // [B, Np, K]
+  DType proj_dtype_ = DType::Float32;  // autocast precision of the last patch projection
   Tensor logits_;   // [B, num_classes]
   std::vector<int64_t> labels_;
   bool have_forward_ = false, have_loss_ = false;

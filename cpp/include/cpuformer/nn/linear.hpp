@@ -1,6 +1,7 @@
 // Linear ~ torch.nn.Linear: y = x Wᵀ + b, weight [out_features, in_features].
 #pragma once
 #include "cpuformer/nn/module.hpp"
+#include "cpuformer/runtime/autocast.hpp"
 
 namespace cpuformer {
 
@@ -27,6 +28,7 @@ class Linear : public Module {
   Parameter* weight_;
   Parameter* bias_ = nullptr;
   Tensor x_;
+  DType dtype_ = DType::Float32;  // autocast precision of the last forward (its backward uses the same)
 };
 
 // Shape checks shared by modules: the last dim of `t` must be `size`.
@@ -36,7 +38,8 @@ void check_last_dim(const Tensor& t, int64_t size, const char* what);
 // precision its module holds it (float32 values, or the packed bfloat16 /
 // int8 form): every module reaches its weight matrices through these.
 // out[N, rows] = act(x[N, I] · W[row0 : row0 + rows]ᵀ + bias[row0 : row0 + rows]);
-// bias is the full bias [O] (or null); rows = -1: O - row0.
+// bias is the full bias [O] (or null); rows = -1: O - row0. Float32 weights
+// multiply in the autocast precision of this thread (runtime/autocast.hpp).
 void weight_linear(float* out, const float* x, const Parameter& w, const float* bias, int64_t N,
                    Activation act = Activation::None, int64_t row0 = 0, int64_t rows = -1);
 // out[n, :] = W[ids[n], :] for n < N (an embedding lookup); IndexError for

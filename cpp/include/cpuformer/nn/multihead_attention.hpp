@@ -136,6 +136,7 @@ class MultiheadAttention : public Module {
   AttentionMask mask_;          // copy of the caller's mask (backward needs it)
   Tensor combined_mask_;        // attn_mask + additive key padding, when the latter is given
   AttentionParams saved_{};
+  DType dtype_ = DType::Float32;  // autocast precision of the last forward
 
   AttentionVariant variant_;
   Tensor features_;                  // Performer W [num_features, D]

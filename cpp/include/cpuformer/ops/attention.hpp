@@ -49,6 +49,13 @@ struct AttentionParams {
   // columns. window = -1: no band. See ops/sparse_attention.hpp.
   int64_t window = -1;
   int64_t num_global = 0;
+  // bf16 products (autocast, runtime/autocast.hpp): the probabilities (after
+  // dropout) are rounded to bfloat16 before the value product, and in
+  // backward P and dS before the products they enter; q, k, v (and dout)
+  // are taken as given: the caller passes bf16-representable values
+  // (ops/packed_weight.hpp: round_bf16_inplace). Products accumulate in
+  // float32; the softmax statistics (max, sum, lse, D_i) stay float32.
+  bool bf16 = false;
 };
 
 // out [B,H,L,Dv] (strided), lse [B*H*L] contiguous (index (b*H + h)*L + i).

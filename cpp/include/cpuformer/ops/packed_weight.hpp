@@ -33,16 +33,9 @@
 #include <vector>
 
 #include "cpuformer/ops/activations.hpp"
+#include "cpuformer/runtime/dtype.hpp"
 
 namespace cpuformer {
-
-// The precision a module holds its weight matrices in.
-enum class DType { Float32 = 0, BFloat16 = 1, Int8 = 2 };
-// "float32", "bfloat16", "int8".
-const char* dtype_name(DType dtype);
-// The inverse of dtype_name (also "fp32", "bf16"); ValueError naming the
-// allowed values otherwise. `what` starts the message ("dtype").
-DType parse_dtype(const std::string& name, const char* what = "dtype");
 
 constexpr int64_t kPanelRows = 32;
 // int8 rows are limited so the int32 accumulators cannot overflow
@@ -117,5 +110,7 @@ void quantize_rows_int8(const float* x, int64_t N, int64_t cols, int8_t* q, floa
 // float32 -> bfloat16 bits, round to nearest even (NaN stays a quiet NaN).
 uint16_t float_to_bf16(float x);
 float bf16_to_float(uint16_t b);
+// x[i] = bf16_to_float(float_to_bf16(x[i])) for i < n.
+void round_bf16_inplace(float* x, int64_t n);
 
 }  // namespace cpuformer

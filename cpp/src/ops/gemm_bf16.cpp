@@ -1,0 +1,155 @@
+// The bfloat16 general product (ops/gemm.hpp: gemm_bf16) on the low-precision
+// kernels of ops/packed_weight.hpp: op(B) is packed per call into the same
+// bf16 panels a quantized weight uses (the panels' rows are the columns of
+// C), op(A) is rounded by the kernel as it would round activations, and the
+// kernel's epilogue applies alpha, beta, the bias and the activation. One
+// kernel choice serves both (runtime/cpu.hpp: bf16_kernel()).
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <new>
+
+#include "cpuformer/error.hpp"
+#include "cpuformer/ops/gemm.hpp"
+#include "cpuformer/ops/packed_weight.hpp"
+#include "cpuformer/runtime/threads.hpp"
+#include "lowp.hpp"
+#include "lowp_kernel.hpp"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace cpuformer {
+namespace {
+
+using detail::lowp::kPanel;
+using detail::lowp::kPanelGroup;
+using detail::lowp::to_bf16;
+
+// Grow-only 64-byte aligned buffer, one per thread and role.
+struct Scratch {
+  std::unique_ptr<uint8_t, void (*)(void*)> p{nullptr, std::free};
+  int64_t capacity = 0;
+  uint8_t* get(int64_t n) {
+    if (n > capacity) {
+      p.reset();
+      const size_t bytes = static_cast<size_t>((n + 63) / 64 * 64);
+      void* q = std::aligned_alloc(64, bytes);
+      if (!q) throw std::bad_alloc();
+      p.reset(static_cast<uint8_t*>(q));
+      capacity = n;
+    }
+    return p.get();
+  }
+};
+thread_local Scratch tl_panels, tl_act;
+
+int team_size() {
+#ifdef _OPENMP
+  if (!omp_in_parallel()) return omp_get_max_threads();
+#endif
+  return 1;
+}
+
+// op(B)ᵀ [N, K] as bf16 panels (ops/packed_weight.hpp's layout, pgroups
+// groups per panel): element (n, k) is B[n * ldb + k] when B is stored
+// [N, K] (trans_b), B[k * ldb + n] when stored [K, N]. Padding is zero.
+void pack_panels(uint8_t* dst, bool trans_b, const float* B, int64_t ldb, int64_t N, int64_t K, int64_t pgroups,
+                 int nthreads) {
+  const int64_t panels = (N + kPanel - 1) / kPanel, panel_bytes = pgroups * kPanelGroup;
+  const bool parallel = nthreads > 1 && N * K >= kParallelMinWork;
+#pragma omp parallel for schedule(static) num_threads(nthreads) if (parallel)
+  for (int64_t p = 0; p < panels; ++p) {
+    uint16_t* out = reinterpret_cast<uint16_t*>(dst + p * panel_bytes);
+    const int64_t n0 = p * kPanel, nr = N - n0 < kPanel ? N - n0 : kPanel;
+    std::memset(out, 0, static_cast<size_t>(panel_bytes));
+    if (trans_b) {  // rows of op(B)ᵀ are rows of B: each row's pairs go 32 lanes apart
+      for (int64_t r = 0; r < nr; ++r) {
+        const float* src = B + (n0 + r) * ldb;
+        uint16_t* o = out + 2 * r;
+        for (int64_t k = 0; k < K; ++k) o[(k >> 1) * 2 * kPanel + (k & 1)] = to_bf16(src[k]);
+      }
+    } else {  // rows k and k + 1 of B give one group: 32 contiguous values each
+      for (int64_t g = 0; 2 * g < K; ++g) {
+        const float* s0 = B + 2 * g * ldb + n0;
+        const float* s1 = 2 * g + 1 < K ? s0 + ldb : nullptr;
+        uint16_t* o = out + g * 2 * kPanel;
+        for (int64_t r = 0; r < nr; ++r) {
+          o[2 * r] = to_bf16(s0[r]);
+          o[2 * r + 1] = s1 ? to_bf16(s1[r]) : 0;
+        }
+      }
+    }
+  }
+}
+
+// Rows of op(A) per kernel call: the rounded activations of one call stay
+// near 4 MB (the panels of op(B) are packed once and shared by every call).
+int64_t rows_per_call(int64_t M, int64_t pgroups, int nthreads) {
+  const int64_t row_bytes = pgroups * 8;  // lowp_activation_bytes per row
+  int64_t rows = (int64_t(4) << 20) / row_bytes;
+  const int64_t min_rows = int64_t(64) * nthreads;  // two 32-row tiles per thread
+  if (rows < min_rows) rows = min_rows;
+  rows = (rows + 31) / 32 * 32;
+  return rows < M ? rows : M;
+}
+
+}  // namespace
+
+void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+               const float* B, int64_t ldb, float beta, float* C, int64_t ldc, const float* bias, Activation act) {
+  CF_CHECK_VALUE(M >= 0 && N >= 0 && K >= 0, "gemm_bf16: expected sizes >= 0, got M=", M, " N=", N, " K=", K);
+  if (M == 0 || N == 0) return;
+  if (K == 0) {  // no products: C = act(beta · C + bias)
+    for (int64_t m = 0; m < M; ++m) {
+      float* row = C + m * ldc;
+      for (int64_t n = 0; n < N; ++n) row[n] = (beta == 0.0f ? 0.0f : beta * row[n]) + (bias ? bias[n] : 0.0f);
+      activation_inplace(row, N, act);
+    }
+    return;
+  }
+  const int nthreads = team_size();
+  const int64_t groups = (K + 1) / 2, pgroups = (groups + 15) / 16 * 16;
+  const int64_t panels = (N + kPanel - 1) / kPanel;
+  uint8_t* panel_data = tl_panels.get(panels * pgroups * kPanelGroup);
+  pack_panels(panel_data, trans_b, B, ldb, N, K, pgroups, nthreads);
+
+  const int64_t chunk = rows_per_call(M, pgroups, nthreads);
+  const int64_t abytes = detail::lowp_activation_bytes(chunk, pgroups);
+  const int64_t stage = detail::lowp_stage_floats(pgroups) * nthreads;  // the staged (AVX2, scalar) kernels
+  uint8_t* scratch = tl_act.get(abytes + stage * static_cast<int64_t>(sizeof(float)));
+  const detail::LowpEntry entry = detail::lowp_entry(static_cast<int>(DType::BFloat16));
+  for (int64_t m0 = 0; m0 < M; m0 += chunk) {
+    const int64_t rows = M - m0 < chunk ? M - m0 : chunk;
+    detail::LowpGemm g;
+    g.b = panel_data;
+    g.wscale = nullptr;
+    g.comp = nullptr;
+    g.groups = groups;
+    g.pgroups = pgroups;
+    g.cols = K;
+    g.x = trans_a ? A + m0 : A + m0 * lda;
+    g.ldx = lda;
+    g.xt = trans_a;
+    g.M = rows;
+    g.o0 = 0;
+    g.o1 = N;
+    g.out = C + m0 * ldc;
+    g.ldo = ldc;
+    g.bias = bias;
+    g.act = act;
+    g.alpha = alpha;
+    g.beta = beta;
+    g.abuf = scratch;
+    g.ascale = nullptr;
+    g.stage = reinterpret_cast<float*>(scratch + abytes);
+    entry(g, nthreads);
+  }
+}
+
+void round_bf16_inplace(float* x, int64_t n) {
+#pragma omp parallel for schedule(static) if (n >= kParallelMinWork)
+  for (int64_t i = 0; i < n; ++i) x[i] = detail::lowp::from_bf16(to_bf16(x[i]));
+}
+
+}  // namespace cpuformer
