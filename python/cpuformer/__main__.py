@@ -43,6 +43,8 @@ def main(argv=None) -> int:
     demo.add_argument("--steps", type=int, default=None, help="training steps (default: task-specific)")
     demo.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
     demo.add_argument("--out", default=None, help="checkpoint path to write")
+    demo.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
+                      help="training precision (gpt task; bf16: cpuformer.autocast, float32 master weights)")
     sub.add_parser("info", help="print build information")
     sub.add_parser("bench", help="benchmark against PyTorch (see `python -m cpuformer bench --help`)")
     args = parser.parse_args(argv)

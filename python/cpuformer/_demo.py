@@ -53,10 +53,12 @@ def batch_stream(data: np.ndarray, batch: int, block: int, seed: int):
         yield x, y
 
 
-def run_gpt_demo(args) -> int:
+def train_char_gpt(steps: int = 600, precision: str = "fp32", progress: bool = True, verbose: bool = False):
+    """The demo's training run: a 4-layer character GPT on standard-library
+    source, AdamW with warmup and cosine decay, batch 16 x 64, seed 0.
+    Returns (model, tokenizer, history)."""
     import cpuformer as cf
 
-    steps = args.steps if args.steps is not None else 600
     text = load_corpus()
     tok = CharTokenizer(text)
     data = tok.encode(text)
@@ -64,17 +66,26 @@ def run_gpt_demo(args) -> int:
     cf.manual_seed(0)
     cfg = cf.GPTConfig(vocab_size=tok.vocab_size, block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0)
     model = cf.GPT(cfg)
-    print(f"corpus: {len(text):,} characters of standard-library source, vocabulary {tok.vocab_size}")
-    print(f"model: GPT with {model.num_parameters():,} parameters "
-          f"({cfg.n_layer} layers, {cfg.n_head} heads, width {cfg.n_embd}, context {cfg.block_size})")
+    if verbose:
+        print(f"corpus: {len(text):,} characters of standard-library source, vocabulary {tok.vocab_size}")
+        print(f"model: GPT with {model.num_parameters():,} parameters "
+              f"({cfg.n_layer} layers, {cfg.n_head} heads, width {cfg.n_embd}, context {cfg.block_size}), "
+              f"precision {precision}")
     opt = cf.optim.AdamW(model, lr=2e-3, weight_decay=0.01, no_decay=("bias", "norm", "ln_f", "wpe"))
     schedule = cf.optim.WarmupCosine(2e-3, warmup_steps=min(50, steps // 10), total_steps=max(1, steps),
                                      min_lr=2e-4)
     eval_data = data[split:]
     eval_batches = lambda: (b for _, b in zip(range(4), batch_stream(eval_data, 16, cfg.block_size, 1)))  # noqa: E731
-    t0 = time.perf_counter()
     hist = cf.fit(model, opt, batch_stream(data[:split], 16, cfg.block_size, 0), steps=steps, grad_clip=1.0,
-                  schedule=schedule, eval_batches=eval_batches if steps else None, progress=True)
+                  schedule=schedule, eval_batches=eval_batches if steps else None, progress=progress,
+                  precision=precision)
+    return model, tok, hist
+
+
+def run_gpt_demo(args) -> int:
+    steps = args.steps if args.steps is not None else 600
+    t0 = time.perf_counter()
+    model, tok, hist = train_char_gpt(steps, getattr(args, "precision", "fp32"), progress=True, verbose=True)
     elapsed = time.perf_counter() - t0
     if hist["loss"]:
         print(f"trained {steps} steps in {elapsed:.1f}s: loss {hist['loss'][0]:.3f} -> {np.mean(hist['loss'][-10:]):.3f}"
