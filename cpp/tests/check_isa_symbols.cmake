@@ -19,7 +19,7 @@ foreach(_obj IN LISTS OBJECTS)
     # Code symbols: T (global), W/w (weak), i (ifunc), u (unique global).
     if(_line MATCHES "^[0-9a-fA-F]+ [TWwiu] (.*)$")
       set(_name "${CMAKE_MATCH_1}")
-      if(NOT _name MATCHES "^cpuformer::detail::(packed_gemm|packed_gemm_prepacked|prepack_weight|gemv_nt|fma_chains|lowp_int8|lowp_bf16|lowp_int8_peak|lowp_bf16_peak)_(avx2|avx512|amx)\\(")
+      if(NOT _name MATCHES "^cpuformer::detail::(packed_gemm|packed_gemm_prepacked|prepack_weight|gemv_nt|fma_chains|lowp_int8|lowp_bf16|lowp_bf16_pack|lowp_int8_peak|lowp_bf16_peak)_(avx2|avx512|amx)\\(")
         message(SEND_ERROR "${_obj}: shared code symbol ${_name}")
       endif()
     endif()

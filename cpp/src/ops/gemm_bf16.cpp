@@ -51,38 +51,6 @@ int team_size() {
   return 1;
 }
 
-// op(B)ᵀ [N, K] as bf16 panels (ops/packed_weight.hpp's layout, pgroups
-// groups per panel): element (n, k) is B[n * ldb + k] when B is stored
-// [N, K] (trans_b), B[k * ldb + n] when stored [K, N]. Padding is zero.
-void pack_panels(uint8_t* dst, bool trans_b, const float* B, int64_t ldb, int64_t N, int64_t K, int64_t pgroups,
-                 int nthreads) {
-  const int64_t panels = (N + kPanel - 1) / kPanel, panel_bytes = pgroups * kPanelGroup;
-  const bool parallel = nthreads > 1 && N * K >= kParallelMinWork;
-#pragma omp parallel for schedule(static) num_threads(nthreads) if (parallel)
-  for (int64_t p = 0; p < panels; ++p) {
-    uint16_t* out = reinterpret_cast<uint16_t*>(dst + p * panel_bytes);
-    const int64_t n0 = p * kPanel, nr = N - n0 < kPanel ? N - n0 : kPanel;
-    std::memset(out, 0, static_cast<size_t>(panel_bytes));
-    if (trans_b) {  // rows of op(B)ᵀ are rows of B: each row's pairs go 32 lanes apart
-      for (int64_t r = 0; r < nr; ++r) {
-        const float* src = B + (n0 + r) * ldb;
-        uint16_t* o = out + 2 * r;
-        for (int64_t k = 0; k < K; ++k) o[(k >> 1) * 2 * kPanel + (k & 1)] = to_bf16(src[k]);
-      }
-    } else {  // rows k and k + 1 of B give one group: 32 contiguous values each
-      for (int64_t g = 0; 2 * g < K; ++g) {
-        const float* s0 = B + 2 * g * ldb + n0;
-        const float* s1 = 2 * g + 1 < K ? s0 + ldb : nullptr;
-        uint16_t* o = out + g * 2 * kPanel;
-        for (int64_t r = 0; r < nr; ++r) {
-          o[2 * r] = to_bf16(s0[r]);
-          o[2 * r + 1] = s1 ? to_bf16(s1[r]) : 0;
-        }
-      }
-    }
-  }
-}
-
 // Rows of op(A) per kernel call: the rounded activations of one call stay
 // near 4 MB (the panels of op(B) are packed once and shared by every call).
 int64_t rows_per_call(int64_t M, int64_t pgroups, int nthreads) {
@@ -112,7 +80,21 @@ void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, floa
   const int64_t groups = (K + 1) / 2, pgroups = (groups + 15) / 16 * 16;
   const int64_t panels = (N + kPanel - 1) / kPanel;
   uint8_t* panel_data = tl_panels.get(panels * pgroups * kPanelGroup);
-  pack_panels(panel_data, trans_b, B, ldb, N, K, pgroups, nthreads);
+  const detail::LowpPackEntry pack = detail::lowp_bf16_pack_entry();
+  if (nthreads > 1 && panels > 1 && N * K >= kParallelMinWork) {
+#pragma omp parallel num_threads(nthreads)
+    {
+      int t = 0, nt = 1;
+#ifdef _OPENMP
+      t = omp_get_thread_num();
+      nt = omp_get_num_threads();
+#endif
+      const int64_t per = (panels + nt - 1) / nt, p0 = t * per, p1 = p0 + per < panels ? p0 + per : panels;
+      if (p0 < p1) pack(panel_data, trans_b, B, ldb, N, K, pgroups, p0, p1);
+    }
+  } else {
+    pack(panel_data, trans_b, B, ldb, N, K, pgroups, 0, panels);
+  }
 
   const int64_t chunk = rows_per_call(M, pgroups, nthreads);
   const int64_t abytes = detail::lowp_activation_bytes(chunk, pgroups);

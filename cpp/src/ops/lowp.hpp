@@ -47,6 +47,16 @@ inline int64_t lowp_stage_floats(int64_t pgroups) {
 
 // A kernel: rounds the activations into abuf/ascale, then the product.
 using LowpEntry = void (*)(const LowpGemm&, int nthreads);
+// Packs panels [p0, p1) of op(B)ᵀ [N, K] into bf16 panels with pgroups groups
+// each (lowp_kernel.hpp: pack_bf16_panels); op(B) = B stored [N, K] when
+// trans_b, else Bᵀ of B stored [K, N].
+using LowpPackEntry = void (*)(uint8_t* dst, bool trans_b, const float* B, int64_t ldb, int64_t N, int64_t K,
+                               int64_t pgroups, int64_t p0, int64_t p1);
+void lowp_bf16_pack_scalar(uint8_t* dst, bool trans_b, const float* B, int64_t ldb, int64_t N, int64_t K,
+                           int64_t pgroups, int64_t p0, int64_t p1);
+// The packer for the bf16 kernel runtime/cpu.hpp chose (AVX-512 with the
+// AVX-512 and AMX kernels).
+LowpPackEntry lowp_bf16_pack_entry();
 
 void lowp_int8_scalar(const LowpGemm& g, int nthreads);
 void lowp_bf16_scalar(const LowpGemm& g, int nthreads);
@@ -74,6 +84,8 @@ void lowp_int8_avx2(const LowpGemm& g, int nthreads);
 void lowp_bf16_avx2(const LowpGemm& g, int nthreads);
 void lowp_int8_avx512(const LowpGemm& g, int nthreads);  // AVX512-VNNI
 void lowp_bf16_avx512(const LowpGemm& g, int nthreads);  // AVX512-BF16
+void lowp_bf16_pack_avx512(uint8_t* dst, bool trans_b, const float* B, int64_t ldb, int64_t N, int64_t K,
+                           int64_t pgroups, int64_t p0, int64_t p1);
 #endif
 
 }  // namespace detail

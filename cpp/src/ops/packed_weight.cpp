@@ -25,6 +25,18 @@ void lowp_bf16_scalar(const LowpGemm& g, int nthreads) { lowp::run<lowp::ScalarB
 float lowp_int8_peak_scalar(int64_t iters, float seed, double* ops) { return lowp::peak_int8_scalar(iters, seed, ops); }
 float lowp_bf16_peak_scalar(int64_t iters, float seed, double* ops) { return lowp::peak_bf16_scalar(iters, seed, ops); }
 
+void lowp_bf16_pack_scalar(uint8_t* dst, bool trans_b, const float* B, int64_t ldb, int64_t N, int64_t K,
+                           int64_t pgroups, int64_t p0, int64_t p1) {
+  lowp::pack_bf16_panels(dst, trans_b, B, ldb, N, K, pgroups, p0, p1);
+}
+
+LowpPackEntry lowp_bf16_pack_entry() {
+#if defined(CPUFORMER_LOWP_X86)
+  if (bf16_kernel() >= LowpKernel::Avx512) return lowp_bf16_pack_avx512;
+#endif
+  return lowp_bf16_pack_scalar;
+}
+
 LowpEntry lowp_entry(int dtype) {
   const bool i8 = dtype == static_cast<int>(DType::Int8);
   const LowpKernel k = i8 ? int8_kernel() : bf16_kernel();
