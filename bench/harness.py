@@ -79,25 +79,29 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                    help="skip the latency rows (L1 W3, L2 HF BERT 2L-128, L3 MiniLM-L6-shaped, L4 ViT-Tiny-shaped: "
                         "one request per call against torch and ONNX Runtime float32 when installed, with "
                         "1- and 4-thread throughput); --only picks them by id, e.g. --only L2,L3")
+    p.add_argument("--no-mixed", action="store_true",
+                   help="skip the mixed-precision training rows (W2-bf16, W4-bf16: cpuformer under bf16 autocast "
+                        "against cpuformer float32 and torch float32 / bf16 autocast); --only picks them by id")
     # Internal: one (workload, framework) memory measurement in this fresh process.
     p.add_argument("--memory-probe", metavar="ID:FRAMEWORK", default=None, help=argparse.SUPPRESS)
     return p
 
 
 def select_workloads(only: Optional[str], parser: argparse.ArgumentParser):
-    """(workloads, precision rows, latency rows) named by --only (default: all)."""
+    """(workloads, precision rows, latency rows, mixed-precision rows) named by --only (default: all)."""
     from .latency import ROWS as LATENCY
+    from .mixed import ROWS as MIXED
     from .precision import ROWS
 
     if not only:
-        return list(WORKLOADS), list(ROWS), list(LATENCY)
+        return list(WORKLOADS), list(ROWS), list(LATENCY), list(MIXED)
     wanted = [s.strip().upper().replace("BF16", "bf16").replace("INT8", "int8") for s in only.split(",") if s.strip()]
-    unknown = [s for s in wanted if s not in BY_ID and s not in ROWS and s not in LATENCY]
+    unknown = [s for s in wanted if s not in BY_ID and s not in ROWS and s not in LATENCY and s not in MIXED]
     if unknown or not wanted:
         parser.error(f"--only: unknown workload id(s) {', '.join(unknown) or repr(only)}; "
-                     f"expected a comma-separated subset of {', '.join([*BY_ID, *ROWS, *LATENCY])}")
+                     f"expected a comma-separated subset of {', '.join([*BY_ID, *ROWS, *LATENCY, *MIXED])}")
     return ([w for w in WORKLOADS if w.id in wanted], [r for r in ROWS if r in wanted],
-            [r for r in LATENCY if r in wanted])
+            [r for r in LATENCY if r in wanted], [r for r in MIXED if r in wanted])
 
 
 def default_threads() -> int:
@@ -134,12 +138,14 @@ def main(argv=None, prog: str = PROG) -> int:
         from .scaling import run_scaling
 
         return run_scaling(args)
-    workloads, rows, latency_rows = select_workloads(args.only, parser)
+    workloads, rows, latency_rows, mixed_rows = select_workloads(args.only, parser)
     if args.no_precision:
         rows = []
     if args.no_latency:
         latency_rows = []
-    return run(args, workloads, rows, latency_rows)
+    if args.no_mixed:
+        mixed_rows = []
+    return run(args, workloads, rows, latency_rows, mixed_rows)
 
 
 # --------------------------------------------------------------------------
@@ -575,7 +581,7 @@ def plot_report(report, path: str) -> bool:
 # The run
 
 
-def run(args, workloads: List[Workload], precision_rows=(), latency_rows=()) -> int:
+def run(args, workloads: List[Workload], precision_rows=(), latency_rows=(), mixed_rows=()) -> int:
     import cpuformer as cf
 
     cf.set_num_threads(args.threads)
@@ -627,15 +633,21 @@ def run(args, workloads: List[Workload], precision_rows=(), latency_rows=()) -> 
         from .latency import run_latency
 
         latency = run_latency(list(latency_rows), args.threads, args.smoke, torch is not None)
+    mixed = None
+    if mixed_rows:
+        from .mixed import run_mixed
+
+        mixed = run_mixed(list(mixed_rows), args.threads, args.smoke, args.repeats, torch is not None)
     report = {
         "machine": info,
         "settings": {"threads": args.threads, "smoke": args.smoke, "memory": args.memory,
-                     "only": [w.id for w in workloads] + list(precision_rows) + list(latency_rows),
+                     "only": [w.id for w in workloads] + list(precision_rows) + list(latency_rows) + list(mixed_rows),
                      "memory_probe_calls": MEMORY_PROBE_CALLS},
         "probes": probes,
         "workloads": results,
         "precision": precision,
         "latency": latency,
+        "mixed": mixed,
     }
     lines = [format_report(report)] if results else [format_machine(report)]
     if precision:
@@ -646,6 +658,10 @@ def run(args, workloads: List[Workload], precision_rows=(), latency_rows=()) -> 
         from .latency import format_latency
 
         lines.extend(format_latency(latency))
+    if mixed:
+        from .mixed import format_mixed
+
+        lines.extend(format_mixed(mixed, args.threads))
     print("\n".join(lines), flush=True)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:

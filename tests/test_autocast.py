@@ -37,7 +37,11 @@ def nrel(a, b):
 
 # -- the products --------------------------------------------------------------------------------
 
-LINEAR_SHAPES = [(1, 8, 5), (5, 64, 64), (33, 70, 45), (37, 301, 67), (300, 512, 1536), (130, 257, 1)]
+# The last two pack op(B) in blocks (over 4 MB of bf16 panels): of columns
+# (40 x 512 -> 8192) and of depth, accumulated (the backward of the first,
+# and 40 x 8192 -> 512).
+LINEAR_SHAPES = [(1, 8, 5), (5, 64, 64), (33, 70, 45), (37, 301, 67), (300, 512, 1536), (130, 257, 1),
+                 (40, 512, 8192), (40, 8192, 512)]
 
 
 @pytest.mark.parametrize("N,I,O", LINEAR_SHAPES)
@@ -64,10 +68,11 @@ def test_linear_forward_and_both_backward_products_are_bf16(N, I, O, rng):
         assert rel(lin(x), want_y) > 1e-4
 
 
-def test_gelu_and_relu_epilogues_stay_float32(rng):
-    x = rng.standard_normal((40, 96)).astype(np.float32)
-    w = rng.standard_normal((50, 96)).astype(np.float32) * 0.2
-    b = rng.standard_normal(50).astype(np.float32)
+@pytest.mark.parametrize("K", [96, 8195])  # 8195: depth blocks, the activation after the last one only
+def test_gelu_and_relu_epilogues_stay_float32(K, rng):
+    x = rng.standard_normal((40, K)).astype(np.float32)
+    w = rng.standard_normal((600, K)).astype(np.float32) * (2 / np.sqrt(K))
+    b = rng.standard_normal(600).astype(np.float32)
     pre = bf16(x).astype(np.float64) @ bf16(w).astype(np.float64).T + b
     from math import erf, sqrt
 

@@ -212,14 +212,13 @@ std::array<Tensor, 3> MultiheadAttention::attention_grads(const Tensor& dattn) {
     variant_grads(dattn, dv);
     return d;
   }
-  Tensor rounded;
-  const float* g = dattn.data();
-  if (saved_.bf16) {  // dO is an operand of the bf16 products dP = dO·Vᵀ and dV = Pᵀ·dO
-    rounded = dattn.clone();
-    round_bf16_inplace(rounded.data(), rounded.numel());
-    g = rounded.data();
+  // dO is an operand of the bf16 products dP = dO·Vᵀ and dV = Pᵀ·dO: rounded
+  // in place (the out-projection's backward made it for this call alone).
+  if (saved_.bf16) {
+    Tensor shared = dattn;  // shares the storage
+    round_bf16_inplace(shared.data(), shared.numel());
   }
-  attention_backward(dv[0], dv[1], dv[2], {g, L_ * E_, D_, E_}, proj_view(0), proj_view(1), proj_view(2),
+  attention_backward(dv[0], dv[1], dv[2], {dattn.data(), L_ * E_, D_, E_}, proj_view(0), proj_view(1), proj_view(2),
                      {attn_.data(), L_ * E_, D_, E_}, lse_.data(), saved_);
   return d;
 }

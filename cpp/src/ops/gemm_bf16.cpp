@@ -4,6 +4,7 @@
 // C), op(A) is rounded by the kernel as it would round activations, and the
 // kernel's epilogue applies alpha, beta, the bias and the activation. One
 // kernel choice serves both (runtime/cpu.hpp: bf16_kernel()).
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -12,6 +13,7 @@
 #include "cpuformer/error.hpp"
 #include "cpuformer/ops/gemm.hpp"
 #include "cpuformer/ops/packed_weight.hpp"
+#include "cpuformer/runtime/cpu.hpp"
 #include "cpuformer/runtime/threads.hpp"
 #include "lowp.hpp"
 #include "lowp_kernel.hpp"
@@ -52,10 +54,10 @@ int team_size() {
 }
 
 // Rows of op(A) per kernel call: the rounded activations of one call stay
-// near 4 MB (the panels of op(B) are packed once and shared by every call).
+// near 2 MB (the panels of op(B) are packed once and shared by every call).
 int64_t rows_per_call(int64_t M, int64_t pgroups, int nthreads) {
   const int64_t row_bytes = pgroups * 8;  // lowp_activation_bytes per row
-  int64_t rows = (int64_t(4) << 20) / row_bytes;
+  int64_t rows = (int64_t(2) << 20) / row_bytes;
   const int64_t min_rows = int64_t(64) * nthreads;  // two 32-row tiles per thread
   if (rows < min_rows) rows = min_rows;
   rows = (rows + 31) / 32 * 32;
@@ -77,55 +79,80 @@ void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, floa
     return;
   }
   const int nthreads = team_size();
-  const int64_t groups = (K + 1) / 2, pgroups = (groups + 15) / 16 * 16;
+  // The packed op(B) stays within kPanelBudget: larger ones go in blocks of
+  // columns (each costing another rounding of op(A)) or of depth K (each
+  // costing another pass over C, accumulated with beta = 1), whichever
+  // costs less.
+  constexpr int64_t kPanelBudget = int64_t(4) << 20;
+  auto panel_bytes = [](int64_t k) { return ((k + 1) / 2 + 15) / 16 * 16 * kPanelGroup; };
   const int64_t panels = (N + kPanel - 1) / kPanel;
-  uint8_t* panel_data = tl_panels.get(panels * pgroups * kPanelGroup);
-  const detail::LowpPackEntry pack = detail::lowp_bf16_pack_entry();
-  if (nthreads > 1 && panels > 1 && N * K >= kParallelMinWork) {
-#pragma omp parallel num_threads(nthreads)
-    {
-      int t = 0, nt = 1;
-#ifdef _OPENMP
-      t = omp_get_thread_num();
-      nt = omp_get_num_threads();
-#endif
-      const int64_t per = (panels + nt - 1) / nt, p0 = t * per, p1 = p0 + per < panels ? p0 + per : panels;
-      if (p0 < p1) pack(panel_data, trans_b, B, ldb, N, K, pgroups, p0, p1);
-    }
-  } else {
-    pack(panel_data, trans_b, B, ldb, N, K, pgroups, 0, panels);
+  int64_t nc = N, kc = K;
+  if (panels * panel_bytes(K) > kPanelBudget) {
+    const int64_t ncols = std::max<int64_t>(1, kPanelBudget / panel_bytes(K)) * kPanel;
+    const int64_t kdepth = std::max<int64_t>(32, kPanelBudget / (panels * kPanelGroup) / 16 * 32);
+    const int64_t cost_n = ((N + ncols - 1) / ncols - 1) * M * K;      // op(A) rounded again
+    const int64_t cost_k = ((K + kdepth - 1) / kdepth - 1) * M * N * 2;  // C read and written again
+    if (cost_n <= cost_k)
+      nc = std::min(N, ncols);
+    else
+      kc = std::min(K, kdepth);
   }
-
-  const int64_t chunk = rows_per_call(M, pgroups, nthreads);
-  const int64_t abytes = detail::lowp_activation_bytes(chunk, pgroups);
-  const int64_t stage = detail::lowp_stage_floats(pgroups) * nthreads;  // the staged (AVX2, scalar) kernels
-  uint8_t* scratch = tl_act.get(abytes + stage * static_cast<int64_t>(sizeof(float)));
+  const detail::LowpPackEntry pack = detail::lowp_bf16_pack_entry();
   const detail::LowpEntry entry = detail::lowp_entry(static_cast<int>(DType::BFloat16));
-  for (int64_t m0 = 0; m0 < M; m0 += chunk) {
-    const int64_t rows = M - m0 < chunk ? M - m0 : chunk;
-    detail::LowpGemm g;
-    g.b = panel_data;
-    g.wscale = nullptr;
-    g.comp = nullptr;
-    g.groups = groups;
-    g.pgroups = pgroups;
-    g.cols = K;
-    g.x = trans_a ? A + m0 : A + m0 * lda;
-    g.ldx = lda;
-    g.xt = trans_a;
-    g.M = rows;
-    g.o0 = 0;
-    g.o1 = N;
-    g.out = C + m0 * ldc;
-    g.ldo = ldc;
-    g.bias = bias;
-    g.act = act;
-    g.alpha = alpha;
-    g.beta = beta;
-    g.abuf = scratch;
-    g.ascale = nullptr;
-    g.stage = reinterpret_cast<float*>(scratch + abytes);
-    entry(g, nthreads);
+  const int64_t pg_max = ((kc + 1) / 2 + 15) / 16 * 16;
+  uint8_t* panel_data = tl_panels.get((nc + kPanel - 1) / kPanel * pg_max * kPanelGroup);
+  const int64_t chunk = rows_per_call(M, pg_max, nthreads);
+  const int64_t abytes = detail::lowp_activation_bytes(chunk, pg_max);
+  // Staging areas for the AVX2 kernel, which widens panels to float32.
+  const int64_t stage = bf16_kernel() == LowpKernel::Avx2 ? detail::lowp_stage_floats(pg_max) * nthreads : 0;
+  uint8_t* scratch = tl_act.get(abytes + stage * static_cast<int64_t>(sizeof(float)));
+
+  for (int64_t k0 = 0; k0 < K; k0 += kc) {
+    const int64_t kn = std::min(kc, K - k0), groups = (kn + 1) / 2, pgroups = (groups + 15) / 16 * 16;
+    const bool first = k0 == 0, last = k0 + kn == K;
+    for (int64_t n0 = 0; n0 < N; n0 += nc) {
+      const int64_t nn = std::min(nc, N - n0), np = (nn + kPanel - 1) / kPanel;
+      const float* Bs = trans_b ? B + n0 * ldb + k0 : B + k0 * ldb + n0;
+      if (nthreads > 1 && np > 1 && nn * kn >= kParallelMinWork) {
+#pragma omp parallel num_threads(nthreads)
+        {
+          int t = 0, nt = 1;
+#ifdef _OPENMP
+          t = omp_get_thread_num();
+          nt = omp_get_num_threads();
+#endif
+          const int64_t per = (np + nt - 1) / nt, p0 = t * per, p1 = std::min(np, p0 + per);
+          if (p0 < p1) pack(panel_data, trans_b, Bs, ldb, nn, kn, pgroups, p0, p1);
+        }
+      } else {
+        pack(panel_data, trans_b, Bs, ldb, nn, kn, pgroups, 0, np);
+      }
+      for (int64_t m0 = 0; m0 < M; m0 += chunk) {
+        detail::LowpGemm g;
+        g.b = panel_data;
+        g.wscale = nullptr;
+        g.comp = nullptr;
+        g.groups = groups;
+        g.pgroups = pgroups;
+        g.cols = kn;
+        g.x = trans_a ? A + k0 * lda + m0 : A + m0 * lda + k0;
+        g.ldx = lda;
+        g.xt = trans_a;
+        g.M = std::min(chunk, M - m0);
+        g.o0 = 0;
+        g.o1 = nn;
+        g.out = C + m0 * ldc + n0;
+        g.ldo = ldc;
+        g.bias = last && bias ? bias + n0 : nullptr;  // bias and activation once, after the last depth block
+        g.act = last ? act : Activation::None;
+        g.alpha = alpha;
+        g.beta = first ? beta : 1.0f;
+        g.abuf = scratch;
+        g.ascale = nullptr;
+        g.stage = stage ? reinterpret_cast<float*>(scratch + abytes) : nullptr;
+        entry(g, nthreads);
+      }
+    }
   }
 }
 

@@ -118,6 +118,7 @@ class MultiheadAttention : public Module {
   // Batch, heads, lengths, head sizes and the 1/sqrt(D) scale; no mask.
   AttentionParams head_params(int64_t B, int64_t L, int64_t S) const;
   // Attention backward into fresh gradient buffers laid out like proj_.
+  // After a bf16 forward it rounds dattn (a buffer of this call) in place.
   std::array<Tensor, 3> attention_grads(const Tensor& dattn);
   StridedBHT<const float> proj_view(int r) const;
 
