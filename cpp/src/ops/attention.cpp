@@ -162,11 +162,11 @@ Rows padded_rows(StridedBHT<const float> x, int64_t b, int64_t h, int64_t t0, in
 void round_block(float* x, int rows, int cols, int64_t ld) {
   for (int r = 0; r < rows; ++r) {
     float* row = x + r * ld;
-    for (int c = 0; c < cols; ++c) {
+    for (int c = 0; c < cols; ++c) {  // branch-free, so it vectorises
       uint32_t u;
       std::memcpy(&u, row + c, 4);
-      if ((u & 0x7FFFFFFFu) > 0x7F800000u) continue;  // NaN stays NaN
-      u = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+      const uint32_t r = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+      u = (u & 0x7FFFFFFFu) > 0x7F800000u ? u : r;  // NaN stays NaN
       std::memcpy(row + c, &u, 4);
     }
   }
