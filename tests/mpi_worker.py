@@ -74,6 +74,11 @@ def main():
         hist = cf.fit(model, opt, batches, steps=steps, grad_clip=1.0, distributed=ddp, progress=True,
                       log_every=1, checkpoint=os.path.join(out_dir, "ckpt.safetensors"))
         rec["loss"] = np.array(hist["loss"])
+    elif mode == "fit_bf16":  # bf16 autocast needs nothing more: the averaged gradients are float32
+        batches = cf.distributed.shard(global_batches(steps), by="row")
+        hist = cf.fit(model, opt, batches, steps=steps, grad_clip=1.0, distributed=ddp, progress=False,
+                      precision="bf16")
+        rec["loss"] = np.array(hist["loss"])
     elif mode == "bad_weight":  # rank 1 passes a negative weight: both ranks raise, nobody hangs
         opt.zero_grad()
         try:
