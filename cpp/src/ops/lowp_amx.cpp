@@ -80,6 +80,36 @@ struct AmxTile : AmxState {
     }
     store_tiles(acc);
   }
+  // bf16 only: the same 32 x 32 tile of products straight into the float32
+  // output (row stride ldo floats), added to what it holds when `accumulate`
+  // (the accumulator tiles start from it), without the epilogue's copy.
+  static constexpr bool kDirect = !kIsInt8;
+  static void tile_into(const uint8_t* a, int64_t lda, const uint8_t* b, int64_t ng, float* out, int64_t ldo,
+                        bool accumulate) {
+    const int64_t stride = ldo * static_cast<int64_t>(sizeof(float));
+    if (accumulate) {
+      _tile_loadd(0, out, stride);
+      _tile_loadd(1, out + 16, stride);
+      _tile_loadd(2, out + 16 * ldo, stride);
+      _tile_loadd(3, out + 16 * ldo + 16, stride);
+    } else {
+      _tile_zero(0);
+      _tile_zero(1);
+      _tile_zero(2);
+      _tile_zero(3);
+    }
+    for (int64_t g = 0; g < ng; g += 16) {
+      _tile_loadd(4, a + g * kGroupBytes, lda);
+      _tile_loadd(5, a + 16 * lda + g * kGroupBytes, lda);
+      _tile_loadd(6, b + g * kPanelGroup, kPanelGroup);
+      _tile_loadd(7, b + g * kPanelGroup + 64, kPanelGroup);
+      dot4();
+    }
+    _tile_stored(0, out, stride);
+    _tile_stored(1, out + 16, stride);
+    _tile_stored(2, out + 16 * ldo, stride);
+    _tile_stored(3, out + 16 * ldo + 16, stride);
+  }
   // tmm0..3 += tmm4/5 x tmm6/7
   static void dot4() {
     if constexpr (kIsInt8) {
