@@ -102,5 +102,6 @@ __all__ = [
     "GPT", "GPTConfig", "__version__", "build_info", "evaluate", "fit", "functional", "get_num_threads",
     "load", "load_training_state", "manual_seed", "nn", "optim", "plot_history", "save_training_state",
     "set_num_threads", "data", "no_grad", "is_grad_enabled", "from_pretrained", "save_pretrained", "SentenceEncoder",
-    "empty_cache", "cached_memory", "set_cache_limit", "distributed", "quantize", "autocast", "get_autocast_dtype", "is_autocast_enabled", *[n for n in _models_all if n != "MODEL_CLASSES"],
+    "empty_cache", "cached_memory", "set_cache_limit", "distributed", "quantize", "autocast", "get_autocast_dtype",
+    "is_autocast_enabled", *[n for n in _models_all if n != "MODEL_CLASSES"],
 ]
