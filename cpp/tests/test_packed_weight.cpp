@@ -13,6 +13,7 @@
 #include "fixtures.hpp"
 #include "cpuformer/error.hpp"
 #include "cpuformer/io/checkpoint.hpp"
+#include "cpuformer/ops/gemm.hpp"
 #include "cpuformer/ops/linear.hpp"
 #include "cpuformer/ops/packed_weight.hpp"
 #include "cpuformer/runtime/cpu.hpp"
@@ -259,6 +260,55 @@ CF_TEST(float32_prepacked_equals_packing_per_call) {
       }
     }
   }
+}
+
+// gemm_bf16 (ops/gemm.hpp): every transposition, alpha, beta, bias and
+// activation, row and column strides wider than the matrix, and shapes whose
+// packed op(B) goes past 4 MB (blocks of columns, and of depth accumulated
+// with beta = 1), against double sums of the bf16-rounded operands.
+CF_TEST(gemm_bf16_matches_rounded_reference) {
+  auto r = [](float v) { return static_cast<double>(bf16_to_float(float_to_bf16(v))); };
+  struct Shape {
+    int64_t M, N, K;
+  };
+  const Shape shapes[] = {{1, 1, 1}, {5, 37, 19}, {70, 33, 64}, {33, 300, 129}, {3, 8192, 300}, {3, 520, 4200}};
+  uint64_t key = 900;
+  for (const Shape& s : shapes)
+    for (int t = 0; t < 4; ++t) {
+      const bool ta = t & 1, tb = t & 2;
+      const int64_t lda = (ta ? s.M : s.K) + 3, ldb = (tb ? s.K : s.N) + 5, ldc = s.N + 2;
+      const std::vector<float> A = uniform((ta ? s.K : s.M) * lda, ++key), B = uniform((tb ? s.N : s.K) * ldb, ++key);
+      const std::vector<float> bias = uniform(s.N, ++key);
+      for (int mode = 0; mode < 3; ++mode) {
+        // 0: plain, 1: alpha 0.5 and beta 1 onto C, 2: beta 0 with bias and GELU
+        const float alpha = mode == 1 ? 0.5f : 1.0f, beta = mode == 1 ? 1.0f : 0.0f;
+        std::vector<float> C = uniform(s.M * ldc, ++key);
+        const std::vector<float> C0 = C;
+        gemm_bf16(ta, tb, s.M, s.N, s.K, alpha, A.data(), lda, B.data(), ldb, beta, C.data(), ldc,
+                  mode == 2 ? bias.data() : nullptr, mode == 2 ? Activation::Gelu : Activation::None);
+        double worst = 0, scale = 0;
+        for (int64_t m = 0; m < s.M; ++m)
+          for (int64_t n = 0; n < s.N; ++n) {
+            double acc = 0;
+            for (int64_t k = 0; k < s.K; ++k)
+              acc += r(ta ? A[k * lda + m] : A[m * lda + k]) * r(tb ? B[n * ldb + k] : B[k * ldb + n]);
+            double want = alpha * acc + (beta != 0.0f ? beta * C0[m * ldc + n] : 0.0);
+            if (mode == 2) {
+              want += bias[n];
+              want = 0.5 * want * std::erfc(-want / std::sqrt(2.0));
+            }
+            worst = std::max(worst, std::abs(C[m * ldc + n] - want));
+            scale = std::max(scale, std::abs(want));
+          }
+        if (!(worst <= 2e-6 * std::max(1.0, scale)))
+          std::printf("gemm_bf16 M=%lld N=%lld K=%lld ta=%d tb=%d mode=%d: error %.3g of %.3g\n",
+                      static_cast<long long>(s.M), static_cast<long long>(s.N), static_cast<long long>(s.K), ta, tb,
+                      mode, worst, scale);
+        CHECK(worst <= 2e-6 * std::max(1.0, scale));
+        for (int64_t m = 0; m < s.M; ++m)  // the padding between rows of C is never written
+          for (int64_t n = s.N; n < ldc; ++n) CHECK(C[m * ldc + n] == C0[m * ldc + n]);
+      }
+    }
 }
 
 int main() { return cftest::run_all(); }
