@@ -2,6 +2,7 @@
 // against plain scalar references computed in double.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "check.hpp"
@@ -10,7 +11,9 @@
 #include "cpuformer/nn/layer_norm.hpp"
 #include "cpuformer/ops/activations.hpp"
 #include "cpuformer/ops/dropout.hpp"
+#include "cpuformer/ops/cross_entropy.hpp"
 #include "cpuformer/ops/layer_norm.hpp"
+#include "cpuformer/ops/linear.hpp"
 #include "cpuformer/ops/softmax.hpp"
 #include "cpuformer/ops/vec_math.hpp"
 #include "cpuformer/runtime/rng.hpp"
@@ -410,6 +413,51 @@ CF_TEST(activation_modules) {
   Tensor ye = drop.forward(big);
   CHECK(ye.data() == big.data());  // identity, no copy
   CHECK(drop.backward(gd).data() == gd.data());
+}
+
+// The write (accumulate = false) forms of the backward ops the modules use
+// on fresh, uninitialised buffers: equal to accumulating onto zeros, and
+// never reading the buffer (it starts as NaN here).
+CF_TEST(backward_ops_write_without_reading) {
+  const int64_t N = 7, C = 300, I = 40;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> x(N * C), g(N * C), w(C * I), xi(N * I);
+  for (int64_t i = 0; i < N * C; ++i) {
+    x[i] = 3.0f * (rng_uniform(41, i) - 0.5f);
+    g[i] = rng_uniform(42, i) - 0.5f;
+  }
+  for (int64_t i = 0; i < C * I; ++i) w[i] = rng_uniform(43, i) - 0.5f;
+  for (int64_t i = 0; i < N * I; ++i) xi[i] = rng_uniform(44, i) - 0.5f;
+  // tol: relative; 0 = bit-identical. (Eigen's row expressions in the
+  // cross-entropy peel by the destination's alignment, so an element may take
+  // the scalar exp on one buffer and the vector exp on the other: 1 ulp.)
+  auto same = [&](auto&& run, double tol = 0.0) {  // run(buffer, accumulate)
+    std::vector<float> a(N * C, 0.0f), b(N * C, nan);
+    run(a.data(), true);
+    run(b.data(), false);
+    bool eq = true;
+    for (int64_t i = 0; i < N * C; ++i)
+      eq = eq && (a[i] == b[i] || std::abs(a[i] - b[i]) <= tol * std::abs(a[i]));
+    CHECK(eq);
+  };
+  same([&](float* d, bool acc) { relu_backward(d, g.data(), x.data(), N * C, acc); });
+  for (GeluApproximate ap : {GeluApproximate::None, GeluApproximate::Tanh})
+    same([&](float* d, bool acc) { gelu_backward(d, g.data(), x.data(), N * C, ap, acc); });
+  const std::vector<int64_t> target = {3, -100, 0, 299, -100, 7, 150};
+  same([&](float* d, bool acc) {
+    cross_entropy_backward(d, x.data(), target.data(), N, C, -100, 0.1f, 0.5f, acc);
+  }, 3e-7);
+  // dinp [N, C] from dout [N, I] and weight [I, C] (a Linear C -> I)
+  same([&](float* d, bool acc) {
+    linear_backward(d, nullptr, nullptr, xi.data(), x.data(), w.data(), N, C, I, DType::Float32, acc);
+  });
+  same([&](float* d, bool acc) {
+    linear_backward(d, nullptr, nullptr, xi.data(), x.data(), w.data(), N, C, I, DType::BFloat16, acc);
+  });
+  std::vector<int64_t> none(N, -100);  // every row ignored: zeros, not NaN
+  std::vector<float> d(N * C, nan);
+  cross_entropy_backward(d.data(), x.data(), none.data(), N, C, -100, 0.0f, 1.0f, false);
+  CHECK(std::all_of(d.begin(), d.end(), [](float v) { return v == 0.0f; }));
 }
 
 CF_TEST_MAIN()

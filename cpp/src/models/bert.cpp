@@ -177,8 +177,9 @@ float BERT::mlm_loss(const int64_t* input_ids, const int64_t* labels, const int6
 void BERT::backward() {
   check_trainable("BERT.backward");
   CF_CHECK_STATE(have_loss_, "BERT.backward() needs a loss: call mlm_loss(input_ids, labels) first");
-  Tensor dlogits = Tensor::zeros(logits_.shape());
-  cross_entropy_backward(dlogits.data(), logits_.data(), labels_.data(), B_ * T_, cfg_.vocab_size, -100, 0.0f);
+  Tensor dlogits = Tensor::empty(logits_.shape());
+  cross_entropy_backward(dlogits.data(), logits_.data(), labels_.data(), B_ * T_, cfg_.vocab_size, -100, 0.0f, 1.0f,
+                         /*accumulate=*/false);
   backward_logits(dlogits);
 }
 
@@ -188,9 +189,10 @@ void BERT::backward_logits(const Tensor& dlogits) {
   CF_CHECK_VALUE(dlogits.shape() == Shape({B_, T_, cfg_.vocab_size}), "grad_logits: expected shape ",
                  shape_str({B_, T_, cfg_.vocab_size}), ", got ", shape_str(dlogits.shape()));
   const int64_t N = B_ * T_, H = cfg_.hidden_size, V = cfg_.vocab_size;
-  Tensor dy = Tensor::zeros({B_, T_, H});
+  Tensor dy = Tensor::empty({B_, T_, H});
   linear_backward(dy.data(), word_embeddings_.weight().grad_data(), mlm_.bias().grad_data(), dlogits.data(),
-                  mlm_y_.data(), word_embeddings_.weight().value.data(), N, H, V, head_dtype_);
+                  mlm_y_.data(), word_embeddings_.weight().value.data(), N, H, V, head_dtype_,
+                  /*accumulate_dinp=*/false);
   backward_hidden(mlm_.backward(dy));
 }
 

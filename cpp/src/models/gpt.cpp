@@ -130,9 +130,9 @@ void GPT::backward_logits(const Tensor& dlogits) {
   CF_CHECK_VALUE(dlogits.shape() == Shape({B_, T_, cfg_.vocab_size}), "grad_logits: expected shape ",
                  shape_str({B_, T_, cfg_.vocab_size}), ", got ", shape_str(dlogits.shape()));
   const int64_t C = cfg_.n_embd, V = cfg_.vocab_size, N = B_ * T_;
-  Tensor dxf = Tensor::zeros({B_, T_, C});
+  Tensor dxf = Tensor::empty({B_, T_, C});
   linear_backward(dxf.data(), wte_.weight().grad_data(), nullptr, dlogits.data(), xf_.data(),
-                  wte_.weight().value.data(), N, C, V, head_dtype_);
+                  wte_.weight().value.data(), N, C, V, head_dtype_, /*accumulate_dinp=*/false);
   Tensor d = ln_f_.backward(dxf);
   for (auto it = h_.rbegin(); it != h_.rend(); ++it) d = (*it)->backward(d);
   d = drop_.backward(d);
@@ -163,8 +163,9 @@ float GPT::loss(const int64_t* idx, const int64_t* targets, int64_t B, int64_t T
 void GPT::backward() {
   check_trainable("GPT.backward");
   CF_CHECK_STATE(have_loss_, "GPT.backward() needs a loss: call loss(idx, targets) first");
-  Tensor dlogits = Tensor::zeros(logits_.shape());
-  cross_entropy_backward(dlogits.data(), logits_.data(), targets_.data(), B_ * T_, cfg_.vocab_size, -100, 0.0f);
+  Tensor dlogits = Tensor::empty(logits_.shape());
+  cross_entropy_backward(dlogits.data(), logits_.data(), targets_.data(), B_ * T_, cfg_.vocab_size, -100, 0.0f, 1.0f,
+                         /*accumulate=*/false);
   backward_logits(dlogits);
 }
 

@@ -134,8 +134,9 @@ float Seq2Seq::loss(const int64_t* src, int64_t B, int64_t S, const int64_t* tgt
 void Seq2Seq::backward() {
   check_trainable("Seq2Seq.backward");
   CF_CHECK_STATE(have_loss_, "Seq2Seq.backward() needs a loss: call loss(src, tgt_in, tgt_out) first");
-  Tensor dlogits = Tensor::zeros(logits_.shape());
-  cross_entropy_backward(dlogits.data(), logits_.data(), targets_.data(), B_ * T_, cfg_.tgt_vocab_size, -100, 0.0f);
+  Tensor dlogits = Tensor::empty(logits_.shape());
+  cross_entropy_backward(dlogits.data(), logits_.data(), targets_.data(), B_ * T_, cfg_.tgt_vocab_size, -100, 0.0f,
+                         1.0f, /*accumulate=*/false);
   const std::array<Tensor, 2> g = transformer_.backward(generator_.backward(dlogits));
   embed_backward(src_embed_, drop_src_.backward(g[0]));
   embed_backward(tgt_embed_, drop_tgt_.backward(g[1]));

@@ -27,8 +27,8 @@ Tensor ReLU::forward(const Tensor& x) {
 Tensor ReLU::backward(const Tensor& dout) {
   CF_CHECK_STATE(x_.defined(), "ReLU.backward called before forward (or after a forward under no_grad)");
   check_same_shape(dout, x_.shape(), "ReLU");
-  Tensor dx = Tensor::zeros(x_.shape());
-  relu_backward(dx.data(), dout.data(), x_.data(), x_.numel());
+  Tensor dx = Tensor::empty(x_.shape());
+  relu_backward(dx.data(), dout.data(), x_.data(), x_.numel(), /*accumulate=*/false);
   return dx;
 }
 
@@ -42,8 +42,8 @@ Tensor GELU::forward(const Tensor& x) {
 Tensor GELU::backward(const Tensor& dout) {
   CF_CHECK_STATE(x_.defined(), "GELU.backward called before forward (or after a forward under no_grad)");
   check_same_shape(dout, x_.shape(), "GELU");
-  Tensor dx = Tensor::zeros(x_.shape());
-  gelu_backward(dx.data(), dout.data(), x_.data(), x_.numel(), approximate_);
+  Tensor dx = Tensor::empty(x_.shape());
+  gelu_backward(dx.data(), dout.data(), x_.data(), x_.numel(), approximate_, /*accumulate=*/false);
   return dx;
 }
 

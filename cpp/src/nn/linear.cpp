@@ -90,10 +90,10 @@ Tensor Linear::backward(const Tensor& dout) {
   CF_CHECK_STATE(x_.defined(), "Linear.backward called before forward (or after a forward under no_grad)");
   CF_CHECK_VALUE(dout.numel() == x_.numel() / in_ * out_ && dout.size(-1) == out_,
                  "Linear.backward: grad_output shape ", shape_str(dout.shape()), " does not match the output of the last forward");
-  Tensor dx = Tensor::zeros(x_.shape());
+  Tensor dx = Tensor::empty(x_.shape());
   const int64_t N = x_.numel() / in_;
   linear_backward(dx.data(), weight_->grad_data(), bias_ ? bias_->grad_data() : nullptr, dout.data(), x_.data(),
-                  weight_->value.data(), N, in_, out_, dtype_);
+                  weight_->value.data(), N, in_, out_, dtype_, /*accumulate_dinp=*/false);
   return dx;
 }
 

@@ -29,8 +29,9 @@ Tensor CrossEntropyLoss::backward(float dloss) {
   CF_CHECK_STATE(logits_.defined(), "CrossEntropyLoss.backward called before forward (or after a forward under no_grad)");
   const int64_t C = logits_.size(-1);
   const int64_t N = logits_.numel() / C;
-  Tensor dlogits = Tensor::zeros(logits_.shape());  // [N,C]
-  cross_entropy_backward(dlogits.data(), logits_.data(), target_.data(), N, C, ignore_index_, label_smoothing_, dloss);
+  Tensor dlogits = Tensor::empty(logits_.shape());  // [N,C]
+  cross_entropy_backward(dlogits.data(), logits_.data(), target_.data(), N, C, ignore_index_, label_smoothing_, dloss,
+                         /*accumulate=*/false);
   return dlogits;
 }
 

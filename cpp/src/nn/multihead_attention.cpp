@@ -251,9 +251,9 @@ std::array<Tensor, 3> MultiheadAttention::backward(const Tensor& dout) {
     const Tensor* in[3] = {&query_, &key_, &value_};
     for (int r = 0; r < 3; ++r) {
       const int64_t T = r == 0 ? L_ : S_;
-      dinp[r] = Tensor::zeros(in[r]->shape());
+      dinp[r] = Tensor::empty(in[r]->shape());
       linear_backward(dinp[r].data(), dW + r * E_ * E_, db ? db + r * E_ : nullptr, dproj[r].data(), in[r]->data(),
-                      W + r * E_ * E_, B_ * T, E_, E_, dtype_);
+                      W + r * E_ * E_, B_ * T, E_, E_, dtype_, /*accumulate_dinp=*/false);
     }
   }
   return dinp;
@@ -275,9 +275,10 @@ Tensor MultiheadAttention::backward_self(const Tensor& dout) {
                  shape_str({B_, L_, E_}), ", got ", shape_str(dout.shape()));
   const Tensor dattn = out_proj_.backward(dout);
   const std::array<Tensor, 3> dproj = attention_grads(dattn);
-  Tensor dx = Tensor::zeros({B_, L_, E_});
+  Tensor dx = Tensor::empty({B_, L_, E_});
   linear_backward(dx.data(), in_proj_weight_->grad_data(), in_proj_bias_ ? in_proj_bias_->grad_data() : nullptr,
-                  dproj[0].data(), query_.data(), in_proj_weight_->value.data(), B_ * L_, E_, 3 * E_, dtype_);
+                  dproj[0].data(), query_.data(), in_proj_weight_->value.data(), B_ * L_, E_, 3 * E_, dtype_,
+                  /*accumulate_dinp=*/false);
   return dx;
 }
 

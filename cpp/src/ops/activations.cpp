@@ -24,11 +24,16 @@ void relu_forward(float* out, const float* inp, int64_t n) {
   for (int64_t i = 0; i < n; ++i) out[i] = inp[i] < 0.0f ? 0.0f : inp[i];
 }
 
-void relu_backward(float* dinp, const float* dout, const float* inp, int64_t n) {
+void relu_backward(float* dinp, const float* dout, const float* inp, int64_t n, bool accumulate) {
   // A select, not dout * mask, so an inf/NaN upstream gradient where the
   // input was <= 0 contributes 0 (as torch's threshold_backward).
+  if (accumulate) {
 #pragma omp parallel for simd schedule(static) if (n >= kMinParallel)
-  for (int64_t i = 0; i < n; ++i) dinp[i] += inp[i] > 0.0f ? dout[i] : 0.0f;
+    for (int64_t i = 0; i < n; ++i) dinp[i] += inp[i] > 0.0f ? dout[i] : 0.0f;
+  } else {
+#pragma omp parallel for simd schedule(static) if (n >= kMinParallel)
+    for (int64_t i = 0; i < n; ++i) dinp[i] = inp[i] > 0.0f ? dout[i] : 0.0f;
+  }
 }
 
 void tanh_forward(float* out, const float* inp, int64_t n) {
@@ -108,7 +113,9 @@ void gelu_forward(float* out, const float* inp, int64_t n, GeluApproximate appro
   }
 }
 
-void gelu_backward(float* dinp, const float* dout, const float* inp, int64_t n, GeluApproximate approximate) {
+namespace {
+template <bool kAccumulate>
+void gelu_backward_impl(float* dinp, const float* dout, const float* inp, int64_t n, GeluApproximate approximate) {
   if (approximate == GeluApproximate::None) {
     // gelu'(x) = Φ(x) + x φ(x), φ(x) = exp(-x²/2) / √(2π)
 #pragma omp parallel for simd schedule(static) if (n >= kMinParallel)
@@ -117,7 +124,10 @@ void gelu_backward(float* dinp, const float* dout, const float* inp, int64_t n, 
       float e;
       const float cdf = vmath::normal_cdf(x, &e);
       const float xpdf = e == 0.0f ? 0.0f : x * (kInvSqrt2Pi * e);  // 0, not inf·0, for |x| -> inf
-      dinp[i] += dout[i] * (cdf + xpdf);
+      if constexpr (kAccumulate)
+        dinp[i] += dout[i] * (cdf + xpdf);
+      else
+        dinp[i] = dout[i] * (cdf + xpdf);
     }
   } else {
     // gelu'(x) = 0.5 (1 + t) + 0.5 x (1 - t²) u'(x), t = tanh(u), u' = √(2/π) (1 + 3κ x²)
@@ -131,9 +141,21 @@ void gelu_backward(float* dinp, const float* dout, const float* inp, int64_t n, 
       const float du = kSqrt2OverPi * (1.0f + 3.0f * kKappa * x2);
       const float ss = s * sc;
       const float tail = ss == 0.0f ? 0.0f : 2.0f * x * ss * du;  // 0, not 0·inf, once x² overflows
-      dinp[i] += dout[i] * (s + tail);
+      if constexpr (kAccumulate)
+        dinp[i] += dout[i] * (s + tail);
+      else
+        dinp[i] = dout[i] * (s + tail);
     }
   }
+}
+}  // namespace
+
+void gelu_backward(float* dinp, const float* dout, const float* inp, int64_t n, GeluApproximate approximate,
+                   bool accumulate) {
+  if (accumulate)
+    gelu_backward_impl<true>(dinp, dout, inp, n, approximate);
+  else
+    gelu_backward_impl<false>(dinp, dout, inp, n, approximate);
 }
 
 void gelu_forward_reference(float* out, const float* inp, int64_t n, GeluApproximate approximate) {

@@ -102,23 +102,33 @@ float cross_entropy_forward(const float* logits, const int64_t* target, int64_t 
 }
 
 void cross_entropy_backward(float* dlogits, const float* logits, const int64_t* target, int64_t N, int64_t C,
-                            int64_t ignore_index, float label_smoothing, float dloss) {
-  // dlogits [N,C] (accumulated), logits [N,C], target [N]
+                            int64_t ignore_index, float label_smoothing, float dloss, bool accumulate) {
+  // dlogits [N,C] (accumulated, or written), logits [N,C], target [N]
   check_smoothing(label_smoothing, "cross_entropy_backward");
   const int64_t count = check_targets(target, N, C, ignore_index, "cross_entropy_backward");
-  if (!dlogits || count == 0) return;
+  if (!dlogits) return;
+  if (count == 0) {
+    if (!accumulate) std::fill(dlogits, dlogits + N * C, 0.0f);
+    return;
+  }
   const float scale = static_cast<float>(static_cast<double>(dloss) / static_cast<double>(count));
   const float smooth = static_cast<float>(static_cast<double>(label_smoothing) / static_cast<double>(C));
   const float hit = scale * (1.0f - label_smoothing);
 #pragma omp parallel for schedule(static) if (N * C >= kParallelMin)
   for (int64_t n = 0; n < N; ++n) {
     const int64_t t = target[n];
-    if (t == ignore_index) continue;
+    if (t == ignore_index) {
+      if (!accumulate) RowMapMut(dlogits + n * C, C).setZero();
+      continue;
+    }
     const float* x = logits + n * C;
     float m;
     const float lse = static_cast<float>(log_sum_exp_shifted(x, C, &m));
     // d[c] += scale · (p_c - ε/C), p_c = exp((x_c - m) - log s)
-    RowMapMut(dlogits + n * C, C) += scale * (((RowMap(x, C) - m) - lse).exp() - smooth);
+    if (accumulate)
+      RowMapMut(dlogits + n * C, C) += scale * (((RowMap(x, C) - m) - lse).exp() - smooth);
+    else
+      RowMapMut(dlogits + n * C, C) = scale * (((RowMap(x, C) - m) - lse).exp() - smooth);
     dlogits[n * C + t] -= hit;
   }
 }

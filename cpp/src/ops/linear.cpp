@@ -22,10 +22,10 @@ void linear_forward(float* out, const float* inp, const float* weight, const flo
 }
 
 void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                     const float* weight, int64_t N, int64_t I, int64_t O, DType dtype) {
+                     const float* weight, int64_t N, int64_t I, int64_t O, DType dtype, bool accumulate_dinp) {
   const auto product = dtype == DType::BFloat16 ? gemm_bf16_plain : gemm;
   // dinp[N,I] += dout[N,O] · weight[O,I]
-  if (dinp) product(false, false, N, I, O, 1.0f, dout, O, weight, I, 1.0f, dinp, I);
+  if (dinp) product(false, false, N, I, O, 1.0f, dout, O, weight, I, accumulate_dinp ? 1.0f : 0.0f, dinp, I);
   // dweight[O,I] += dout[N,O]ᵀ · inp[N,I]
   if (dweight) product(true, false, O, I, N, 1.0f, dout, O, inp, I, 1.0f, dweight, I);
   if (dbias) {

@@ -16,8 +16,8 @@ void activation_inplace(float* x, int64_t n, Activation act);
 
 // out = max(x, 0); out and inp may alias.
 void relu_forward(float* out, const float* inp, int64_t n);
-// dinp += dout * (inp > 0)
-void relu_backward(float* dinp, const float* dout, const float* inp, int64_t n);
+// dinp += dout * (inp > 0); accumulate = false: dinp = (its old contents are never read).
+void relu_backward(float* dinp, const float* dout, const float* inp, int64_t n, bool accumulate = true);
 
 // out = tanh(x); out and inp may alias.
 void tanh_forward(float* out, const float* inp, int64_t n);
@@ -30,8 +30,9 @@ void tanh_backward(float* dinp, const float* dout, const float* out, int64_t n);
 // identities) so the small negative tail is not lost to cancellation in
 // 1 + erf / 1 + tanh; vectorised (ops/vec_math.hpp), relative error ~1e-7.
 void gelu_forward(float* out, const float* inp, int64_t n, GeluApproximate approximate);
-// dinp += dout * gelu'(inp)
-void gelu_backward(float* dinp, const float* dout, const float* inp, int64_t n, GeluApproximate approximate);
+// dinp += dout * gelu'(inp); accumulate = false: dinp = (its old contents are never read).
+void gelu_backward(float* dinp, const float* dout, const float* inp, int64_t n, GeluApproximate approximate,
+                   bool accumulate = true);
 // Plain scalar references (libm erfc / exp / tanh in double), kept beside
 // the fast kernels so tests can compare them. Same contracts.
 void gelu_forward_reference(float* out, const float* inp, int64_t n, GeluApproximate approximate);

@@ -13,7 +13,8 @@ float cross_entropy_forward(const float* logits, const int64_t* target, int64_t 
                             float label_smoothing);
 
 // dlogits[n,:] += dloss/count · (softmax(logits[n]) - (1-ε)·onehot(t_n) - ε/C); ignored rows get nothing.
+// accumulate = false: dlogits is written instead (ignored rows with zeros), its old contents never read.
 void cross_entropy_backward(float* dlogits, const float* logits, const int64_t* target, int64_t N, int64_t C,
-                            int64_t ignore_index, float label_smoothing, float dloss = 1.0f);
+                            int64_t ignore_index, float label_smoothing, float dloss = 1.0f, bool accumulate = true);
 
 }  // namespace cpuformer

@@ -17,8 +17,10 @@ void linear_forward(float* out, const float* inp, const float* weight, const flo
 
 // dinp[N,I] += dout[N,O] · weight[O,I]; dweight[O,I] += doutᵀ · inp; dbias[O] += Σ_n dout[n,:].
 // Any gradient pointer may be null. dtype BFloat16: both products in
-// bfloat16 (dbias stays a float32 sum).
+// bfloat16 (dbias stays a float32 sum). accumulate_dinp = false: dinp is
+// written instead of added to (its old contents are never read).
 void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
-                     const float* weight, int64_t N, int64_t I, int64_t O, DType dtype = DType::Float32);
+                     const float* weight, int64_t N, int64_t I, int64_t O, DType dtype = DType::Float32,
+                     bool accumulate_dinp = true);
 
 }  // namespace cpuformer
