@@ -161,12 +161,19 @@ def _compare_grads(module, run, tol=2e-2, relu=False):
     return worst
 
 
-def test_gpt_gradients_under_autocast(rng):
-    cfg = tiny_gpt_config(n_embd=64, n_head=4, vocab_size=50, block_size=32)
+@pytest.mark.parametrize("dropout", [0.0, 0.1])
+def test_gpt_gradients_under_autocast(dropout, rng):
+    cfg = tiny_gpt_config(n_embd=64, n_head=4, vocab_size=50, block_size=32, dropout=dropout)
     m = cf.GPT(cfg)
     idx = rng.integers(0, 50, (3, 32))
     tgt = rng.integers(0, 50, (3, 32))
-    _compare_grads(m, lambda: (m.loss(idx, tgt), m.backward()))
+
+    def run():  # the same dropout masks in both precisions
+        cf.manual_seed(11)
+        m.loss(idx, tgt)
+        m.backward()
+
+    _compare_grads(m, run)
 
 
 def test_bert_mlm_gradients_under_autocast(rng):

@@ -220,13 +220,15 @@ def test_generate_matches_python(program, sampling, dtype, consumer, checkpoints
     np.testing.assert_array_equal(native, expected)
 
 
-def test_cpp_trains_like_python_and_python_loads_the_result(consumer, checkpoints, tmp_path):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_cpp_trains_like_python_and_python_loads_the_result(precision, consumer, checkpoints, tmp_path):
     rng = np.random.default_rng(2)
     B, T, steps, lr = 4, 12, 6, 3e-3
     x = rng.integers(0, V, (B, T))
     y = rng.integers(0, V, (B, T))
     out = tmp_path / "trained.safetensors"
-    r = _run([consumer["consumer_cpp"], "train", checkpoints["train"], steps, lr, B, T, out, *_ids(x), *_ids(y)])
+    cmd = "train" if precision == "fp32" else "train-bf16"  # bf16: AutocastGuard in C++, cf.autocast here
+    r = _run([consumer["consumer_cpp"], cmd, checkpoints["train"], steps, lr, B, T, out, *_ids(x), *_ids(y)])
     native_losses = [float(line.split()[3]) for line in r.stdout.splitlines() if line.startswith("step ")]
 
     m = cf.load(checkpoints["train"])
@@ -234,8 +236,9 @@ def test_cpp_trains_like_python_and_python_loads_the_result(consumer, checkpoint
     losses = []
     for _ in range(steps):
         opt.zero_grad()
-        losses.append(m.loss(x, y))
-        m.backward()
+        with cf.autocast("bfloat16" if precision == "bf16" else "float32"):
+            losses.append(m.loss(x, y))
+            m.backward()
         opt.step()
     np.testing.assert_allclose(native_losses, losses, rtol=1e-5, atol=1e-6)
     assert losses[-1] < losses[0]

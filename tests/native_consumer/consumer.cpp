@@ -4,13 +4,15 @@
 //   consumer_cpp forward-images <ckpt> <batch> <channels> <height> <width> <num_classes> <images.f32> <out.f32>
 //   consumer_cpp generate <ckpt> <batch> <prompt_len> <max_new> <temperature> <top_k> <top_p> <seed> <tokens...>
 //   consumer_cpp train    <ckpt> <steps> <lr> <batch> <seq_len> <out_ckpt> <inputs...> <targets...>
+//   consumer_cpp train-bf16 (the same arguments)
 //   consumer_cpp errors   <ckpt>
 //   consumer_cpp resave   <ckpt> <out_ckpt>
 //
 // forward writes the GPT logits or the BERT last hidden state as raw float32;
 // forward-images reads raw float32 images and writes the ViT logits; generate prints one row of ids
 // per line; train runs AdamW steps (printing "step <i> loss <value>") and
-// saves the trained model where Python's cpuformer.load() can read it;
+// saves the trained model where Python's cpuformer.load() can read it
+// (train-bf16: the same under cpuformer::AutocastGuard, bf16 products);
 // errors checks that failures arrive as cpuformer::Error exceptions; resave
 // loads a checkpoint of any class and writes it again with save_model.
 #include <cpuformer/cpuformer.hpp>
@@ -98,7 +100,7 @@ int cmd_generate(char** argv, int argc) {
   return 0;
 }
 
-int cmd_train(char** argv, int argc) {
+int cmd_train(char** argv, int argc, bool bf16) {
   std::unique_ptr<cf::GPT> model = cf::load_gpt(argv[0]);
   const int steps = std::atoi(argv[1]);
   const float lr = std::strtof(argv[2], nullptr);
@@ -109,8 +111,13 @@ int cmd_train(char** argv, int argc) {
   cf::AdamW opt(*model, lr);
   for (int step = 0; step < steps; ++step) {
     opt.zero_grad();
-    const float loss = model->loss(inputs.data(), targets.data(), B, T);
-    model->backward();
+    float loss;
+    {
+      // train-bf16: the products in bfloat16, as Python's cf.autocast
+      cf::AutocastGuard cast(bf16 ? cf::DType::BFloat16 : cf::DType::Float32);
+      loss = model->loss(inputs.data(), targets.data(), B, T);
+      model->backward();
+    }
     opt.step();
     std::printf("step %d loss %.9g\n", step, loss);
   }
@@ -153,10 +160,11 @@ int main(int argc, char** argv) {
     if (argc >= 6 && std::strcmp(argv[1], "forward") == 0) return cmd_forward(argv + 2, argc - 2);
     if (argc >= 10 && std::strcmp(argv[1], "forward-images") == 0) return cmd_forward_images(argv + 2);
     if (argc >= 10 && std::strcmp(argv[1], "generate") == 0) return cmd_generate(argv + 2, argc - 2);
-    if (argc >= 8 && std::strcmp(argv[1], "train") == 0) return cmd_train(argv + 2, argc - 2);
+    if (argc >= 8 && std::strcmp(argv[1], "train") == 0) return cmd_train(argv + 2, argc - 2, false);
+    if (argc >= 8 && std::strcmp(argv[1], "train-bf16") == 0) return cmd_train(argv + 2, argc - 2, true);
     if (argc >= 3 && std::strcmp(argv[1], "errors") == 0) return cmd_errors(argv[2]);
     if (argc >= 4 && std::strcmp(argv[1], "resave") == 0) return cmd_resave(argv[2], argv[3]);
-    std::fprintf(stderr, "usage: consumer_cpp forward|forward-images|generate|train|errors|resave ... (see the comment "
+    std::fprintf(stderr, "usage: consumer_cpp forward|forward-images|generate|train|train-bf16|errors|resave ... (see the comment "
                          "at the top)\n");
     return 2;
   } catch (const cf::Error& e) {

@@ -18,6 +18,7 @@
 #include "cpuformer/tensor.hpp"
 
 #include "cpuformer/runtime/allocator.hpp"
+#include "cpuformer/runtime/autocast.hpp"
 #include "cpuformer/runtime/build_info.hpp"
 #include "cpuformer/runtime/memory.hpp"
 #include "cpuformer/runtime/rng.hpp"
