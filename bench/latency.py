@@ -280,18 +280,12 @@ def engine_worker(conn, kind, row, root, s, threads):
 
 
 def _start(kind, row, root, s, threads):
-    import multiprocessing as mp
+    from .precision import spawn_worker
 
-    ctx = mp.get_context("spawn")
-    parent, child = ctx.Pipe()
-    proc = ctx.Process(target=engine_worker, args=(child, kind, row, root, s, threads), daemon=True)
-    proc.start()
-    child.close()
-    msg = parent.recv()
-    if msg[0] == "error":
-        log(f"[latency] {row}: {kind} failed to build: {msg[1]}")
-        proc.join(timeout=60)
+    started = spawn_worker(engine_worker, (kind, row, root, s, threads), f"[latency] {row}: {kind}")
+    if started is None:
         return None
+    parent, proc, msg = started
     return {"kind": kind, "conn": parent, "proc": proc, "detail": msg[1], "output": msg[2], "times": []}
 
 

@@ -124,11 +124,9 @@ def _check(wid: str, out, ref) -> str:
 
 
 def run_mixed(rows: List[str], threads: int, smoke: bool, repeats: Optional[int], have_torch: bool) -> Dict:
-    import multiprocessing as mp
-
     import cpuformer as cf
 
-    from .precision import Engine, _time
+    from .precision import Engine, _time, spawn_worker
     from .workloads import BY_ID
 
     info = cf.build_info()
@@ -136,7 +134,6 @@ def run_mixed(rows: List[str], threads: int, smoke: bool, repeats: Optional[int]
     if not native:
         log(f"[mixed] the bf16 kernel here is {info['bf16_kernel']}: bf16 products are emulated (rounded "
             "operands, float32 arithmetic), so bf16 rows measure no speed-up on this CPU")
-    ctx = mp.get_context("spawn")
     results = []
     for row in rows:
         wid = row.split("-")[0]
@@ -145,15 +142,10 @@ def run_mixed(rows: List[str], threads: int, smoke: bool, repeats: Optional[int]
         for name in ENGINES:
             if name.startswith("torch") and not have_torch:
                 continue
-            parent, child = ctx.Pipe()
-            proc = ctx.Process(target=engine_worker, args=(child, wid, name, smoke, threads), daemon=True)
-            proc.start()
-            child.close()
-            msg = parent.recv()
-            if msg[0] == "error":
-                log(f"[{row}] {name} failed to build: {msg[1]}")
-                proc.join(timeout=60)
+            started = spawn_worker(engine_worker, (wid, name, smoke, threads), f"[{row}] {name}")
+            if started is None:
                 continue
+            parent, proc, msg = started
             e = Engine(name, parent, proc, detail=msg[1], output=msg[2])
             e.peak_mb = msg[3]
             engines.append(e)

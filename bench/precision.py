@@ -433,23 +433,33 @@ def _time(engines: List[Engine], repeats: int, warmup: int) -> None:
             e.times.append(e.timed_call())
 
 
-def _start_engines(kinds, wid, precision, root, s, threads) -> List[Engine]:
+def spawn_worker(target, args, what: str):
+    """Runs ``target(conn, *args)`` in a spawned process and waits for its
+    first message: (conn, process, message) when it is ready, None (logged as
+    "<what> failed to build: ...") when it reports an error instead."""
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=target, args=(child, *args), daemon=True)
+    proc.start()
+    child.close()
+    msg = parent.recv()
+    if msg[0] == "error":
+        log(f"{what} failed to build: {msg[1]}")
+        proc.join(timeout=60)
+        return None
+    return parent, proc, msg
+
+
+def _start_engines(kinds, wid, precision, root, s, threads) -> List[Engine]:
     engines = []
     for kind in kinds:
-        parent, child = ctx.Pipe()
-        proc = ctx.Process(target=engine_worker, args=(child, kind, wid, precision, root, s, threads), daemon=True)
-        proc.start()
-        child.close()
-        msg = parent.recv()
         name = engine_name(kind, wid, precision)
-        if msg[0] == "error":
-            log(f"[{wid}-{precision}] {name} failed to build: {msg[1]}")
-            proc.join(timeout=60)
-            continue
-        engines.append(Engine(name, parent, proc, detail=msg[1], output=msg[2]))
+        started = spawn_worker(engine_worker, (kind, wid, precision, root, s, threads), f"[{wid}-{precision}] {name}")
+        if started is not None:
+            parent, proc, msg = started
+            engines.append(Engine(name, parent, proc, detail=msg[1], output=msg[2]))
     return engines
 
 

@@ -138,3 +138,22 @@ def test_latency_rows_smoke(tmp_path):
             assert e["median_s"] > 0 and e["pct_peak"] > 0 and e["calls_per_s_1"] > 0 and e["calls_per_s_4"] > 0
             assert e["agrees"], (row["id"], e)
         assert f"{row['id']}  {row['title']}" in r.stdout
+
+
+def test_mixed_precision_rows_smoke(tmp_path):
+    """W2-bf16 / W4-bf16 run cpuformer (and torch, when installed) in bf16 and float32, each engine in a
+    process of its own that measures its own peak memory; the first result is checked against float32."""
+    out = tmp_path / "bench.json"
+    r = run_bench("--smoke", "--only", "W2-bf16,W4-bf16", "--threads", "1", "--json", str(out))
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["workloads"] == [] and report["precision"] is None and report["latency"] is None
+    mixed = report["mixed"]
+    assert [row["id"] for row in mixed["rows"]] == ["W2-bf16", "W4-bf16"]
+    want = ["cpuformer bf16", "cpuformer fp32"] + (["torch bf16", "torch fp32"] if HAVE_TORCH else [])
+    for row in mixed["rows"]:
+        assert [e["name"] for e in row["engines"]] == want
+        for e in row["engines"]:
+            assert e["median_s"] > 0 and e["peak_mem_mb"] >= 0 and e["check"], (row["id"], e)
+        assert row["engines"][0]["ratio"] == 1.0
+        assert f"{row['id']}  cpuformer bf16" in r.stdout

@@ -5,9 +5,6 @@
 #include "gemm_packed.hpp"
 #include "gemv.hpp"
 #include "cpuformer/runtime/threads.hpp"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace cpuformer {
 namespace {
@@ -32,13 +29,6 @@ void run(MMap& c, const AX& a, const BX& b, float alpha, float beta) {
   }
 }
 
-int team_size() {
-#ifdef _OPENMP
-  if (!omp_in_parallel()) return omp_get_max_threads();
-#endif
-  return 1;
-}
-
 // C = act(alpha · op(A) · op(B) + beta · C + bias): the one dispatcher behind
 // gemm and gemm_bias_act.
 void gemm_impl(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
@@ -46,14 +36,14 @@ void gemm_impl(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, floa
   if (M == 0 || N == 0) return;
   // The packed kernel wins once a tile's worth of rows and columns exists.
   if (detail::packed_gemm_available() && M >= 4 && N >= 16 && K >= 8) {
-    detail::packed_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, team_size(), bias, act);
+    detail::packed_gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, call_threads(), bias, act);
     return;
   }
   // A few rows times a weight matrix stored [N, K] (a Linear while decoding):
   // streaming the weights is the cost, and the skinny kernel shares it
   // between threads.
   if (detail::gemv_available() && !trans_a && trans_b && N >= 16 && K >= 16) {
-    detail::gemv_nt(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, team_size(), bias, act);
+    detail::gemv_nt(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, call_threads(), bias, act);
     return;
   }
   // Other shapes: Eigen, then the epilogue as a separate pass.

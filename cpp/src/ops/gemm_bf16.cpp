@@ -5,10 +5,6 @@
 // kernel's epilogue applies alpha, beta, the bias and the activation. One
 // kernel choice serves both (runtime/cpu.hpp: bf16_kernel()).
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
-#include <memory>
-#include <new>
 
 #include "cpuformer/error.hpp"
 #include "cpuformer/ops/gemm.hpp"
@@ -28,30 +24,8 @@ using detail::lowp::kPanel;
 using detail::lowp::kPanelGroup;
 using detail::lowp::to_bf16;
 
-// Grow-only 64-byte aligned buffer, one per thread and role.
-struct Scratch {
-  std::unique_ptr<uint8_t, void (*)(void*)> p{nullptr, std::free};
-  int64_t capacity = 0;
-  uint8_t* get(int64_t n) {
-    if (n > capacity) {
-      p.reset();
-      const size_t bytes = static_cast<size_t>((n + 63) / 64 * 64);
-      void* q = std::aligned_alloc(64, bytes);
-      if (!q) throw std::bad_alloc();
-      p.reset(static_cast<uint8_t*>(q));
-      capacity = n;
-    }
-    return p.get();
-  }
-};
-thread_local Scratch tl_panels, tl_act;
-
-int team_size() {
-#ifdef _OPENMP
-  if (!omp_in_parallel()) return omp_get_max_threads();
-#endif
-  return 1;
-}
+// Groups per panel for a depth of k: pairs of columns, whole 16-group tile rows.
+int64_t bf16_pgroups(int64_t k) { return ((k + 1) / 2 + 15) / 16 * 16; }
 
 // Rows of op(A) per kernel call: the rounded activations of one call stay
 // near 2 MB (the panels of op(B) are packed once and shared by every call).
@@ -78,13 +52,13 @@ void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, floa
     }
     return;
   }
-  const int nthreads = team_size();
+  const int nthreads = call_threads();
   // The packed op(B) stays within kPanelBudget: larger ones go in blocks of
   // columns (each costing another rounding of op(A)) or of depth K (each
   // costing another pass over C, accumulated with beta = 1), whichever
   // costs less.
   constexpr int64_t kPanelBudget = int64_t(4) << 20;
-  auto panel_bytes = [](int64_t k) { return ((k + 1) / 2 + 15) / 16 * 16 * kPanelGroup; };
+  auto panel_bytes = [](int64_t k) { return bf16_pgroups(k) * kPanelGroup; };
   const int64_t panels = (N + kPanel - 1) / kPanel;
   int64_t nc = N, kc = K;
   if (panels * panel_bytes(K) > kPanelBudget) {
@@ -99,16 +73,16 @@ void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, floa
   }
   const detail::LowpPackEntry pack = detail::lowp_bf16_pack_entry();
   const detail::LowpEntry entry = detail::lowp_entry(static_cast<int>(DType::BFloat16));
-  const int64_t pg_max = ((kc + 1) / 2 + 15) / 16 * 16;
-  uint8_t* panel_data = tl_panels.get((nc + kPanel - 1) / kPanel * pg_max * kPanelGroup);
+  const int64_t pg_max = bf16_pgroups(kc);
+  uint8_t* panel_data = detail::lowp_scratch(1, (nc + kPanel - 1) / kPanel * pg_max * kPanelGroup);
   const int64_t chunk = rows_per_call(M, pg_max, nthreads);
   const int64_t abytes = detail::lowp_activation_bytes(chunk, pg_max);
   // Staging areas for the AVX2 kernel, which widens panels to float32.
   const int64_t stage = bf16_kernel() == LowpKernel::Avx2 ? detail::lowp_stage_floats(pg_max) * nthreads : 0;
-  uint8_t* scratch = tl_act.get(abytes + stage * static_cast<int64_t>(sizeof(float)));
+  uint8_t* scratch = detail::lowp_scratch(2, abytes + stage * static_cast<int64_t>(sizeof(float)));
 
   for (int64_t k0 = 0; k0 < K; k0 += kc) {
-    const int64_t kn = std::min(kc, K - k0), groups = (kn + 1) / 2, pgroups = (groups + 15) / 16 * 16;
+    const int64_t kn = std::min(kc, K - k0), groups = (kn + 1) / 2, pgroups = bf16_pgroups(kn);
     const bool first = k0 == 0, last = k0 + kn == K;
     for (int64_t n0 = 0; n0 < N; n0 += nc) {
       const int64_t nn = std::min(nc, N - n0), np = (nn + kPanel - 1) / kPanel;

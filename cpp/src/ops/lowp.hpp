@@ -45,6 +45,12 @@ inline int64_t lowp_stage_floats(int64_t pgroups) {
   return (block > 1 ? block : 1) * panel;
 }
 
+// This thread's grow-only, 64-byte aligned scratch buffer number `slot`
+// (< kLowpScratchSlots): 0 for packed_linear_forward's activations, 1 and 2
+// for gemm_bf16's packed op(B) and rounded op(A). Kept between calls.
+constexpr int kLowpScratchSlots = 3;
+uint8_t* lowp_scratch(int slot, int64_t bytes);
+
 // A kernel: rounds the activations into abuf/ascale, then the product.
 using LowpEntry = void (*)(const LowpGemm&, int nthreads);
 // Packs panels [p0, p1) of op(B)ᵀ [N, K] into bf16 panels with pgroups groups

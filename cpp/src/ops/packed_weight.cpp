@@ -13,9 +13,6 @@
 #include "cpuformer/runtime/threads.hpp"
 #include "gemm_packed.hpp"
 #include "lowp_kernel.hpp"
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 namespace cpuformer {
 
@@ -258,7 +255,7 @@ void dequantize_rows(const PackedWeight& w, const int64_t* ids, int64_t n, float
 
 namespace {
 
-// Per-thread scratch for the rounded activations, grown on demand.
+// Per-thread scratch, grown on demand.
 struct LowpScratch {
   std::shared_ptr<uint8_t> bytes;
   int64_t capacity = 0;
@@ -270,16 +267,11 @@ struct LowpScratch {
     return bytes.get();
   }
 };
-thread_local LowpScratch tl_scratch;
-
-int team_size() {
-#ifdef _OPENMP
-  if (!omp_in_parallel()) return omp_get_max_threads();
-#endif
-  return 1;
-}
+thread_local LowpScratch tl_scratch[detail::kLowpScratchSlots];
 
 }  // namespace
+
+uint8_t* detail::lowp_scratch(int slot, int64_t bytes) { return tl_scratch[slot].get(bytes); }
 
 void packed_linear_forward(float* out, int64_t ldo, const float* x, int64_t ldx, const PackedWeight& w,
                            const float* bias, int64_t N, Activation act, int64_t o0, int64_t o1) {
@@ -294,17 +286,17 @@ void packed_linear_forward(float* out, int64_t ldo, const float* x, int64_t ldx,
     CF_CHECK_VALUE(o0 % detail::prepack_align() == 0, "packed_linear_forward: row offset ", o0,
                    " is not a multiple of ", detail::prepack_align());
     detail::packed_gemm_prepacked(N, o0, o1, w.cols, x, ldx, reinterpret_cast<const float*>(w.data.get()), w.npad,
-                                  out, ldo, team_size(), bias, act);
+                                  out, ldo, call_threads(), bias, act);
     return;
   }
   const int64_t groups = w.groups();
-  const int nthreads = team_size();
+  const int nthreads = call_threads();
   // Activations (rows rounded up to 32 for the AMX tiles), their (int8) row
   // scales and (bf16) the staging areas, in one per-thread buffer.
   const int64_t abytes = detail::lowp_activation_bytes(N, w.panel_groups());
   const int64_t sbytes = (N * static_cast<int64_t>(sizeof(float)) + 63) / 64 * 64;
   const int64_t stage = w.dtype == DType::BFloat16 ? detail::lowp_stage_floats(w.panel_groups()) * nthreads : 0;
-  uint8_t* scratch = tl_scratch.get(abytes + sbytes + stage * static_cast<int64_t>(sizeof(float)));
+  uint8_t* scratch = detail::lowp_scratch(0, abytes + sbytes + stage * static_cast<int64_t>(sizeof(float)));
   detail::LowpGemm g;
   g.b = w.data.get();
   g.wscale = w.dtype == DType::Int8 ? w.scale.data() : nullptr;

@@ -54,6 +54,13 @@ int region_threads() {
 #endif
 }
 
+int call_threads() {
+#ifdef _OPENMP
+  if (omp_in_parallel()) return 1;
+#endif
+  return region_threads();
+}
+
 CallTeam::CallTeam() {
   const int active = g_active_calls.fetch_add(1) + 1;
   const int total = get_num_threads();

@@ -42,6 +42,9 @@ class CallTeam {
 // thread's OpenMP setting, which CallTeam adjusts per call); kernels size
 // their work and workspaces by it.
 int region_threads();
+// The threads a kernel called here may use: region_threads() outside a
+// parallel region, 1 inside one (a per-head block of a parallel loop).
+int call_threads();
 // True when the library was compiled with OpenMP.
 bool openmp_enabled();
 // This thread's index in the current team (omp_get_thread_num(); 0 outside a
