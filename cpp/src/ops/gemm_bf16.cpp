@@ -9,7 +9,7 @@
 #include "cpuformer/error.hpp"
 #include "cpuformer/ops/gemm.hpp"
 #include "cpuformer/ops/packed_weight.hpp"
-#include "cpuformer/runtime/cpu.hpp"
+#include "cpuformer/runtime/autocast.hpp"
 #include "cpuformer/runtime/threads.hpp"
 #include "lowp.hpp"
 #include "lowp_kernel.hpp"
@@ -23,6 +23,13 @@ namespace {
 using detail::lowp::kPanel;
 using detail::lowp::kPanelGroup;
 using detail::lowp::to_bf16;
+
+// dst[r, c] = bf16-rounded src[r, c] for r < rows, c < cols (float32 values).
+void round_copy(float* dst, int64_t ldd, const float* src, int64_t lds, int64_t rows, int64_t cols, int nthreads) {
+#pragma omp parallel for schedule(static) num_threads(nthreads) if (nthreads > 1 && rows * cols >= kParallelMinWork)
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) dst[r * ldd + c] = detail::lowp::from_bf16(to_bf16(src[r * lds + c]));
+}
 
 // Groups per panel for a depth of k: pairs of columns, whole 16-group tile rows.
 int64_t bf16_pgroups(int64_t k) { return ((k + 1) / 2 + 15) / 16 * 16; }
@@ -71,15 +78,43 @@ void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, floa
     else
       kc = std::min(K, kdepth);
   }
+  if (!bf16_products_native()) {
+    // No bf16 hardware: the same blocks, each operand block rounded into a
+    // float32 copy (op(B)'s block at most twice the panel budget, op(A)'s
+    // rows about 2 MB), multiplied by the float32 GEMM.
+    const int64_t rows = std::min<int64_t>(M, std::max<int64_t>(64, (int64_t(512) << 10) / kc));
+    float* bbuf = reinterpret_cast<float*>(detail::lowp_scratch(1, nc * kc * int64_t(sizeof(float))));
+    float* abuf = reinterpret_cast<float*>(detail::lowp_scratch(2, rows * kc * int64_t(sizeof(float))));
+    for (int64_t k0 = 0; k0 < K; k0 += kc) {
+      const int64_t kn = std::min(kc, K - k0);
+      const bool first = k0 == 0, last = k0 + kn == K;
+      for (int64_t n0 = 0; n0 < N; n0 += nc) {
+        const int64_t nn = std::min(nc, N - n0);
+        if (trans_b)  // B [N, K]: rows n0.., columns k0..
+          round_copy(bbuf, kn, B + n0 * ldb + k0, ldb, nn, kn, nthreads);
+        else  // B [K, N]
+          round_copy(bbuf, nn, B + k0 * ldb + n0, ldb, kn, nn, nthreads);
+        for (int64_t m0 = 0; m0 < M; m0 += rows) {
+          const int64_t mn = std::min(rows, M - m0);
+          if (trans_a)  // A [K, M]
+            round_copy(abuf, mn, A + k0 * lda + m0, lda, kn, mn, nthreads);
+          else
+            round_copy(abuf, kn, A + m0 * lda + k0, lda, mn, kn, nthreads);
+          gemm(trans_a, trans_b, mn, nn, kn, alpha, abuf, trans_a ? mn : kn, bbuf, trans_b ? kn : nn,
+               first ? beta : 1.0f, C + m0 * ldc + n0, ldc, last && bias ? bias + n0 : nullptr,
+               last ? act : Activation::None);
+        }
+      }
+    }
+    return;
+  }
   const detail::LowpPackEntry pack = detail::lowp_bf16_pack_entry();
   const detail::LowpEntry entry = detail::lowp_entry(static_cast<int>(DType::BFloat16));
   const int64_t pg_max = bf16_pgroups(kc);
   uint8_t* panel_data = detail::lowp_scratch(1, (nc + kPanel - 1) / kPanel * pg_max * kPanelGroup);
   const int64_t chunk = rows_per_call(M, pg_max, nthreads);
   const int64_t abytes = detail::lowp_activation_bytes(chunk, pg_max);
-  // Staging areas for the AVX2 kernel, which widens panels to float32.
-  const int64_t stage = bf16_kernel() == LowpKernel::Avx2 ? detail::lowp_stage_floats(pg_max) * nthreads : 0;
-  uint8_t* scratch = detail::lowp_scratch(2, abytes + stage * static_cast<int64_t>(sizeof(float)));
+  uint8_t* scratch = detail::lowp_scratch(2, abytes);
 
   for (int64_t k0 = 0; k0 < K; k0 += kc) {
     const int64_t kn = std::min(kc, K - k0), groups = (kn + 1) / 2, pgroups = bf16_pgroups(kn);
@@ -123,7 +158,7 @@ void gemm_bf16(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, floa
         g.beta = first ? beta : 1.0f;
         g.abuf = scratch;
         g.ascale = nullptr;
-        g.stage = stage ? reinterpret_cast<float*>(scratch + abytes) : nullptr;
+        g.stage = nullptr;  // (only the AVX2 kernel stages, and it is not used here)
         entry(g, nthreads);
       }
     }

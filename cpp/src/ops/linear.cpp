@@ -5,9 +5,13 @@
 
 namespace cpuformer {
 namespace {
-void gemm_bf16_plain(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
-                     int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  gemm_bf16(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+// C = alpha · op(A) · op(B) + beta · C in the given precision.
+void product(DType dtype, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
+             int64_t lda, const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  if (dtype == DType::BFloat16)
+    gemm_bf16(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  else
+    gemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 }  // namespace
 
@@ -23,11 +27,10 @@ void linear_forward(float* out, const float* inp, const float* weight, const flo
 
 void linear_backward(float* dinp, float* dweight, float* dbias, const float* dout, const float* inp,
                      const float* weight, int64_t N, int64_t I, int64_t O, DType dtype, bool accumulate_dinp) {
-  const auto product = dtype == DType::BFloat16 ? gemm_bf16_plain : gemm;
   // dinp[N,I] += dout[N,O] · weight[O,I]
-  if (dinp) product(false, false, N, I, O, 1.0f, dout, O, weight, I, accumulate_dinp ? 1.0f : 0.0f, dinp, I);
+  if (dinp) product(dtype, false, false, N, I, O, 1.0f, dout, O, weight, I, accumulate_dinp ? 1.0f : 0.0f, dinp, I);
   // dweight[O,I] += dout[N,O]ᵀ · inp[N,I]
-  if (dweight) product(true, false, O, I, N, 1.0f, dout, O, inp, I, 1.0f, dweight, I);
+  if (dweight) product(dtype, true, false, O, I, N, 1.0f, dout, O, inp, I, 1.0f, dweight, I);
   if (dbias) {
     // Each thread owns a slice of columns and walks the rows in order, so the
     // inner loop is contiguous and the sum order is fixed.
