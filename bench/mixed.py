@@ -126,7 +126,7 @@ def _check(wid: str, out, ref) -> str:
 def run_mixed(rows: List[str], threads: int, smoke: bool, repeats: Optional[int], have_torch: bool) -> Dict:
     import cpuformer as cf
 
-    from .precision import Engine, _time, spawn_worker
+    from .precision import Engine, spawn_worker, time_then_stop
     from .workloads import BY_ID
 
     info = cf.build_info()
@@ -155,12 +155,7 @@ def run_mixed(rows: List[str], threads: int, smoke: bool, repeats: Optional[int]
         for e in engines:
             e.check = _check(wid, e.output, ref)
             log(f"[{row}] {e.name}: {e.check}; peak {e.peak_mb:.0f} MB")
-        n = repeats or (1 if smoke else 5)
-        try:
-            _time(engines, n, 0 if smoke else 1)
-        finally:
-            for e in engines:
-                e.stop()
+        time_then_stop(engines, repeats or (1 if smoke else 5), 0 if smoke else 1)
         ours = statistics.median(engines[0].times)
         res = {"id": row, "describe": wl.describe(), "flops": wl.flops(), "tokens": wl.tokens(),
                "bf16_kernel": info["bf16_kernel"], "engines": []}

@@ -433,6 +433,15 @@ def _time(engines: List[Engine], repeats: int, warmup: int) -> None:
             e.times.append(e.timed_call())
 
 
+def time_then_stop(engines: List[Engine], repeats: int, warmup: int) -> None:
+    """Times the engines (see _time), then stops their processes, also when timing fails."""
+    try:
+        _time(engines, repeats, warmup)
+    finally:
+        for e in engines:
+            e.stop()
+
+
 def spawn_worker(target, args, what: str):
     """Runs ``target(conn, *args)`` in a spawned process and waits for its
     first message: (conn, process, message) when it is ready, None (logged as
@@ -564,12 +573,7 @@ def run_precision(rows: List[str], threads: int, smoke: bool, repeats: Optional[
         for e in engines:
             (w1_check if wid == "W1" else w5_check)(e, reference, precision)
             log(f"[{row}] check {e.name}: {e.check}{'' if e.ok else '  <-- DISAGREES'}")
-        n = repeats or (1 if smoke else (5 if wid == "W1" else 3))
-        try:
-            _time(engines, n, 0 if smoke else 1)
-        finally:
-            for e in engines:
-                e.stop()
+        time_then_stop(engines, repeats or (1 if smoke else (5 if wid == "W1" else 3)), 0 if smoke else 1)
         ours = statistics.median(engines[0].times)
         tokens = s["B"] * s["T"] if wid == "W1" else s["new"]
         res = {"id": row, "precision": precision, "shape": s, "tokens_per_call": tokens, "note": note,
