@@ -299,6 +299,20 @@ def test_autocast_context_decorator_nesting_and_threads():
         return cf.get_autocast_dtype()
 
     assert inside() == "bfloat16" and cf.get_autocast_dtype() == "float32"
+    shared, seen = cf.autocast("bf16"), []  # one instance entered by several threads at once
+
+    def enter_shared():
+        with shared:
+            with shared:
+                seen.append(cf.get_autocast_dtype())
+        seen.append(cf.get_autocast_dtype())
+
+    threads = [threading.Thread(target=enter_shared) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(seen) == ["bfloat16"] * 4 + ["float32"] * 4
     with pytest.raises(RuntimeError):
         with cf.autocast():
             raise RuntimeError("boom")

@@ -10,6 +10,7 @@ float32. The setting is per thread, like ``torch.autocast``.
 from __future__ import annotations
 
 import functools
+import threading
 import warnings
 
 from . import _core
@@ -50,10 +51,15 @@ class autocast:
             raise TypeError(f"autocast: enabled must be a bool, got {type(enabled).__name__}")
         self.dtype = _canonical(dtype, "autocast: dtype")
         self.enabled = enabled
-        self._prev: list = []
+        self._local = threading.local()  # one instance may be entered by several threads at once
+
+    def _stack(self) -> list:
+        if not hasattr(self._local, "prev"):
+            self._local.prev = []
+        return self._local.prev
 
     def __enter__(self):
-        self._prev.append(_core.get_autocast_dtype())
+        self._stack().append(_core.get_autocast_dtype())
         if self.enabled:
             if self.dtype == "bfloat16":
                 _warn_if_emulated()
@@ -61,7 +67,7 @@ class autocast:
         return self
 
     def __exit__(self, *exc):
-        _core.set_autocast_dtype(self._prev.pop())
+        _core.set_autocast_dtype(self._stack().pop())
         return False
 
     def __call__(self, fn):
