@@ -241,8 +241,6 @@ struct NoTileState {
   // true: tile_into(a, lda, b, ng, out, ldo, accumulate) writes a full kMR x 32
   // float32 tile straight into the output (or adds to it)
   static constexpr bool kDirect = false;
-  template <class... Args>
-  static void tile_into(Args...) {}
   static void thread_begin() {}
   static void thread_end() {}
 };
@@ -744,7 +742,7 @@ void serial(const LowpGemm& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1, f
   const int64_t ng = P::kFullTiles ? c.pgroups : c.groups;  // AMX steps whole 16-group tiles
   alignas(64) typename P::Acc acc[P::kMR * kPanel];
   // Whole tiles whose epilogue is at most "+ C": products go straight into C.
-  const bool direct = P::kDirect && c.alpha == 1.0f && (c.beta == 0.0f || c.beta == 1.0f);
+  [[maybe_unused]] const bool direct = P::kDirect && c.alpha == 1.0f && (c.beta == 0.0f || c.beta == 1.0f);
   P::thread_begin();
   for (int64_t pb = p0; pb < p1; pb += block) {
     const int64_t pe = imin(p1, pb + block);
@@ -756,18 +754,20 @@ void serial(const LowpGemm& c, int64_t m0, int64_t m1, int64_t p0, int64_t p1, f
         const uint8_t* bp = P::kStaged ? reinterpret_cast<const uint8_t*>(stage + (p - pb) * staged_panel_floats(c))
                                        : c.b + p * panel_bytes;
         const int64_t col0 = p * kPanel;
-        if (direct && R == P::kMR && col0 >= c.o0 && col0 + kPanel <= c.o1) {
-          float* y = c.out + m * c.ldo + (col0 - c.o0);
-          P::tile_into(c.abuf + m * lda, lda, bp, ng, y, c.ldo, c.beta != 0.0f);
-          if (c.bias || c.act != Activation::None) {
-            for (int r = 0; r < R; ++r) {
-              float* row = y + r * c.ldo;
-              if (c.bias)
-                for (int j = 0; j < kPanel; ++j) row[j] += c.bias[col0 + j];
-              if (c.act != Activation::None) activation_inplace(row, kPanel, c.act);
+        if constexpr (P::kDirect) {
+          if (direct && R == P::kMR && col0 >= c.o0 && col0 + kPanel <= c.o1) {
+            float* y = c.out + m * c.ldo + (col0 - c.o0);
+            P::tile_into(c.abuf + m * lda, lda, bp, ng, y, c.ldo, c.beta != 0.0f);
+            if (c.bias || c.act != Activation::None) {
+              for (int r = 0; r < R; ++r) {
+                float* row = y + r * c.ldo;
+                if (c.bias)
+                  for (int j = 0; j < kPanel; ++j) row[j] += c.bias[col0 + j];
+                if (c.act != Activation::None) activation_inplace(row, kPanel, c.act);
+              }
             }
+            continue;
           }
-          continue;
         }
         tile_rows<P>(R, c.abuf + m * lda, lda, bp, ng, acc);
         epilogue<P>(c, acc, R, m, col0);
