@@ -9,6 +9,7 @@ void bind_attention(pybind11::module_& m);   // attention.cpp: scaled_dot_produc
 void bind_functional_embed_loss(pybind11::module_& m);  // functional_embed_loss.cpp: embedding, positional encoding, cross-entropy
 void bind_nn(pybind11::module_& m);          // nn.cpp: modules
 void bind_models(pybind11::module_& m);      // models.cpp: GPT, Seq2Seq
+void bind_generation(pybind11::module_& m);  // generation.cpp: GPT.generate_ex, GPTGeneration (after bind_models)
 void bind_models_bert_vit(pybind11::module_& m);  // models_bert_vit.cpp: BERT, ViT
 void bind_optim(pybind11::module_& m);       // optim.cpp: AdamW, SGD, clip_grad_norm
 void bind_io(pybind11::module_& m);          // io.cpp: safetensors checkpoints

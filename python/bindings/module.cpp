@@ -32,6 +32,7 @@ PYBIND11_MODULE(_core, m) {
   cfpy::bind_functional_embed_loss(m);
   cfpy::bind_nn(m);
   cfpy::bind_models(m);
+  cfpy::bind_generation(m);
   cfpy::bind_models_bert_vit(m);
   cfpy::bind_optim(m);
   cfpy::bind_io(m);

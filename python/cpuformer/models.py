@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _core
+from . import _core, _generation
 from .nn import Module
 
 
@@ -200,41 +200,58 @@ class GPT(_ModelBase):
         else:
             self._impl.backward_logits(grad_logits)
 
-    def generate(self, idx, max_new_tokens: int, temperature: float = 1.0, top_k=None, top_p=None, seed=None):
-        """Autoregressive sampling with a KV cache (each new token costs O(T·d)).
+    def generate(self, idx, max_new_tokens: int, temperature: float = 1.0, top_k=None, top_p=None, seed=None,
+                 attention_mask=None, eos_token_id=None, pad_token_id=None, repetition_penalty: float = 1.0,
+                 min_new_tokens: int = 0, streamer=None):
+        """Autoregressive generation with a KV cache (each new token costs O(T·d)).
 
         ``idx`` is [B, T] (or [T]) prompt ids; returns the prompt followed by
-        ``max_new_tokens`` new ids, [B, T + max_new_tokens] int64 (or 1-d).
-        ``temperature=0`` is greedy decoding; ``top_k``/``top_p`` filter the
-        distribution; ``seed`` makes sampling reproducible. A request whose
-        output ids (and KV cache) could not fit in this machine's memory raises
-        ValueError up front.
+        the new ids, [B, T + n] int64 (or 1-d), n = ``max_new_tokens`` unless
+        every row stopped earlier.
+
+        * ``temperature=0`` is greedy decoding; ``top_k``/``top_p`` filter the
+          distribution; ``seed`` makes sampling reproducible.
+        * ``attention_mask`` [B, T] (1 = token, 0 = padding) for a batch of
+          prompts of different lengths, LEFT-padded as Hugging Face pads
+          decoder-only batches: padding is never attended to and positions
+          count from each row's first token, so each row generates what it
+          would alone.
+        * ``eos_token_id`` (an int or a list): a row that emits one stops; its
+          later positions hold ``pad_token_id`` (default: the first eos id).
+          Generation ends when every row stopped; ``min_new_tokens``
+          suppresses eos until that many new tokens.
+        * ``repetition_penalty`` (Hugging Face's definition): logits of tokens
+          already in the row (prompt and generated; padding excluded) are
+          divided by it when positive, multiplied when negative.
+        * ``streamer``: a callable receiving each step's tokens [B] int64
+          (stopped rows give ``pad_token_id``), or an object with ``put`` (and
+          optionally ``end``). ``generate_stream`` is the iterator form.
+
+        Rows that stopped leave the KV cache, so a batch that mostly finished
+        costs what its running rows cost. A request whose output ids (and KV
+        cache) could not fit in this machine's memory raises ValueError up front.
         """
-        max_new_tokens = _check_token("max_new_tokens", max_new_tokens)  # TypeError / ValueError beyond int64
-        if max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens: expected >= 0, got {max_new_tokens}")
-        temperature = _check_float("temperature", temperature)
-        if not (temperature >= 0 and np.isfinite(temperature)):
-            raise ValueError(f"temperature: expected a finite value >= 0, got {temperature}")
-        if top_k is not None:
-            if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)):
-                raise TypeError(f"top_k: expected an int or None, got {type(top_k).__name__}")
-            if top_k < 1:
-                raise ValueError(f"top_k: expected an int >= 1 or None, got {top_k}")
-            top_k = min(int(top_k), _INT_MAX)  # more than the vocabulary = no filtering
-        if top_p is not None and not (0.0 < _check_float("top_p", top_p) <= 1.0):
-            raise ValueError(f"top_p: expected a value in (0, 1] or None, got {top_p}")
-        if seed is not None:
-            seed = _check_token("seed", seed, wrap=True)  # any int, as int64 bits
-        if idx is None:
-            raise TypeError("idx: expected an integer array of token ids, got None")
-        arr = np.asarray(idx)
-        one_d = arr.ndim == 1
-        if one_d:
-            arr = arr[None, :]
-        out = self._impl.generate(arr, int(max_new_tokens), temperature, 0 if top_k is None else int(top_k),
-                                  1.0 if top_p is None else float(top_p), None if seed is None else int(seed))
-        return out[0] if one_d else out
+        return _generation.generate(self, idx, max_new_tokens, streamer=streamer, temperature=temperature,
+                                    top_k=top_k, top_p=top_p, seed=seed, attention_mask=attention_mask,
+                                    eos_token_id=eos_token_id, pad_token_id=pad_token_id,
+                                    repetition_penalty=repetition_penalty, min_new_tokens=min_new_tokens)
+
+    def generate_stream(self, idx, max_new_tokens: int, temperature: float = 1.0, top_k=None, top_p=None, seed=None,
+                        attention_mask=None, eos_token_id=None, pad_token_id=None, repetition_penalty: float = 1.0,
+                        min_new_tokens: int = 0, output_logits: bool = False):
+        """``generate`` as an iterator: yields each step's new tokens, [B] int64 (a scalar for a 1-d prompt).
+
+        Arguments are checked when this is called, before the first step.
+        With ``output_logits=True`` it yields ``(tokens, logits)``, logits
+        [B, V] being the step's raw scores (before penalties and sampling;
+        NaN for rows that had stopped). Leaving the loop early (``break``, an
+        exception, or dropping the iterator) frees the KV cache at once.
+        """
+        return _generation.generate_stream(self, idx, max_new_tokens, output_logits=output_logits,
+                                           temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
+                                           attention_mask=attention_mask, eos_token_id=eos_token_id,
+                                           pad_token_id=pad_token_id, repetition_penalty=repetition_penalty,
+                                           min_new_tokens=min_new_tokens)
 
 
 @dataclass

@@ -35,6 +35,7 @@
 #include "cpuformer/nn/transformer_layer.hpp"
 
 #include "cpuformer/models/bert.hpp"
+#include "cpuformer/models/generation.hpp"
 #include "cpuformer/models/gpt.hpp"
 #include "cpuformer/models/seq2seq.hpp"
 #include "cpuformer/models/vit.hpp"

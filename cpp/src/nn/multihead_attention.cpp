@@ -282,10 +282,14 @@ Tensor MultiheadAttention::backward_self(const Tensor& dout) {
   return dx;
 }
 
-Tensor MultiheadAttention::forward_cached(const Tensor& x, KVCache& cache, int64_t capacity) {
+Tensor MultiheadAttention::forward_cached(const Tensor& x, KVCache& cache, int64_t capacity,
+                                          const uint8_t* key_padding) {
   CF_CHECK_VALUE(x.dim() == 3, "x: expected [batch, T, ", E_, "], got ", shape_str(x.shape()));
   check_last_dim(x, E_, "x");
   const int64_t B = x.size(0), Tn = x.size(1);
+  CF_CHECK_VALUE(!key_padding || variant_.kind == AttentionKind::Full, "MultiheadAttention(attention=\"",
+                 attention_kind_name(variant_.kind), "\"): a padding mask during incremental decoding needs "
+                 "attention=\"full\"");
   if (variant_.kind == AttentionKind::SlidingWindow || variant_.kind == AttentionKind::Linformer) {
     CF_CHECK_VALUE(cache.len == 0 || Tn == 1, "KV cache: after the prompt, feed one position at a time (got ", Tn,
                    ")");
@@ -321,6 +325,7 @@ Tensor MultiheadAttention::forward_cached(const Tensor& x, KVCache& cache, int64
   const int64_t S = cache.len + Tn;
   AttentionParams p = head_params(B, Tn, S);
   p.is_causal = Tn > 1;  // prefill from an empty cache: top-left causal is exact
+  p.key_padding = key_padding;
   Tensor attn = Tensor::empty({B, Tn, E_});
   Tensor lse = Tensor::empty({B * H_ * Tn});
   if (variant_.kind == AttentionKind::Performer) {

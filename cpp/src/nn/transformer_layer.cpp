@@ -174,13 +174,14 @@ Tensor TransformerEncoderLayer::backward(const Tensor& dout) {
   return dsrc;
 }
 
-Tensor TransformerEncoderLayer::forward_cached(const Tensor& src, KVCache& cache, int64_t capacity) {
+Tensor TransformerEncoderLayer::forward_cached(const Tensor& src, KVCache& cache, int64_t capacity,
+                                               const uint8_t* key_padding) {
   check_input(src, "src");
   if (opt_.norm_first) {
-    const Tensor x1 = add(src, self_attn_.forward_cached(norm1_.inference(src), cache, capacity));
+    const Tensor x1 = add(src, self_attn_.forward_cached(norm1_.inference(src), cache, capacity, key_padding));
     return add(x1, ff_inference(norm2_.inference(x1)));
   }
-  const Tensor x1 = norm1_.inference(add(src, self_attn_.forward_cached(src, cache, capacity)));
+  const Tensor x1 = norm1_.inference(add(src, self_attn_.forward_cached(src, cache, capacity, key_padding)));
   return norm2_.inference(add(x1, ff_inference(x1)));
 }
 

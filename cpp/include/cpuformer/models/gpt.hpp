@@ -43,6 +43,23 @@ struct SamplingOptions {
   bool has_seed = false;     // otherwise a key is drawn from the global generator
 };
 
+// Options of a generation request beyond sampling (models/generation.hpp).
+struct GenerationOptions {
+  SamplingOptions sampling;
+  // [B*T] prompt mask, 1 = token, 0 = padding; padding only at the start of a
+  // row (left padding, as Hugging Face pads decoder-only batches). Positions
+  // count from each row's first token and padding is never attended to, so
+  // every row generates what it would alone. Empty = no padding.
+  std::vector<uint8_t> attention_mask;
+  std::vector<int64_t> eos_token_ids;  // a row that emits one of these stops
+  int64_t pad_token_id = -1;           // written after a row stops; -1 = eos_token_ids[0]
+  float repetition_penalty = 1.0f;     // Hugging Face's: logits of tokens already in the row
+                                       // are divided by it when positive, multiplied when negative
+  int64_t min_new_tokens = 0;          // eos is suppressed before this many new tokens
+};
+
+class GPTGeneration;
+
 class GPT : public Module {
  public:
   explicit GPT(const GPTConfig& cfg);
@@ -66,8 +83,19 @@ class GPT : public Module {
   // cache could not fit in this machine's memory (max_new_tokens = 10^12).
   std::vector<int64_t> generate(const int64_t* idx, int64_t B, int64_t T, int64_t max_new_tokens,
                                 const SamplingOptions& opt);
+  // With padding masks, stop tokens and penalties (GPTGeneration, which runs
+  // one step at a time, says how). Returns [B, T + steps]: steps <
+  // max_new_tokens when every row stopped early; *steps_out receives it.
+  std::vector<int64_t> generate(const int64_t* idx, int64_t B, int64_t T, int64_t max_new_tokens,
+                                const GenerationOptions& opt, int64_t* steps_out = nullptr);
 
  private:
+  friend class GPTGeneration;
+  // One incremental forward: tokens and positions [B, n] (per row), appended
+  // to the caches (n > 1 only into empty caches); key_padding [B, len + n] or
+  // null. Returns the logits of each row's last position [B, V].
+  Tensor decode_step(const int64_t* tokens, const int64_t* positions, int64_t B, int64_t n,
+                     std::vector<KVCache>& caches, const uint8_t* key_padding);
   void check_ids(const int64_t* idx, int64_t n, const char* what) const;
   void check_generate_memory(int64_t B, int64_t T, int64_t max_new_tokens) const;
   // Last-position logits [B, V] from hidden states [B, Tn, C] (ln_f + tied head).
@@ -89,8 +117,11 @@ class GPT : public Module {
   bool have_loss_ = false;
 };
 
-// Draws one token per row from logits [B, V] (modified in place).
+// Draws one token per row from logits [B, V] (modified in place); row b
+// uses random draw step * B + b of `key`.
 void sample_tokens(float* logits, int64_t B, int64_t V, const SamplingOptions& opt, uint64_t key, uint64_t step,
                    int64_t* out);
+// One row: greedy (temperature 0) or a draw with random index `draw`.
+int64_t sample_row(float* logits, int64_t V, const SamplingOptions& opt, uint64_t key, uint64_t draw);
 
 }  // namespace cpuformer

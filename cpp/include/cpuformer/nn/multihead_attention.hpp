@@ -86,8 +86,10 @@ class MultiheadAttention : public Module {
   // their keys/values are appended to `cache` (allocated on first use with
   // `capacity` positions) and they attend to every cached position causally.
   // Either the cache is empty (prefill) or Tn == 1 (one decoding step).
-  // No dropout, nothing saved for backward.
-  Tensor forward_cached(const Tensor& x, KVCache& cache, int64_t capacity);
+  // No dropout, nothing saved for backward. key_padding, if not null, is
+  // [B, len + Tn] (nonzero = that cached or new position is padding, masked
+  // out as a key); attention="full" only (ValueError otherwise).
+  Tensor forward_cached(const Tensor& x, KVCache& cache, int64_t capacity, const uint8_t* key_padding = nullptr);
 
   // Cross-attention inference over a fixed memory (encoder-decoder decoding).
   // project_kv: keys and values of memory [Bm, S, E] as a full KVCache

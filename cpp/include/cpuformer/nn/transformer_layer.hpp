@@ -60,8 +60,9 @@ class TransformerEncoderLayer : public TransformerLayerBase {
   Tensor forward(const Tensor& src, const AttentionMask& src_mask = {});
   Tensor backward(const Tensor& dout);  // -> dsrc
   // Causal self-attention inference over a KV cache (see
-  // MultiheadAttention::forward_cached); dropout off, nothing saved.
-  Tensor forward_cached(const Tensor& src, KVCache& cache, int64_t capacity);
+  // MultiheadAttention::forward_cached, with its optional key padding);
+  // dropout off, nothing saved.
+  Tensor forward_cached(const Tensor& src, KVCache& cache, int64_t capacity, const uint8_t* key_padding = nullptr);
 
  private:
   MultiheadAttention self_attn_;
