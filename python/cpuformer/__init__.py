@@ -95,6 +95,7 @@ from .training import evaluate, fit, plot_history  # noqa: E402
 from .checkpoint import load, load_training_state, save_training_state  # noqa: E402
 from .hf import from_pretrained, save_pretrained  # noqa: E402
 from .sentence import SentenceEncoder  # noqa: E402
+from .text import TextGenerator  # noqa: E402
 from .quantize import quantize  # noqa: E402
 from .amp import autocast, get_autocast_dtype, is_autocast_enabled  # noqa: E402
 
@@ -102,6 +103,7 @@ __all__ = [
     "GPT", "GPTConfig", "__version__", "build_info", "evaluate", "fit", "functional", "get_num_threads",
     "load", "load_training_state", "manual_seed", "nn", "optim", "plot_history", "save_training_state",
     "set_num_threads", "data", "no_grad", "is_grad_enabled", "from_pretrained", "save_pretrained", "SentenceEncoder",
+    "TextGenerator",
     "empty_cache", "cached_memory", "set_cache_limit", "distributed", "quantize", "autocast", "get_autocast_dtype",
     "is_autocast_enabled", *[n for n in _models_all if n != "MODEL_CLASSES"],
 ]

@@ -1,4 +1,4 @@
-"""Command line: ``python -m cpuformer demo | info | bench``."""
+"""Command line: ``python -m cpuformer demo | info | bench | generate``."""
 from __future__ import annotations
 
 import argparse
@@ -45,6 +45,21 @@ def main(argv=None) -> int:
     demo.add_argument("--out", default=None, help="checkpoint path to write")
     demo.add_argument("--precision", default="fp32", choices=["fp32", "bf16"],
                       help="training precision (gpt task; bf16: cpuformer.autocast, float32 master weights)")
+    gen = sub.add_parser("generate", help="generate text with a local Hugging Face GPT-2 directory, printing "
+                         "tokens as they are produced")
+    gen.add_argument("dir", help="model directory: config.json, model.safetensors (or pytorch_model.bin), "
+                     "tokenizer.json")
+    gen.add_argument("prompt", help="the text to continue")
+    gen.add_argument("--max-new-tokens", type=int, default=50, help="new tokens at most (default 50)")
+    gen.add_argument("--temperature", type=float, default=1.0, help="0 = greedy (default 1.0)")
+    gen.add_argument("--top-k", type=int, default=None, help="sample from the k most likely tokens")
+    gen.add_argument("--top-p", type=float, default=None, help="nucleus sampling mass in (0, 1]")
+    gen.add_argument("--repetition-penalty", type=float, default=1.0, help="> 1 discourages repeats (default 1.0)")
+    gen.add_argument("--seed", type=int, default=None, help="makes sampling reproducible")
+    gen.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "int8"],
+                     help="weights (bfloat16 / int8 quantize while loading; default float32)")
+    gen.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
+    gen.add_argument("--no-prompt", action="store_true", help="print only the new text")
     sub.add_parser("info", help="print build information")
     sub.add_parser("bench", help="benchmark against PyTorch (see `python -m cpuformer bench --help`)")
     args = parser.parse_args(argv)
@@ -61,6 +76,8 @@ def main(argv=None) -> int:
         from ._demo import run_demo
 
         return run_demo(args)
+    if args.command == "generate":
+        return _generate(args)
     if args.command == "info":
         import cpuformer
 
@@ -68,6 +85,26 @@ def main(argv=None) -> int:
             print(f"{k}: {v}")
         return 0
     parser.print_help()
+    return 0
+
+
+def _generate(args) -> int:
+    import cpuformer
+
+    if args.threads is not None:
+        cpuformer.set_num_threads(args.threads)
+    try:
+        gen = cpuformer.TextGenerator(args.dir, dtype=args.dtype)
+        pieces = gen.stream(args.prompt, args.max_new_tokens, temperature=args.temperature, top_k=args.top_k,
+                            top_p=args.top_p, seed=args.seed, repetition_penalty=args.repetition_penalty)
+        if not args.no_prompt:
+            print(args.prompt, end="", flush=True)
+        for piece in pieces:
+            print(piece, end="", flush=True)
+    except (ValueError, TypeError, IndexError, OSError, ImportError, NotImplementedError) as e:
+        print(f"\nerror: {e}", file=sys.stderr)
+        return 2
+    print(flush=True)
     return 0
 
 
