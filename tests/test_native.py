@@ -220,6 +220,59 @@ def test_generate_matches_python(program, sampling, dtype, consumer, checkpoints
     np.testing.assert_array_equal(native, expected)
 
 
+def _generate_ex(consumer, path, prompt, new, **opt):
+    """cf_model_generate_ex through consumer_c: (new_tokens, ids [B, T + new])."""
+    names = {"eos_token_id": "eos_token_ids"}
+    args = []
+    for key, value in opt.items():
+        if key in ("attention_mask", "eos_token_id"):
+            value = ",".join(_ids(value))
+        args.append(f"{names.get(key, key)}={value}")
+    r = _run([consumer["consumer_c"], "generate-ex", path, *prompt.shape, new, *args, "--", *_ids(prompt)])
+    first, rest = r.stdout.split("\n", 1)
+    assert first.startswith("new_tokens ")
+    return int(first.split()[1]), _rows(rest)
+
+
+@pytest.mark.parametrize("dtype", PRECISIONS)
+def test_generate_ex_matches_python(dtype, consumer, checkpoints):
+    """cf_model_generate_ex gives what Python's model.generate gives with the same options: a left-padded batch,
+    stop ids (generation ends when every row stopped: the C buffer keeps max_new_tokens columns, filled with the pad
+    id), repetition penalty, min_new_tokens and seeded sampling."""
+    rng = np.random.default_rng(5)
+    B, T, new = 3, 6, 20  # past block_size: the context gets cropped
+    prompt = rng.integers(0, V, (B, T))
+    mask = np.ones((B, T), dtype=np.int64)
+    mask[1, :2] = 0
+    mask[2, :5] = 0
+    prompt[mask == 0] = 0
+    path = _ckpt(checkpoints, "gpt", dtype)
+    m = cf.load(path)
+
+    # Greedy: stop ids taken from a run without them, so that every row stops early.
+    greedy = dict(temperature=0.0, attention_mask=mask, repetition_penalty=2.0)
+    free = m.generate(prompt, new, **greedy)
+    eos = [int(free[0, T + 3]), int(free[1, T + 6]), int(free[2, T + 2])]
+    cases = [dict(greedy, eos_token_id=eos), dict(greedy, eos_token_id=eos, pad_token_id=1, min_new_tokens=2),
+             dict(temperature=0.8, top_k=10, seed=77, attention_mask=mask),
+             dict(temperature=1.1, top_k=12, top_p=0.9, seed=2**63 + 5, attention_mask=mask, eos_token_id=eos[:2],
+                  repetition_penalty=1.3, min_new_tokens=1)]
+    early = 0
+    for opt in cases:
+        steps, native = _generate_ex(consumer, path, prompt, new, **opt)
+        expected = m.generate(prompt, new, **opt)
+        assert native.shape == (B, T + new)
+        assert steps == expected.shape[1] - T, opt
+        np.testing.assert_array_equal(native[:, :T + steps], expected, err_msg=str(opt))
+        pad = opt.get("pad_token_id", opt["eos_token_id"][0] if "eos_token_id" in opt else 0)
+        assert (native[:, T + steps:] == pad).all(), opt
+        early += steps < new
+        if "eos_token_id" not in opt:
+            assert steps == new
+            assert len({tuple(row) for row in native[:, T:]}) > 1  # not a degenerate comparison
+    assert early >= 1  # the early end (every row stopped) was exercised
+
+
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_cpp_trains_like_python_and_python_loads_the_result(precision, consumer, checkpoints, tmp_path):
     rng = np.random.default_rng(2)
@@ -276,6 +329,14 @@ def test_c_api_reports_bad_input(consumer, checkpoints):
                            "for model class 'Seq2Seq'",
         "Seq2Seq generate": "CF_ERR_UNSUPPORTED",
         "generate top_p = 0": "CF_ERR_INVALID_ARGUMENT: cf_model_generate: top_p must be in (0, 1]",
+        "generate_ex NULL options": "CF_OK",
+        "generate_ex struct_size 0": "CF_ERR_INVALID_ARGUMENT: cf_model_generate_ex: opt->struct_size is 0",
+        "generate_ex right padding": "CF_ERR_INVALID_ARGUMENT: cf_model_generate_ex: attention_mask[1][3] = 0 follows "
+                                     "a token",
+        "generate_ex eos out of range": f"CF_ERR_OUT_OF_RANGE: cf_model_generate_ex: eos_token_ids[1] = {V} is out "
+                                        f"of range [0, {V})",
+        "generate_ex repetition_penalty 0": "CF_ERR_INVALID_ARGUMENT: cf_model_generate_ex: repetition_penalty must "
+                                            "be finite and > 0",
         "ViT forward": "CF_ERR_UNSUPPORTED: cf_model_forward: model class 'ViT' takes images, not tokens: use "
                        "cf_model_forward_images",
         "ViT images wrong channels": "CF_ERR_INVALID_ARGUMENT: cf_model_forward_images: channels is 7 but the model "

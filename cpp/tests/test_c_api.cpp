@@ -3,6 +3,7 @@
 // used from several threads.
 #include "cpuformer/c_api.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdint>
@@ -118,6 +119,16 @@ std::vector<int32_t> reference_generate(const std::string& path, const std::vect
   o.has_seed = true;
   const std::vector<int64_t> ids = widen(prompt);
   const std::vector<int64_t> out = g->generate(ids.data(), B, T, n, o);
+  return std::vector<int32_t>(out.begin(), out.end());
+}
+
+// GPT::generate with every option: [B, T + steps] and the steps run.
+std::vector<int32_t> reference_generate_ex(const std::string& path, const std::vector<int32_t>& prompt, int64_t B,
+                                           int64_t T, int64_t n, const GenerationOptions& o, int64_t* steps) {
+  auto g = load_gpt(path);
+  g->eval();
+  const std::vector<int64_t> ids = widen(prompt);
+  const std::vector<int64_t> out = g->generate(ids.data(), B, T, n, o, steps);
   return std::vector<int32_t>(out.begin(), out.end());
 }
 
@@ -618,6 +629,413 @@ CF_TEST(token_models_do_not_take_images) {
   CHECK(cf_model_forward_images(m.m, img.data(), 1, 1, 8, 8, out.data(), 64, e.buf, sizeof e.buf) ==
         CF_ERR_UNSUPPORTED);
   CHECK(e.str() == "cf_model_forward_images: forward over images is not supported for model class 'GPT'");
+}
+
+// ---- cf_model_generate_ex ---------------------------------------------------
+
+namespace {
+
+cf_generate_options greedy_options(float repetition_penalty = 1.0f) {
+  cf_generate_options o;
+  cf_generate_options_init(&o);
+  o.temperature = 0.0f;
+  o.repetition_penalty = repetition_penalty;
+  return o;
+}
+
+// Without a penalty the tiny test model's greedy output soon repeats one
+// token; with it the rows vary (and the penalty must skip the padding).
+constexpr float kPenalty = 3.0f;
+
+// Runs cf_model_generate_ex into a [B, T + N] buffer; *steps receives new_tokens.
+int generate_ex(cf_model* m, const std::vector<int32_t>& prompt, int64_t B, int64_t T, int64_t N,
+                const cf_generate_options* o, std::vector<int32_t>* out, int64_t* steps, Err* e = nullptr) {
+  out->assign(static_cast<size_t>(B * (T + N)), -1);
+  return cf_model_generate_ex(m, prompt.data(), B, T, N, o, out->data(), static_cast<int64_t>(out->size()), steps,
+                              e ? e->buf : nullptr, e ? sizeof e->buf : 0);
+}
+
+}  // namespace
+
+CF_TEST(generate_options_init_sets_the_defaults) {
+  cf_generate_options o;
+  std::memset(&o, 0x5A, sizeof o);
+  cf_generate_options_init(&o);
+  CHECK(o.struct_size == sizeof(cf_generate_options));
+  CHECK(o.temperature == 1.0f);  // Python's default
+  CHECK(o.top_k == 0);
+  CHECK(o.top_p == 1.0f);
+  CHECK(o.seed == 0);
+  CHECK(o.attention_mask == nullptr);
+  CHECK(o.eos_token_ids == nullptr);
+  CHECK(o.num_eos_token_ids == 0);
+  CHECK(o.pad_token_id == -1);
+  CHECK(o.repetition_penalty == 1.0f);
+  CHECK(o.min_new_tokens == 0);
+  cf_generate_options_init(nullptr);  // allowed
+}
+
+// A left-padded batch: each row generates what it generates alone, and the
+// ids at padded positions (any value) come back unchanged.
+CF_TEST(generate_ex_padded_rows_equal_the_rows_alone) {
+  Model m(gpt_path());
+  if (!m.m) {
+    CHECK(m.m != nullptr);
+    return;
+  }
+  const int64_t B = 3, T = 5, N = 6, V = 23;
+  const int64_t lens[B] = {5, 3, 1};
+  std::vector<int32_t> prompt = tokens(B * T, V, 6);
+  std::vector<uint8_t> mask(static_cast<size_t>(B * T), 1);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T - lens[b]; ++t) {
+      mask[b * T + t] = 0;
+      prompt[b * T + t] = t % 2 ? -7 : 1000;  // out of range, but padding: never read
+    }
+  cf_generate_options o = greedy_options(kPenalty);
+  o.attention_mask = mask.data();
+  std::vector<int32_t> out;
+  int64_t steps = -1;
+  Err e;
+  CHECK(generate_ex(m.m, prompt, B, T, N, &o, &out, &steps, &e) == CF_OK);
+  CHECK(e.str().empty());
+  CHECK(steps == N);
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t t = 0; t < T; ++t) CHECK(out[b * (T + N) + t] == prompt[b * T + t]);
+    const std::vector<int32_t> row(prompt.begin() + b * T + (T - lens[b]), prompt.begin() + (b + 1) * T);
+    const cf_generate_options plain = greedy_options(kPenalty);
+    std::vector<int32_t> alone;
+    CHECK(generate_ex(m.m, row, 1, lens[b], N, &plain, &alone, nullptr) == CF_OK);
+    for (int64_t s = 0; s < N; ++s) CHECK(out[b * (T + N) + T + s] == alone[lens[b] + s]);
+  }
+  // The same through the C++ model.
+  GenerationOptions g;
+  g.sampling.temperature = 0.0f;
+  g.attention_mask = mask;
+  g.repetition_penalty = kPenalty;
+  int64_t ref_steps = -1;
+  CHECK(out == reference_generate_ex(gpt_path(), prompt, B, T, N, g, &ref_steps));
+  CHECK(ref_steps == N);
+  // A mask of ones is no padding.
+  std::vector<uint8_t> ones(static_cast<size_t>(B * T), 1);
+  const std::vector<int32_t> plain = tokens(B * T, V, 6);
+  o.attention_mask = ones.data();
+  o.repetition_penalty = 1.0f;
+  CHECK(generate_ex(m.m, plain, B, T, N, &o, &out, nullptr) == CF_OK);
+  std::vector<int32_t> expect(out.size());
+  CHECK(cf_model_generate(m.m, plain.data(), B, T, N, 0.0f, 0, 1.0f, 0, expect.data(),
+                          static_cast<int64_t>(expect.size()), nullptr, 0) == CF_OK);
+  CHECK(out == expect);
+}
+
+// A row that emits an eos id stops; its later columns are the pad id, and
+// when every row stopped generation ends early: *new_tokens < max_new_tokens
+// and the columns after it are the pad id too.
+CF_TEST(generate_ex_eos_stops_rows_and_pads) {
+  Model m(gpt_path());
+  if (!m.m) {
+    CHECK(m.m != nullptr);
+    return;
+  }
+  const int64_t B = 2, T = 3, N = 8, V = 23, W = T + N;
+  const auto prompt = tokens(B * T, V, 7);
+  cf_generate_options o = greedy_options(kPenalty);
+  std::vector<int32_t> free_run;
+  int64_t steps = -1;
+  CHECK(generate_ex(m.m, prompt, B, T, N, &o, &free_run, &steps) == CF_OK);
+  CHECK(steps == N);
+  // Stop ids: what row 0 generates at step 2 and row 1 at step 4, so every row stops by step 5.
+  const std::vector<int32_t> eos = {free_run[0 * W + T + 2], free_run[1 * W + T + 4]};
+  o.eos_token_ids = eos.data();
+  o.num_eos_token_ids = static_cast<int64_t>(eos.size());
+  // Where each row stops, from the run without stop ids (greedy: identical until then).
+  int64_t stop[B], last = 0;
+  for (int64_t b = 0; b < B; ++b) {
+    stop[b] = N;
+    for (int64_t s = 0; s < N && stop[b] == N; ++s)
+      if (free_run[b * W + T + s] == eos[0] || free_run[b * W + T + s] == eos[1]) stop[b] = s;
+    CHECK(stop[b] <= 2 + 2 * b);
+    last = std::max(last, stop[b] + 1);
+  }
+  CHECK(stop[0] != stop[1]);  // true of this model: one row stops while the other runs on
+  for (const int64_t pad : {int64_t{-1}, int64_t{5}}) {
+    o.pad_token_id = pad;
+    const int32_t fill = pad < 0 ? eos[0] : static_cast<int32_t>(pad);
+    std::vector<int32_t> out;
+    steps = -1;
+    Err e;
+    CHECK(generate_ex(m.m, prompt, B, T, N, &o, &out, &steps, &e) == CF_OK);
+    CHECK(steps == last);
+    CHECK(steps < N);
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t t = 0; t < W; ++t) {
+        const int32_t want = t < T + stop[b] + 1 ? free_run[b * W + t] : fill;
+        CHECK(out[b * W + t] == want);
+      }
+    // The C++ model, padded to max_new_tokens columns.
+    GenerationOptions g;
+    g.sampling.temperature = 0.0f;
+    g.repetition_penalty = kPenalty;
+    g.eos_token_ids.assign(eos.begin(), eos.end());
+    g.pad_token_id = pad;
+    int64_t ref_steps = -1;
+    const auto ref = reference_generate_ex(gpt_path(), prompt, B, T, N, g, &ref_steps);
+    CHECK(ref_steps == steps);
+    for (int64_t b = 0; b < B; ++b)
+      for (int64_t t = 0; t < T + ref_steps; ++t) CHECK(out[b * W + t] == ref[b * (T + ref_steps) + t]);
+    // new_tokens may be NULL.
+    std::vector<int32_t> again;
+    CHECK(generate_ex(m.m, prompt, B, T, N, &o, &again, nullptr) == CF_OK);
+    CHECK(again == out);
+  }
+  // min_new_tokens suppresses the stop ids: all N steps, none of them emitted.
+  o.pad_token_id = -1;
+  o.min_new_tokens = N;
+  std::vector<int32_t> out;
+  CHECK(generate_ex(m.m, prompt, B, T, N, &o, &out, &steps) == CF_OK);
+  CHECK(steps == N);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t s = 0; s < N; ++s) CHECK(out[b * W + T + s] != eos[0] && out[b * W + T + s] != eos[1]);
+}
+
+// Seeded sampling with every option equals the C++ model; opt NULL is the
+// defaults (temperature 1, seed 0), the same as cf_model_generate with them.
+CF_TEST(generate_ex_sampling_equals_the_cpp_model) {
+  Model m(gpt_path());
+  if (!m.m) {
+    CHECK(m.m != nullptr);
+    return;
+  }
+  const int64_t B = 3, T = 4, N = 14, V = 23;  // past block_size 12: context cropping with padding
+  const auto prompt = tokens(B * T, V, 8);
+  const std::vector<uint8_t> mask = {1, 1, 1, 1, 0, 0, 1, 1, 0, 1, 1, 1};
+  const std::vector<int32_t> eos = {4, 9};
+  cf_generate_options o;
+  cf_generate_options_init(&o);
+  o.temperature = 0.9f;
+  o.top_k = 8;
+  o.top_p = 0.9f;
+  o.seed = 4321;
+  o.attention_mask = mask.data();
+  o.eos_token_ids = eos.data();
+  o.num_eos_token_ids = 2;
+  o.pad_token_id = 0;
+  o.repetition_penalty = 1.2f;
+  o.min_new_tokens = 3;
+  std::vector<int32_t> out, again;
+  int64_t steps = -1, steps2 = -1;
+  CHECK(generate_ex(m.m, prompt, B, T, N, &o, &out, &steps) == CF_OK);
+  CHECK(generate_ex(m.m, prompt, B, T, N, &o, &again, &steps2) == CF_OK);
+  CHECK(out == again);
+  CHECK(steps == steps2);
+  GenerationOptions g;
+  g.sampling.temperature = 0.9f;
+  g.sampling.top_k = 8;
+  g.sampling.top_p = 0.9f;
+  g.sampling.seed = 4321;
+  g.sampling.has_seed = true;
+  g.attention_mask = mask;
+  g.eos_token_ids = {4, 9};
+  g.pad_token_id = 0;
+  g.repetition_penalty = 1.2f;
+  g.min_new_tokens = 3;
+  int64_t ref_steps = -1;
+  const auto ref = reference_generate_ex(gpt_path(), prompt, B, T, N, g, &ref_steps);
+  CHECK(ref_steps == steps);
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t t = 0; t < T + N; ++t)
+      CHECK(out[b * (T + N) + t] == (t < T + ref_steps ? ref[b * (T + ref_steps) + t] : 0));
+
+  // opt NULL: the defaults.
+  std::vector<int32_t> expect(static_cast<size_t>(B * (T + N)));
+  CHECK(generate_ex(m.m, prompt, B, T, N, nullptr, &out, &steps) == CF_OK);
+  CHECK(steps == N);
+  CHECK(cf_model_generate(m.m, prompt.data(), B, T, N, 1.0f, 0, 1.0f, 0, expect.data(),
+                          static_cast<int64_t>(expect.size()), nullptr, 0) == CF_OK);
+  CHECK(out == expect);
+  // A struct_size larger than this library's struct (a newer header): the known fields are read.
+  struct Newer {
+    cf_generate_options o;
+    int64_t later_field;
+  } newer;
+  cf_generate_options_init(&newer.o);
+  newer.o.struct_size = sizeof newer;
+  newer.o.temperature = 0.0f;
+  newer.later_field = 77;
+  cf_generate_options greedy = greedy_options();
+  CHECK(generate_ex(m.m, prompt, B, T, N, &newer.o, &out, &steps) == CF_OK);
+  CHECK(generate_ex(m.m, prompt, B, T, N, &greedy, &again, &steps) == CF_OK);
+  CHECK(out == again);
+}
+
+CF_TEST(bad_generate_ex_arguments_return_codes) {
+  Model m(gpt_path());
+  if (!m.m) {
+    CHECK(m.m != nullptr);
+    return;
+  }
+  const int64_t B = 2, T = 4, N = 3, V = 23;
+  const auto prompt = tokens(B * T, V, 9);
+  std::vector<int32_t> out(static_cast<size_t>(B * (T + N)));
+  const int64_t n = static_cast<int64_t>(out.size());
+  int64_t steps = 0;
+  Err e;
+  auto gen = [&](const std::vector<int32_t>& p, const cf_generate_options* o) {
+    return cf_model_generate_ex(m.m, p.data(), B, T, N, o, out.data(), n, &steps, e.buf, sizeof e.buf);
+  };
+  cf_generate_options o;
+  cf_generate_options_init(&o);
+  CHECK(gen(prompt, &o) == CF_OK);
+
+  // struct_size: uninitialised or from a struct without every field this library reads.
+  o.struct_size = 0;
+  CHECK(gen(prompt, &o) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(contains(e.str(), "cf_model_generate_ex: opt->struct_size is 0 but cf_generate_options needs at least"));
+  CHECK(contains(e.str(), "cf_generate_options_init"));
+  o.struct_size = sizeof o - sizeof(int64_t);  // min_new_tokens missing
+  CHECK(gen(prompt, &o) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(contains(e.str(), "opt->struct_size is " + std::to_string(sizeof o - sizeof(int64_t))));
+  cf_generate_options_init(&o);
+
+  // The attention mask.
+  std::vector<uint8_t> mask(static_cast<size_t>(B * T), 1);
+  o.attention_mask = mask.data();
+  mask[5] = 2;
+  CHECK(gen(prompt, &o) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(e.str() == "cf_model_generate_ex: attention_mask[1][1] = 2: expected 0 (padding) or 1 (token)");
+  mask[5] = 1;
+  mask[4] = 255;
+  CHECK(gen(prompt, &o) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(e.str() == "cf_model_generate_ex: attention_mask[1][0] = 255: expected 0 (padding) or 1 (token)");
+  mask[4] = 1;
+  mask[7] = 0;  // right padding
+  CHECK(gen(prompt, &o) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(e.str() == "cf_model_generate_ex: attention_mask[1][3] = 0 follows a token: padding must come first in a "
+                   "row (left padding)");
+  mask[7] = 1;
+  mask[1] = 0;  // a hole inside row 0
+  CHECK(gen(prompt, &o) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(contains(e.str(), "attention_mask[0][1] = 0 follows a token"));
+  mask[1] = 1;
+  for (int64_t t = 0; t < T; ++t) mask[T + t] = 0;  // row 1 is all padding
+  CHECK(gen(prompt, &o) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(e.str() == "cf_model_generate_ex: attention_mask[1] has no tokens (every entry is 0): each row needs at least "
+                   "one");
+  for (int64_t t = 0; t < T; ++t) mask[T + t] = t < 2 ? 0 : 1;  // row 1: two padding, two tokens
+
+  // Prompt ids: checked at tokens, ignored at padding.
+  auto bad = prompt;
+  bad[T + 1] = 1000;
+  bad[T + 0] = -1;
+  CHECK(gen(bad, &o) == CF_OK);
+  CHECK(out[(T + N) + 0] == -1 && out[(T + N) + 1] == 1000);  // copied back unchanged
+  bad[T + 2] = V;
+  CHECK(gen(bad, &o) == CF_ERR_OUT_OF_RANGE);
+  CHECK(e.str() == "cf_model_generate_ex: prompt[1][2] = 23 is out of range [0, 23)");
+  o.attention_mask = nullptr;  // without a mask every id is checked
+  CHECK(gen(bad, &o) == CF_ERR_OUT_OF_RANGE);
+  CHECK(e.str() == "cf_model_generate_ex: prompt[1][0] = -1 is out of range [0, 23)");
+  CHECK(cf_model_generate_ex(m.m, nullptr, B, T, N, &o, out.data(), n, &steps, e.buf, sizeof e.buf) ==
+        CF_ERR_INVALID_ARGUMENT);
+  CHECK(e.str() == "cf_model_generate_ex: prompt is NULL");
+  o.attention_mask = mask.data();
+  CHECK(cf_model_generate_ex(m.m, nullptr, B, T, N, &o, out.data(), n, &steps, e.buf, sizeof e.buf) ==
+        CF_ERR_INVALID_ARGUMENT);
+  CHECK(e.str() == "cf_model_generate_ex: prompt is NULL");
+  cf_generate_options_init(&o);
+
+  // Stop and pad ids.
+  std::vector<int32_t> eos = {3, V};
+  o.eos_token_ids = eos.data();
+  o.num_eos_token_ids = 2;
+  CHECK(gen(prompt, &o) == CF_ERR_OUT_OF_RANGE);
+  CHECK(e.str() == "cf_model_generate_ex: eos_token_ids[1] = 23 is out of range [0, 23)");
+  eos[1] = -4;
+  CHECK(gen(prompt, &o) == CF_ERR_OUT_OF_RANGE);
+  CHECK(e.str() == "cf_model_generate_ex: eos_token_ids[1] = -4 is out of range [0, 23)");
+  eos[1] = 22;
+  CHECK(gen(prompt, &o) == CF_OK);
+  o.num_eos_token_ids = -1;
+  CHECK(gen(prompt, &o) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(e.str() == "cf_model_generate_ex: num_eos_token_ids must be >= 0, got -1");
+  o.num_eos_token_ids = 2;
+  o.eos_token_ids = nullptr;
+  CHECK(gen(prompt, &o) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(e.str() == "cf_model_generate_ex: eos_token_ids is NULL but num_eos_token_ids is 2");
+  o.num_eos_token_ids = 0;  // NULL with no stop ids is fine
+  CHECK(gen(prompt, &o) == CF_OK);
+  o.pad_token_id = V;
+  CHECK(gen(prompt, &o) == CF_ERR_OUT_OF_RANGE);
+  CHECK(e.str() == "cf_model_generate_ex: pad_token_id = 23 is out of range [0, 23) (or -1: the first eos id)");
+  o.pad_token_id = -2;
+  CHECK(gen(prompt, &o) == CF_ERR_OUT_OF_RANGE);
+  CHECK(contains(e.str(), "pad_token_id = -2 is out of range"));
+  cf_generate_options_init(&o);
+
+  // Penalty and min_new_tokens.
+  for (const float pen : {0.0f, -1.0f, NAN, INFINITY}) {
+    o.repetition_penalty = pen;
+    CHECK(gen(prompt, &o) == CF_ERR_INVALID_ARGUMENT);
+    CHECK(contains(e.str(), "cf_model_generate_ex: repetition_penalty must be finite and > 0 (1 = off), got "));
+  }
+  o.repetition_penalty = 1.0f;
+  o.min_new_tokens = -1;
+  CHECK(gen(prompt, &o) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(e.str() == "cf_model_generate_ex: min_new_tokens must be >= 0, got -1");
+  o.min_new_tokens = 100;  // more than max_new_tokens: allowed (no stop id is ever emitted)
+  CHECK(gen(prompt, &o) == CF_OK);
+  cf_generate_options_init(&o);
+
+  // The sampling options and the sizes, as cf_model_generate checks them.
+  o.temperature = -1.0f;
+  CHECK(gen(prompt, &o) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(contains(e.str(), "cf_model_generate_ex: temperature must be finite and >= 0"));
+  o.temperature = 1.0f;
+  o.top_k = -3;
+  CHECK(gen(prompt, &o) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(contains(e.str(), "top_k must be >= 0"));
+  o.top_k = 0;
+  o.top_p = 0.0f;
+  CHECK(gen(prompt, &o) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(contains(e.str(), "top_p must be in (0, 1]"));
+  o.top_p = 1.0f;
+  CHECK(cf_model_generate_ex(m.m, prompt.data(), B, T, N, &o, out.data(), n - 1, &steps, e.buf, sizeof e.buf) ==
+        CF_ERR_BUFFER_TOO_SMALL);
+  CHECK(e.str() == "cf_model_generate_ex: out_len is 13 but the output [2, 4 + 3] needs 14 ints");
+  CHECK(cf_model_generate_ex(m.m, prompt.data(), B, T, N, &o, nullptr, n, &steps, e.buf, sizeof e.buf) ==
+        CF_ERR_INVALID_ARGUMENT);
+  CHECK(e.str() == "cf_model_generate_ex: out is NULL");
+  CHECK(cf_model_generate_ex(m.m, prompt.data(), B, T, -1, &o, out.data(), n, &steps, e.buf, sizeof e.buf) ==
+        CF_ERR_INVALID_ARGUMENT);
+  CHECK(e.str() == "cf_model_generate_ex: max_new_tokens must be >= 0, got -1");
+  CHECK(cf_model_generate_ex(m.m, prompt.data(), 0, T, N, &o, out.data(), n, &steps, e.buf, sizeof e.buf) ==
+        CF_ERR_INVALID_ARGUMENT);
+  CHECK(e.str() == "cf_model_generate_ex: batch must be >= 1, got 0");
+  CHECK(cf_model_generate_ex(nullptr, prompt.data(), B, T, N, &o, out.data(), n, &steps, e.buf, sizeof e.buf) ==
+        CF_ERR_INVALID_ARGUMENT);
+  CHECK(e.str() == "cf_model_generate_ex: m is NULL");
+  const int64_t huge = 1000000000000;
+  CHECK(cf_model_generate_ex(m.m, prompt.data(), B, T, huge, &o, out.data(), B * (T + huge), &steps, e.buf,
+                             sizeof e.buf) == CF_ERR_INVALID_ARGUMENT);
+  CHECK(contains(e.str(), "cf_model_generate_ex: max_new_tokens: generating 1000000000000 tokens"));
+
+  // Zero new tokens copies the prompt.
+  CHECK(cf_model_generate_ex(m.m, prompt.data(), B, T, 0, nullptr, out.data(), n, &steps, e.buf, sizeof e.buf) ==
+        CF_OK);
+  CHECK(steps == 0);
+  CHECK(std::vector<int32_t>(out.begin(), out.begin() + B * T) == prompt);
+
+  // Not a GPT.
+  Model s(seq2seq_path());
+  if (s.m) {
+    const auto tok = tokens(4, 7, 0);
+    CHECK(cf_model_generate_ex(s.m, tok.data(), 1, 4, 3, nullptr, out.data(), n, &steps, e.buf, sizeof e.buf) ==
+          CF_ERR_UNSUPPORTED);
+    CHECK(e.str() == "cf_model_generate_ex: generate is not supported for model class 'Seq2Seq'");
+  }
+  // The model still works after every error above.
+  CHECK(gen(prompt, nullptr) == CF_OK);
+  CHECK(steps == N);
 }
 
 int main() {

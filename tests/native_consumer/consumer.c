@@ -4,12 +4,17 @@
  *   consumer_c forward   <ckpt> <batch> <seq_len> <out.f32> <tokens...>
  *   consumer_c forward-images <ckpt> <batch> <channels> <height> <width> <num_classes> <images.f32> <out.f32>
  *   consumer_c generate  <ckpt> <batch> <prompt_len> <max_new> <temperature> <top_k> <top_p> <seed> <tokens...>
+ *   consumer_c generate-ex <ckpt> <batch> <prompt_len> <max_new> [<option>=<value> ...] -- <tokens...>
  *   consumer_c bad-input <gpt ckpt> [<seq2seq ckpt> [<vit ckpt>]]
  *
  * forward writes the output (GPT logits, BERT last hidden state) as raw
  * float32 to <out.f32>; forward-images reads raw float32 images [batch,
  * channels, height, width] and writes the logits [batch, num_classes];
- * generate prints one row of ids per line; bad-input feeds the API wrong
+ * generate prints one row of ids per line; generate-ex (cf_model_generate_ex)
+ * takes the cf_generate_options fields by name (temperature, top_k, top_p,
+ * seed, pad_token_id, repetition_penalty, min_new_tokens, and the
+ * comma-separated lists attention_mask and eos_token_ids), prints
+ * "new_tokens <n>" and then the rows; bad-input feeds the API wrong
  * arguments and checks every call fails cleanly with the right status and a
  * message.
  */
@@ -182,6 +187,120 @@ done:
   return rc;
 }
 
+/* Reads a comma-separated list of integers; *n receives its length. */
+static int64_t *parse_list(const char *s, int64_t *n) {
+  int64_t count = 1, i;
+  const char *c;
+  char *end;
+  int64_t *v;
+  for (c = s; *c; ++c) count += *c == ',';
+  v = (int64_t *)malloc((size_t)count * sizeof *v);
+  if (!v) return NULL;
+  for (i = 0; i < count; ++i) {
+    v[i] = (int64_t)strtoll(s, &end, 10);
+    s = *end == ',' ? end + 1 : end;
+  }
+  *n = count;
+  return v;
+}
+
+static int cmd_generate_ex(char **argv, int argc) {
+  char err[512];
+  const char *path = argv[0];
+  const int64_t batch = parse_i64(argv[1]), prompt_len = parse_i64(argv[2]), max_new = parse_i64(argv[3]);
+  const int64_t total = prompt_len + max_new;
+  cf_generate_options opt;
+  uint8_t *mask = NULL;
+  int32_t *eos = NULL, *prompt = NULL, *out = NULL;
+  int64_t *list = NULL, n = 0, mask_len = 0, new_tokens = -1, b, t, i;
+  cf_model *m = NULL;
+  int rc = 1, a;
+  cf_generate_options_init(&opt);
+  for (a = 4; a < argc && strcmp(argv[a], "--") != 0; ++a) {
+    const char *arg = argv[a], *eq = strchr(arg, '=');
+    const size_t key_len = eq ? (size_t)(eq - arg) : 0;
+    const char *value = eq ? eq + 1 : "";
+#define KEY(name) (key_len == strlen(name) && strncmp(arg, name, key_len) == 0)
+    if (KEY("temperature")) {
+      opt.temperature = strtof(value, NULL);
+    } else if (KEY("top_k")) {
+      opt.top_k = parse_i64(value);
+    } else if (KEY("top_p")) {
+      opt.top_p = strtof(value, NULL);
+    } else if (KEY("seed")) {
+      opt.seed = (uint64_t)strtoull(value, NULL, 10);
+    } else if (KEY("pad_token_id")) {
+      opt.pad_token_id = parse_i64(value);
+    } else if (KEY("repetition_penalty")) {
+      opt.repetition_penalty = strtof(value, NULL);
+    } else if (KEY("min_new_tokens")) {
+      opt.min_new_tokens = parse_i64(value);
+    } else if (KEY("attention_mask") || KEY("eos_token_ids")) {
+      const int is_mask = KEY("attention_mask");
+      list = parse_list(value, &n);
+      if (!list) goto done;
+      if (is_mask) {
+        free(mask);
+        mask = (uint8_t *)malloc((size_t)n);
+        if (!mask) goto done;
+        for (i = 0; i < n; ++i) mask[i] = (uint8_t)list[i];
+        opt.attention_mask = mask;
+        mask_len = n;
+      } else {
+        free(eos);
+        eos = (int32_t *)malloc((size_t)n * sizeof *eos);
+        if (!eos) goto done;
+        for (i = 0; i < n; ++i) eos[i] = (int32_t)list[i];
+        opt.eos_token_ids = eos;
+        opt.num_eos_token_ids = n;
+      }
+      free(list);
+      list = NULL;
+    } else {
+      fprintf(stderr, "unknown option '%s'\n", arg);
+      goto done;
+    }
+#undef KEY
+  }
+  if (a == argc) {
+    fprintf(stderr, "expected -- before the tokens\n");
+    goto done;
+  }
+  if (opt.attention_mask && mask_len != batch * prompt_len) {
+    fprintf(stderr, "attention_mask has %lld values, expected %lld\n", (long long)mask_len,
+            (long long)(batch * prompt_len));
+    goto done;
+  }
+  prompt = parse_tokens(argv + a + 1, argc - a - 1, batch * prompt_len);
+  if (!prompt) goto done;
+  m = cf_model_load(path, err, sizeof err);
+  if (!m) {
+    fprintf(stderr, "load failed: %s\n", err);
+    goto done;
+  }
+  out = (int32_t *)malloc((size_t)(batch * total) * sizeof *out);
+  if (!out) goto done;
+  if (cf_model_generate_ex(m, prompt, batch, prompt_len, max_new, &opt, out, batch * total, &new_tokens, err,
+                           sizeof err) != CF_OK) {
+    fprintf(stderr, "generate_ex failed: %s\n", err);
+    goto done;
+  }
+  printf("new_tokens %lld\n", (long long)new_tokens);
+  for (b = 0; b < batch; ++b) {
+    for (t = 0; t < total; ++t) printf(t ? " %d" : "%d", (int)out[b * total + t]);
+    printf("\n");
+  }
+  rc = 0;
+done:
+  free(list);
+  free(mask);
+  free(eos);
+  free(out);
+  free(prompt);
+  cf_model_free(m);
+  return rc;
+}
+
 /* ---- bad input ---------------------------------------------------------- */
 
 static int failures = 0;
@@ -331,6 +450,42 @@ static int cmd_bad_input(const char *gpt_path, const char *seq2seq_path, const c
   expect("generate token out of range", cf_model_generate(m, tokens, 2, 4, 3, 1.0f, 0, 1.0f, 0, ids, 64, err, sizeof err),
          CF_ERR_OUT_OF_RANGE, err, sizeof err);
   tokens[0] = 1;
+  {
+    cf_generate_options opt;
+    const uint8_t right_padded[2 * 4] = {1, 1, 1, 1, 1, 1, 1, 0};
+    int32_t eos[2] = {1, 0};
+    int64_t new_tokens = -1;
+    cf_generate_options_init(&opt);
+    ERR_RESET();
+    expect("generate_ex NULL options",
+           cf_model_generate_ex(m, tokens, 2, 4, 3, NULL, ids, 2 * 7, &new_tokens, err, sizeof err), CF_OK, err,
+           sizeof err);
+    opt.struct_size = 0;
+    ERR_RESET();
+    expect("generate_ex struct_size 0",
+           cf_model_generate_ex(m, tokens, 2, 4, 3, &opt, ids, 2 * 7, &new_tokens, err, sizeof err),
+           CF_ERR_INVALID_ARGUMENT, err, sizeof err);
+    cf_generate_options_init(&opt);
+    opt.attention_mask = right_padded;
+    ERR_RESET();
+    expect("generate_ex right padding",
+           cf_model_generate_ex(m, tokens, 2, 4, 3, &opt, ids, 2 * 7, &new_tokens, err, sizeof err),
+           CF_ERR_INVALID_ARGUMENT, err, sizeof err);
+    opt.attention_mask = NULL;
+    opt.eos_token_ids = eos;
+    opt.num_eos_token_ids = 2;
+    eos[1] = (int32_t)vocab;
+    ERR_RESET();
+    expect("generate_ex eos out of range",
+           cf_model_generate_ex(m, tokens, 2, 4, 3, &opt, ids, 2 * 7, &new_tokens, err, sizeof err),
+           CF_ERR_OUT_OF_RANGE, err, sizeof err);
+    opt.num_eos_token_ids = 0;
+    opt.repetition_penalty = 0.0f;
+    ERR_RESET();
+    expect("generate_ex repetition_penalty 0",
+           cf_model_generate_ex(m, tokens, 2, 4, 3, &opt, ids, 2 * 7, &new_tokens, err, sizeof err),
+           CF_ERR_INVALID_ARGUMENT, err, sizeof err);
+  }
   ERR_RESET();
   expect("generate NULL out", cf_model_generate(m, tokens, 2, 4, 3, 1.0f, 0, 1.0f, 0, NULL, 64, err, sizeof err),
          CF_ERR_INVALID_ARGUMENT, err, sizeof err);
@@ -399,9 +554,10 @@ int main(int argc, char **argv) {
   if (argc >= 6 && strcmp(argv[1], "forward") == 0) return cmd_forward(argv + 2, argc - 2);
   if (argc >= 10 && strcmp(argv[1], "forward-images") == 0) return cmd_forward_images(argv + 2);
   if (argc >= 10 && strcmp(argv[1], "generate") == 0) return cmd_generate(argv + 2, argc - 2);
+  if (argc >= 7 && strcmp(argv[1], "generate-ex") == 0) return cmd_generate_ex(argv + 2, argc - 2);
   if (argc >= 3 && strcmp(argv[1], "bad-input") == 0)
     return cmd_bad_input(argv[2], argc >= 4 ? argv[3] : NULL, argc >= 5 ? argv[4] : NULL);
-  fprintf(stderr, "usage: consumer_c info|forward|forward-images|generate|bad-input ... (see the comment at the "
+  fprintf(stderr, "usage: consumer_c info|forward|forward-images|generate|generate-ex|bad-input ... (see the comment at the "
                   "top)\n");
   return 2;
 }

@@ -35,10 +35,10 @@
  * Images (ViT): float32, row-major [batch, channels, height, width].
  * Outputs: float32, row-major.
  *
- * What each class supports: GPT cf_model_forward (logits) and
- * cf_model_generate; BERT cf_model_forward (last hidden state); ViT
- * cf_model_forward_images (logits); Seq2Seq loads but has no forward here.
- * Anything else returns CF_ERR_UNSUPPORTED.
+ * What each class supports: GPT cf_model_forward (logits),
+ * cf_model_generate and cf_model_generate_ex; BERT cf_model_forward (last
+ * hidden state); ViT cf_model_forward_images (logits); Seq2Seq loads but has
+ * no forward here. Anything else returns CF_ERR_UNSUPPORTED.
  */
 #ifndef CPUFORMER_C_API_H
 #define CPUFORMER_C_API_H
@@ -157,10 +157,70 @@ CF_API int cf_model_forward_images(cf_model *m, const float *images, int64_t bat
  *                model.generate(..., seed=seed)
  * Returns CF_OK or an error code (CF_ERR_UNSUPPORTED for non-GPT models;
  * CF_ERR_INVALID_ARGUMENT, before any allocation, when the generated ids and
- * the KV cache could not fit in this machine's memory). */
+ * the KV cache could not fit in this machine's memory). cf_model_generate_ex
+ * adds padding masks, stop ids and penalties. */
 CF_API int cf_model_generate(cf_model *m, const int32_t *prompt, int64_t batch, int64_t prompt_len,
                              int64_t max_new_tokens, float temperature, int64_t top_k, float top_p, uint64_t seed,
                              int32_t *out, int64_t out_len, char *err, size_t err_len);
+
+/* The options of cf_model_generate_ex, the same as Python's
+ * model.generate(...) keywords. Fill one with cf_generate_options_init
+ * first, then change the fields wanted: struct_size tells the library which
+ * fields the caller's header had, so fields added by later versions go at
+ * the end and take their defaults for callers built before them. A
+ * struct_size larger than this library knows (a newer header) is accepted;
+ * the fields it does not know are ignored. */
+typedef struct cf_generate_options {
+  size_t struct_size;             /* sizeof(cf_generate_options); set by cf_generate_options_init */
+  float temperature;              /* default 1 (as Python's); 0 = greedy (argmax); > 0 samples from
+                                     softmax(logits / temperature) */
+  int64_t top_k;                  /* default 0 = off; otherwise keep the top_k most likely tokens */
+  float top_p;                    /* default 1 = off; in (0, 1]: keep the smallest set with probability
+                                     >= top_p */
+  uint64_t seed;                  /* default 0; sampling is a pure function of (seed, weights, prompt,
+                                     options), the same as Python's model.generate(..., seed=seed) */
+  const uint8_t *attention_mask;  /* default NULL = no padding; else [batch, prompt_len]: 1 = token,
+                                     0 = padding, padding only at the start of a row (left padding), at
+                                     least one token per row. Each row then generates what it would
+                                     alone; the ids at padded positions are ignored (any value) and
+                                     copied to out unchanged */
+  const int32_t *eos_token_ids;   /* default NULL: num_eos_token_ids stop ids; a row that emits one */
+  int64_t num_eos_token_ids;      /*   stops (default 0 = no stop ids) */
+  int64_t pad_token_id;           /* default -1 = eos_token_ids[0] (0 without eos ids): written after a
+                                     row stops */
+  float repetition_penalty;       /* default 1 = off; > 0: the logits of tokens already in the row
+                                     (prompt and generated) are divided by it when positive, multiplied
+                                     when negative (Hugging Face's) */
+  int64_t min_new_tokens;         /* default 0; the eos ids cannot be emitted before this many new
+                                     tokens */
+} cf_generate_options;
+
+/* Sets every field of *opt to its default (struct_size included); NULL is
+ * allowed (does nothing). */
+CF_API void cf_generate_options_init(cf_generate_options *opt);
+
+/* cf_model_generate with every generation option (GPT). prompt is [batch,
+ * prompt_len] (cropped to the context as there); out (out_len ints) must
+ * hold [batch, prompt_len + max_new_tokens], as for cf_model_generate,
+ * whether or not generation ends early. Writes the prompt followed by the new ids; when every row stopped
+ * at an eos id before max_new_tokens steps, generation ends there and the
+ * columns after prompt_len + *new_tokens are filled with the pad id (as are
+ * a stopped row's columns after its eos id). *new_tokens (if new_tokens is
+ * not NULL) receives the number of steps run, <= max_new_tokens. opt NULL
+ * means the defaults (cf_generate_options_init). With the same options, the
+ * result equals Python's model.generate(prompt, max_new_tokens, ...,
+ * seed=seed) padded to max_new_tokens columns. Returns CF_OK or an error
+ * code: CF_ERR_INVALID_ARGUMENT for bad options (struct_size smaller than
+ * the fields above, an attention_mask value other than 0/1, padding after a
+ * token or a row of padding only, repetition_penalty <= 0, min_new_tokens <
+ * 0, num_eos_token_ids < 0 or eos_token_ids NULL with num_eos_token_ids > 0,
+ * and what cf_model_generate rejects); CF_ERR_OUT_OF_RANGE for a prompt id
+ * at an unpadded position, an eos id or a pad_token_id (other than -1)
+ * outside [0, vocab_size); CF_ERR_BUFFER_TOO_SMALL; CF_ERR_UNSUPPORTED for
+ * non-GPT models. *new_tokens and out are unspecified after an error. */
+CF_API int cf_model_generate_ex(cf_model *m, const int32_t *prompt, int64_t batch, int64_t prompt_len,
+                                int64_t max_new_tokens, const cf_generate_options *opt, int32_t *out,
+                                int64_t out_len, int64_t *new_tokens, char *err, size_t err_len);
 
 #ifdef __cplusplus
 } /* extern "C" */
