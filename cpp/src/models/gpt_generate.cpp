@@ -9,6 +9,7 @@
 #include "cpuformer/error.hpp"
 #include "cpuformer/models/generation.hpp"
 #include "cpuformer/ops/activations.hpp"
+#include "cpuformer/runtime/grad_mode.hpp"
 #include "cpuformer/runtime/memory.hpp"
 #include "cpuformer/runtime/rng.hpp"
 #include "cpuformer/runtime/threads.hpp"
@@ -81,6 +82,10 @@ void GPT::check_generate_memory(int64_t B, int64_t T, int64_t max_new_tokens) co
 
 Tensor GPT::decode_step(const int64_t* tokens, const int64_t* positions, int64_t B, int64_t n,
                         std::vector<KVCache>& caches, const uint8_t* key_padding) {
+  // Decoding never trains: without grad mode the projections may use their
+  // weights' pre-packed copies (nn/linear.cpp) instead of re-packing them
+  // per call, which is most of a small batch's product.
+  const NoGradGuard inference;
   const int64_t C = cfg_.n_embd;
   Tensor x = Tensor::empty({B, n, C});
   Tensor pe = Tensor::empty({B, n, C});
@@ -127,8 +132,6 @@ GPTGeneration::GPTGeneration(GPT& model, const int64_t* idx, int64_t B, int64_t 
   const SamplingOptions& so = opt_.sampling;
   CF_CHECK_VALUE(B >= 1 && T >= 1, "idx: expected a non-empty [batch, seq] prompt, got [", B, ", ", T, "]");
   CF_CHECK_VALUE(max_new_tokens >= 0, "max_new_tokens must be >= 0, got ", max_new_tokens);
-  CF_CHECK_VALUE(max_new_tokens <= std::numeric_limits<int64_t>::max() - T, "max_new_tokens: T + max_new_tokens "
-                 "overflows (T = ", T, ", max_new_tokens = ", max_new_tokens, ")");
   CF_CHECK_VALUE(so.temperature >= 0.0f && std::isfinite(so.temperature), "temperature must be >= 0, got ",
                  so.temperature);
   CF_CHECK_VALUE(so.top_k >= 0, "top_k must be >= 1 (or None), got ", so.top_k);
@@ -171,7 +174,7 @@ GPTGeneration::GPTGeneration(GPT& model, const int64_t* idx, int64_t B, int64_t 
     for (int64_t t = pad_[b]; t < T; ++t)
       CF_CHECK_INDEX(idx[b * T + t] >= 0 && idx[b * T + t] < V_, "idx: token id ", idx[b * T + t], " at [", b, ", ",
                      t, "] is out of range [0, ", V_, ")");
-  m_.check_generate_memory(B, T, max_new_tokens);
+  m_.check_generate_memory(B, T, max_new_tokens);  // also refuses a T + max_new_tokens beyond int64
 
   W_ = T + max_new_tokens;
   seq_.assign(static_cast<size_t>(B * W_), pad_id_);

@@ -396,6 +396,78 @@ void forward_query_block(const Problem& pr, StridedBHT<float> out, float* lse, i
 }
 
 // ---------------------------------------------------------------------------
+// Forward of one query row, for the few-query calls of incremental decoding
+// (L <= kRowQueries): a key-major block would compute kBQ columns for one
+// useful query. Query-major instead: the logits of every visible key, their
+// softmax in one pass, then the value sum. Same masks, dropout and bf16
+// rounding as the block kernel (the sums run in another order).
+constexpr int64_t kRowQueries = 2;
+
+void forward_query_row(const Problem& pr, StridedBHT<float> out, float* lse, int64_t b, int64_t h, int64_t i,
+                       Workspace& ws) {
+  const AttentionParams& p = pr.p;
+  const int64_t bh = b * p.H + h, kend = pr.key_end(i, 1), kendp = round_up(kend);
+  const int64_t need = kendp + W + 2 * kBK + pr.Dvp;
+  if (static_cast<int64_t>(ws.size()) < need) ws.resize(static_cast<size_t>(need));
+  float* srow = ws.data();  // [kendp (+ W)] logits, then probabilities
+  float* kbias = srow + kendp + W;
+  float* tmp = kbias + kBK;
+  float* acc = tmp + kBK;
+  const float* mask = pr.mask(b, h);
+  const float* qi = pr.q.at(b, h, i);
+  const int64_t D = p.D, Dv = p.Dv, Dfull = D / W * W, Dvfull = Dv / W * W;
+  for (int64_t j0 = 0; j0 < kend; j0 += kBK) {
+    const int nk = static_cast<int>(std::min<int64_t>(kBK, kend - j0));
+    const int nkp = static_cast<int>(round_up(nk));
+    float* row = srow + j0;
+    for (int j = 0; j < nk; ++j) {
+      const float* kj = pr.k.at(b, h, j0 + j);
+      Packet a = bcast(0.0f);
+      for (int64_t e = 0; e < Dfull; e += W) a = ei::pmadd(load(qi + e), load(kj + e), a);
+      float dot = ei::predux(a);
+      for (int64_t e = Dfull; e < D; ++e) dot += qi[e] * kj[e];
+      row[j] = dot;
+    }
+    std::fill(row + nk, row + nkp, 0.0f);
+    for (int j = 0; j < nkp; ++j)
+      kbias[j] = (j >= nk || (p.key_padding && p.key_padding[b * p.S + j0 + j])) ? -kInf : 0.0f;
+    logits_query_major(pr, mask, i, j0, nk, nkp, kbias, row, tmp);
+  }
+  Packet mx = bcast(-kInf);
+  for (int64_t c = 0; c < kendp; c += W) mx = ei::pmax(mx, load(srow + c));
+  const float m = ei::predux_max(mx);
+  float* o = out.at(b, h, i);
+  if (m == -kInf) {  // every key masked (or none): out = 0, lse = -inf, as the block kernel
+    std::fill(o, o + Dv, 0.0f);
+    lse[bh * p.L + i] = -kInf;
+    return;
+  }
+  const Packet vm = bcast(m);
+  Packet sum = bcast(0.0f);
+  for (int64_t c = 0; c < kendp; c += W) {
+    const Packet e = exp_ps(ei::psub(load(srow + c), vm));
+    store(srow + c, e);
+    sum = ei::padd(sum, e);
+  }
+  const float l = ei::predux(sum);
+  if (p.dropout_p > 0.0f)
+    for (int64_t j = 0; j < kend; ++j) srow[j] *= pr.drop(bh, i, j);
+  if (p.bf16) round_block(srow, 1, static_cast<int>(kendp), kendp);
+  std::fill(acc, acc + pr.Dvp, 0.0f);
+  for (int64_t j = 0; j < kend; ++j) {
+    const float pj = srow[j];
+    if (pj == 0.0f) continue;
+    const float* vj = pr.v.at(b, h, j);
+    const Packet pv = bcast(pj);
+    for (int64_t e = 0; e < Dvfull; e += W) store(acc + e, ei::pmadd(pv, load(vj + e), load(acc + e)));
+    for (int64_t e = Dvfull; e < Dv; ++e) acc[e] += pj * vj[e];
+  }
+  const float inv = 1.0f / l;
+  for (int64_t e = 0; e < Dv; ++e) o[e] = acc[e] * inv;
+  lse[bh * p.L + i] = m + std::log(l);
+}
+
+// ---------------------------------------------------------------------------
 // Backward, key-block task (query-major scores): dK/dV of one key block, and
 // optionally its dQ contributions into dq_head ([L, Dp] of this head).
 struct KeyScratch {
@@ -627,6 +699,16 @@ void attention_forward(StridedBHT<float> out, float* lse, StridedBHT<const float
     check_operand(v.data, "attention_forward", "v");
   }
   const Problem pr(p, q, k, v);
+  if (p.L <= kRowQueries) {
+    const int64_t rows = p.B * p.H * p.L;
+#pragma omp parallel if (rows * p.S * (p.D + p.Dv) >= kParallelMinWork)
+    {
+      static thread_local Workspace ws;
+#pragma omp for schedule(static)
+      for (int64_t r = 0; r < rows; ++r) forward_query_row(pr, out, lse, r / (p.H * p.L), r / p.L % p.H, r % p.L, ws);
+    }
+    return;
+  }
   ForwardScratch layout;
   const int64_t per_thread = layout.layout(nullptr, pr);
   const int64_t ntasks = p.B * p.H * pr.nqb;
