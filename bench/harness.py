@@ -82,26 +82,34 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--no-mixed", action="store_true",
                    help="skip the mixed-precision training rows (W2-bf16, W4-bf16: cpuformer under bf16 autocast "
                         "against cpuformer float32 and torch float32 / bf16 autocast); --only picks them by id")
+    p.add_argument("--no-batched", action="store_true",
+                   help="skip the batched generation row (W6: W5's GPT generating 128 tokens for 32 left-padded "
+                        "prompts at batch 1, 8 and 32 against transformers and CTranslate2 float32 / int8 when "
+                        "installed); --only W6 picks it")
     # Internal: one (workload, framework) memory measurement in this fresh process.
     p.add_argument("--memory-probe", metavar="ID:FRAMEWORK", default=None, help=argparse.SUPPRESS)
     return p
 
 
 def select_workloads(only: Optional[str], parser: argparse.ArgumentParser):
-    """(workloads, precision rows, latency rows, mixed-precision rows) named by --only (default: all)."""
+    """(workloads, precision rows, latency rows, mixed-precision rows, batched generation rows) named by --only
+    (default: all)."""
+    from .batched import ROWS as BATCHED
     from .latency import ROWS as LATENCY
     from .mixed import ROWS as MIXED
     from .precision import ROWS
 
     if not only:
-        return list(WORKLOADS), list(ROWS), list(LATENCY), list(MIXED)
+        return list(WORKLOADS), list(ROWS), list(LATENCY), list(MIXED), list(BATCHED)
     wanted = [s.strip().upper().replace("BF16", "bf16").replace("INT8", "int8") for s in only.split(",") if s.strip()]
-    unknown = [s for s in wanted if s not in BY_ID and s not in ROWS and s not in LATENCY and s not in MIXED]
+    known = [*BY_ID, *ROWS, *LATENCY, *MIXED, *BATCHED]
+    unknown = [s for s in wanted if s not in known]
     if unknown or not wanted:
         parser.error(f"--only: unknown workload id(s) {', '.join(unknown) or repr(only)}; "
-                     f"expected a comma-separated subset of {', '.join([*BY_ID, *ROWS, *LATENCY, *MIXED])}")
+                     f"expected a comma-separated subset of {', '.join(known)}")
     return ([w for w in WORKLOADS if w.id in wanted], [r for r in ROWS if r in wanted],
-            [r for r in LATENCY if r in wanted], [r for r in MIXED if r in wanted])
+            [r for r in LATENCY if r in wanted], [r for r in MIXED if r in wanted],
+            [r for r in BATCHED if r in wanted])
 
 
 def default_threads() -> int:
@@ -138,14 +146,16 @@ def main(argv=None, prog: str = PROG) -> int:
         from .scaling import run_scaling
 
         return run_scaling(args)
-    workloads, rows, latency_rows, mixed_rows = select_workloads(args.only, parser)
+    workloads, rows, latency_rows, mixed_rows, batched_rows = select_workloads(args.only, parser)
     if args.no_precision:
         rows = []
     if args.no_latency:
         latency_rows = []
     if args.no_mixed:
         mixed_rows = []
-    return run(args, workloads, rows, latency_rows, mixed_rows)
+    if args.no_batched:
+        batched_rows = []
+    return run(args, workloads, rows, latency_rows, mixed_rows, batched_rows)
 
 
 # --------------------------------------------------------------------------
@@ -581,7 +591,7 @@ def plot_report(report, path: str) -> bool:
 # The run
 
 
-def run(args, workloads: List[Workload], precision_rows=(), latency_rows=(), mixed_rows=()) -> int:
+def run(args, workloads: List[Workload], precision_rows=(), latency_rows=(), mixed_rows=(), batched_rows=()) -> int:
     import cpuformer as cf
 
     cf.set_num_threads(args.threads)
@@ -618,12 +628,15 @@ def run(args, workloads: List[Workload], precision_rows=(), latency_rows=(), mix
                     log(f"[mem] {r['id']} {fw}: {m['peak_mem_mb']:.0f} MB over baseline "
                         f"(process peak {m['peak_rss_mb']:.0f} MB)")
     precision = None
-    if precision_rows and not args.only:
-        have_hf = torch is not None and importlib.util.find_spec("transformers") is not None
-        if not have_hf:
-            log("[bench] skipping the precision rows: they need torch and transformers to make the shared "
-                "checkpoints (pip install torch==2.13.0 transformers; the peers: pip install \".[peers]\")")
-            precision_rows = ()
+    have_hf = torch is not None and importlib.util.find_spec("transformers") is not None
+    if precision_rows and not args.only and not have_hf:
+        log("[bench] skipping the precision rows: they need torch and transformers to make the shared "
+            "checkpoints (pip install torch==2.13.0 transformers; the peers: pip install \".[peers]\")")
+        precision_rows = ()
+    if batched_rows and not args.only and not have_hf:
+        log("[bench] skipping W6 (batched generation): it needs torch and transformers for its shared "
+            "checkpoint and baseline (pip install torch==2.13.0 transformers)")
+        batched_rows = ()
     if precision_rows:
         from .precision import run_precision
 
@@ -638,16 +651,23 @@ def run(args, workloads: List[Workload], precision_rows=(), latency_rows=(), mix
         from .mixed import run_mixed
 
         mixed = run_mixed(list(mixed_rows), args.threads, args.smoke, args.repeats, torch is not None)
+    batched = None
+    if batched_rows:
+        from .batched import run_batched
+
+        batched = run_batched(args.threads, args.smoke, args.repeats, torch is not None)
     report = {
         "machine": info,
         "settings": {"threads": args.threads, "smoke": args.smoke, "memory": args.memory,
-                     "only": [w.id for w in workloads] + list(precision_rows) + list(latency_rows) + list(mixed_rows),
+                     "only": [w.id for w in workloads] + list(precision_rows) + list(latency_rows) + list(mixed_rows)
+                     + list(batched_rows),
                      "memory_probe_calls": MEMORY_PROBE_CALLS},
         "probes": probes,
         "workloads": results,
         "precision": precision,
         "latency": latency,
         "mixed": mixed,
+        "batched": batched,
     }
     lines = [format_report(report)] if results else [format_machine(report)]
     if precision:
@@ -662,6 +682,10 @@ def run(args, workloads: List[Workload], precision_rows=(), latency_rows=(), mix
         from .mixed import format_mixed
 
         lines.extend(format_mixed(mixed, args.threads))
+    if batched:
+        from .batched import format_batched
+
+        lines.extend(format_batched(batched, args.threads))
     print("\n".join(lines), flush=True)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:

@@ -65,12 +65,14 @@ class Engine:
     check: str = ""
     ok: bool = True
     times: List[float] = field(default_factory=list)
+    request: object = "run"  # what timed_call sends (one worker may serve several requests)
 
     def timed_call(self) -> float:
-        self.conn.send("run")
+        self.conn.send(self.request)
         return float(self.conn.recv())
 
     def stop(self):
+        """Stops the worker (also when it has stopped already: several Engines may share one)."""
         try:
             self.conn.send("stop")
         except (OSError, EOFError):
@@ -248,8 +250,7 @@ def build_engine(kind: str, wid: str, precision: str, root: str, s, threads: int
         else:
             hf = transformers.GPT2LMHeadModel.from_pretrained(d).eval()
             tp = torch.from_numpy(_gpt_prompt(s))
-            kw = dict(attention_mask=torch.ones_like(tp), max_new_tokens=s["new"], min_new_tokens=s["new"],
-                      do_sample=False, use_cache=True, pad_token_id=0)
+            kw = dict(attention_mask=torch.ones_like(tp), **hf_greedy_kwargs(s["new"]))
             run = lambda m: m.generate(tp, **kw)[0, s["prompt"]:].numpy()  # noqa: E731
             what = "GPT2LMHeadModel.generate(greedy)"
         if precision == "bfloat16":
@@ -278,19 +279,9 @@ def build_engine(kind: str, wid: str, precision: str, root: str, s, threads: int
             f"onnxruntime {ort.__version__}: the transformer optimizer's fused BERT graph"
             + (" + quantize_dynamic(QInt8)" if which == "int8" else " (float32: no bfloat16 CPU kernels)"))
     if kind == "ctranslate2":
-        import ctranslate2 as ct2
-
-        compute = _ct2_compute(precision)
-        gen = ct2.Generator(os.path.join(root, "gpt2", f"ct2-{compute}"), device="cpu", compute_type=compute,
-                            intra_threads=threads, inter_threads=1)
-        tokens = [f"t{i}" for i in _gpt_prompt(s)[0]]
-
-        def step():
-            r = gen.generate_batch([tokens], max_length=s["new"], min_length=s["new"], sampling_topk=1,
-                                   include_prompt_in_result=False, end_token=[])
-            return np.asarray(r[0].sequences_ids[0])
-
-        return step, f"ctranslate2 {ct2.__version__} Generator(compute_type={compute!r}), greedy"
+        gen, detail = ct2_generator(os.path.join(root, "gpt2"), precision, threads)
+        tokens = ct2_tokens(_gpt_prompt(s)[0])
+        return (lambda: ct2_greedy(gen, [tokens], s["new"])[0]), detail
     raise ValueError(f"unknown engine {kind!r}")
 
 
@@ -322,6 +313,57 @@ def _ct2_compute(precision):
     return precision if precision in ct2.get_supported_compute_types("cpu") else "float32"
 
 
+def hf_greedy_kwargs(new: int) -> Dict[str, object]:
+    """transformers ``generate`` arguments for exactly ``new`` greedy tokens per row (token 0 pads)."""
+    return dict(max_new_tokens=new, min_new_tokens=new, do_sample=False, use_cache=True, pad_token_id=0)
+
+
+def ct2_convert(d: str, precision: str):
+    """CTranslate2's copy of the GPT-2 checkpoint ``d`` at ``precision``, converted once: (path or None, note).
+    The path is None when CTranslate2 cannot run it (the note says why); the note also says when the CPU
+    lacks ``precision`` and float32 stands in."""
+    ct2 = _try_import("ctranslate2")
+    if ct2 is None:
+        return None, "CTranslate2 not installed (pip install ctranslate2)"
+    if not os.path.exists(os.path.join(d, "tokenizer.json")):
+        return None, "CTranslate2 needs the tokenizers package to convert the model"
+    compute = _ct2_compute(precision)
+    note = ""
+    if compute != precision:
+        note = (f"CTranslate2 has no {precision} on this CPU (supported: "
+                f"{', '.join(sorted(ct2.get_supported_compute_types('cpu')))}): showing float32")
+    out_dir = os.path.join(d, f"ct2-{compute}")
+    try:
+        if not os.path.exists(os.path.join(out_dir, "model.bin")):
+            quant = {"int8": "int8", "bfloat16": "bfloat16"}.get(compute)
+            ct2.converters.TransformersConverter(d).convert(out_dir, quantization=quant, force=True)
+    except Exception as e:  # noqa: BLE001
+        return None, "; ".join(filter(None, [note, f"CTranslate2 failed: {type(e).__name__}: {e}"]))
+    return out_dir, note
+
+
+def ct2_generator(d: str, precision: str, threads: int):
+    """In a worker: a CTranslate2 Generator on ``d``'s converted copy (ct2_convert made it), and its description."""
+    import ctranslate2 as ct2
+
+    compute = _ct2_compute(precision)
+    gen = ct2.Generator(os.path.join(d, f"ct2-{compute}"), device="cpu", compute_type=compute,
+                        intra_threads=threads, inter_threads=1)
+    return gen, f"ctranslate2 {ct2.__version__} Generator(compute_type={compute!r}), greedy"
+
+
+def ct2_tokens(ids) -> List[str]:
+    """Token ids -> the word-level token strings of _gpt_dir's tokenizer, which CTranslate2's generator reads."""
+    return [f"t{int(i)}" for i in ids]
+
+
+def ct2_greedy(gen, prompts: List[List[str]], new: int) -> List[np.ndarray]:
+    """Exactly ``new`` greedy tokens after each prompt (no end token), the prompts in one generate_batch call."""
+    r = gen.generate_batch(prompts, max_batch_size=len(prompts), max_length=new, min_length=new, sampling_topk=1,
+                           include_prompt_in_result=False, end_token=[])
+    return [np.asarray(x.sequences_ids[0]) for x in r]
+
+
 def row_engines(wid: str, precision: str, root: str, s, threads: int):
     """The engine kinds of a row whose packages are installed (their files prepared), and a note on the rest."""
     kinds = ["cpuformer", "cpuformer-fp32", "torch"]
@@ -337,25 +379,11 @@ def row_engines(wid: str, precision: str, root: str, s, threads: int):
             except Exception as e:  # noqa: BLE001
                 notes.append(f"ONNX Runtime failed: {type(e).__name__}: {e}")
     else:
-        d = _gpt_dir(root, s)
-        ct2 = _try_import("ctranslate2")
-        if ct2 is None:
-            notes.append("CTranslate2 not installed (pip install ctranslate2)")
-        elif not os.path.exists(os.path.join(d, "tokenizer.json")):
-            notes.append("CTranslate2 needs the tokenizers package to convert the model")
-        else:
-            compute = _ct2_compute(precision)
-            if compute != precision:
-                notes.append(f"CTranslate2 has no {precision} on this CPU (supported: "
-                             f"{', '.join(sorted(ct2.get_supported_compute_types('cpu')))}): showing float32")
-            try:
-                out_dir = os.path.join(d, f"ct2-{compute}")
-                if not os.path.exists(os.path.join(out_dir, "model.bin")):
-                    quant = {"int8": "int8", "bfloat16": "bfloat16"}.get(compute)
-                    ct2.converters.TransformersConverter(d).convert(out_dir, quantization=quant, force=True)
-                kinds.append("ctranslate2")
-            except Exception as e:  # noqa: BLE001
-                notes.append(f"CTranslate2 failed: {type(e).__name__}: {e}")
+        path, note = ct2_convert(_gpt_dir(root, s), precision)
+        if path is not None:
+            kinds.append("ctranslate2")
+        if note:
+            notes.append(note)
     return kinds, "; ".join(notes)
 
 

@@ -157,3 +157,37 @@ def test_mixed_precision_rows_smoke(tmp_path):
             assert e["median_s"] > 0 and e["peak_mem_mb"] >= 0 and e["check"], (row["id"], e)
         assert row["engines"][0]["ratio"] == 1.0
         assert f"{row['id']}  cpuformer bf16" in r.stdout
+
+
+@pytest.mark.skipif(not HAVE_TORCH or importlib.util.find_spec("transformers") is None,
+                    reason="W6 needs torch and transformers for its shared checkpoint and baseline")
+def test_batched_generation_row_smoke(tmp_path):
+    """W6 runs every installed engine in a process of its own over left-padded groups at each batch size,
+    checks the tokens against cpuformer float32 first, and reports tokens/s with the targets' ratios."""
+    out = tmp_path / "bench.json"
+    r = run_bench("--smoke", "--only", "w6", "--threads", "1", "--json", str(out))
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["workloads"] == [] and report["precision"] is None and report["mixed"] is None
+    row = report["batched"]
+    assert row["id"] == "W6" and len(row["prompt_lengths"]) == row["shape"]["prompts"]
+    names = [e["name"] for e in row["engines"]]
+    assert names[:3] == ["cpuformer float32", "cpuformer int8", "transformers float32"], names
+    if importlib.util.find_spec("ctranslate2") is not None and importlib.util.find_spec("tokenizers") is not None:
+        assert "ctranslate2 float32" in names, (names, row["note"])
+    for e in row["engines"]:
+        assert [b["batch"] for b in e["batch"]] == row["batches"], e["name"]
+        for b in e["batch"]:
+            assert b["median_s"] > 0 and b["tok_s"] > 0 and 0 < b["prompts"] <= row["shape"]["prompts"], (e["name"], b)
+        assert e["check"], e["name"]
+        if e["name"].startswith("cpuformer"):
+            assert e["agrees"], e
+    goals = {t["what"]: t for t in row["targets"]}
+    big, one = row["batches"][-1], row["batches"][0]
+    assert f"cpuformer float32: batch {big} / batch {one}" in goals
+    assert f"batch {big}: cpuformer float32 / transformers float32" in goals
+    assert all(t["ratio"] > 0 for t in row["targets"])
+    assert "W6  cpuformer float32" in r.stdout and "target: " in r.stdout
+    skipped = run_bench("--smoke", "--only", "W6", "--no-batched", "--json", str(out), timeout=120)
+    assert skipped.returncode == 0, skipped.stderr[-3000:]
+    assert json.loads(out.read_text())["batched"] is None
