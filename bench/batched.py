@@ -197,13 +197,18 @@ def check(name: str, first: Dict[int, np.ndarray], ref: np.ndarray, s):
 
 
 def run_batched(threads: int, smoke: bool, repeats: Optional[int], have_torch: bool) -> Dict[str, object]:
-    from .precision import Engine, _gpt_dir, _try_import, ct2_convert, spawn_worker, time_then_stop
+    from .precision import _try_import
 
     if not have_torch or _try_import("transformers") is None:
         raise SystemExit("W6 needs PyTorch and transformers (pip install torch==2.13.0 transformers): they make "
                          "the shared checkpoint and the transformers baseline")
-    s = SHAPES["smoke" if smoke else "full"]
-    root = tempfile.mkdtemp(prefix="cpuformer-batched-")
+    with tempfile.TemporaryDirectory(prefix="cpuformer-batched-") as root:  # the checkpoints: ~200 MB
+        return _run(root, threads, SHAPES["smoke" if smoke else "full"], repeats or (1 if smoke else 3))
+
+
+def _run(root: str, threads: int, s, n_rounds: int) -> Dict[str, object]:
+    from .precision import Engine, _gpt_dir, ct2_convert, spawn_worker, time_then_stop
+
     log("[W6] preparing the GPT-2 checkpoint (W5's shape) and CTranslate2's copies ...")
     d = _gpt_dir(root, s)
     notes, kinds = [], []
@@ -238,7 +243,6 @@ def run_batched(threads: int, smoke: bool, repeats: Optional[int], have_torch: b
     for name, first in outputs.items():
         checks[name] = check(name, first, ref, s)
         log(f"[W6] check {name}: {checks[name][1]}{'' if checks[name][0] else '  <-- DISAGREES'}")
-    n_rounds = repeats or (1 if smoke else 3)
     log(f"[W6] timing {len(engines)} (engine, batch) passes, {n_rounds} round(s) ...")
     time_then_stop(engines, n_rounds, 0)
     res = {"id": "W6", "shape": {k: v for k, v in s.items() if k != "batches"}, "batches": list(s["batches"]),
