@@ -420,7 +420,12 @@ void forward_query_row(const Problem& pr, StridedBHT<float> out, float* lse, int
     const int nk = static_cast<int>(std::min<int64_t>(kBK, kend - j0));
     const int nkp = static_cast<int>(round_up(nk));
     float* row = srow + j0;
+    const uint8_t* pad = p.key_padding ? p.key_padding + b * p.S + j0 : nullptr;
     for (int j = 0; j < nk; ++j) {
+      if (pad && pad[j]) {  // masked below: no need to read the key (decoding pads a prompt on the left)
+        row[j] = 0.0f;
+        continue;
+      }
       const float* kj = pr.k.at(b, h, j0 + j);
       Packet a = bcast(0.0f);
       for (int64_t e = 0; e < Dfull; e += W) a = ei::pmadd(load(qi + e), load(kj + e), a);
