@@ -8,6 +8,9 @@
 //
 // A query row whose every key is masked gets out = 0, lse = -inf, and zero
 // gradients (no NaN). NaN inputs propagate to the outputs they touch.
+// Calls with L <= 2 query rows (a decoding step over a KV cache) take a
+// query-row kernel (logits, softmax, value sum per row; padded keys are not
+// read); longer ones the blocked kernel. Same masks, dropout and bf16 rules.
 // Sizes B, H, L, S may be 0 (S = 0: every row is fully masked); D, Dv >= 1,
 // scale finite, 0 <= dropout_p < 1 (ValueError otherwise). Results do not
 // depend on the number of threads. Scratch is linear in L and S.
