@@ -401,75 +401,96 @@ void forward_query_block(const Problem& pr, StridedBHT<float> out, float* lse, i
 // useful query. Query-major instead: the logits of every visible key, their
 // softmax in one pass, then the value sum. Same masks, dropout and bf16
 // rounding as the block kernel (the sums run in another order).
+//
+// One task covers heads [h0, h1) of query row i of batch b and walks the keys
+// in the outer loop, so the heads' slices of a cached key (or value) row,
+// adjacent in a [B, T, H*D] projection, are read in one sweep rather than
+// one head at a time (a decoding step is bound by reading the KV cache).
+// Each head's arithmetic is the same whatever the grouping.
 constexpr int64_t kRowQueries = 2;
 
-void forward_query_row(const Problem& pr, StridedBHT<float> out, float* lse, int64_t b, int64_t h, int64_t i,
-                       Workspace& ws) {
+void forward_query_rows(const Problem& pr, StridedBHT<float> out, float* lse, int64_t b, int64_t h0, int64_t h1,
+                        int64_t i, Workspace& ws) {
   const AttentionParams& p = pr.p;
-  const int64_t bh = b * p.H + h, kend = pr.key_end(i, 1), kendp = round_up(kend);
-  const int64_t need = kendp + W + 2 * kBK + pr.Dvp;
+  const int64_t nh = h1 - h0, kend = pr.key_end(i, 1), kendp = round_up(kend), ld = kendp + W;
+  const int64_t need = nh * ld + 2 * kBK + nh * pr.Dvp + nh;
   if (static_cast<int64_t>(ws.size()) < need) ws.resize(static_cast<size_t>(need));
-  float* srow = ws.data();  // [kendp (+ W)] logits, then probabilities
-  float* kbias = srow + kendp + W;
+  float* srows = ws.data();  // [nh, ld]: logits, then probabilities, of each head
+  float* kbias = srows + nh * ld;
   float* tmp = kbias + kBK;
-  float* acc = tmp + kBK;
-  const float* mask = pr.mask(b, h);
-  const float* qi = pr.q.at(b, h, i);
+  float* accs = tmp + kBK;  // [nh, Dvp]
+  float* scale_of = accs + nh * pr.Dvp;  // [nh] 1 / l per head; 0 = every key masked
   const int64_t D = p.D, Dv = p.Dv, Dfull = D / W * W, Dvfull = Dv / W * W;
   for (int64_t j0 = 0; j0 < kend; j0 += kBK) {
     const int nk = static_cast<int>(std::min<int64_t>(kBK, kend - j0));
     const int nkp = static_cast<int>(round_up(nk));
-    float* row = srow + j0;
     const uint8_t* pad = p.key_padding ? p.key_padding + b * p.S + j0 : nullptr;
     for (int j = 0; j < nk; ++j) {
       if (pad && pad[j]) {  // masked below: no need to read the key (decoding pads a prompt on the left)
-        row[j] = 0.0f;
+        for (int64_t g = 0; g < nh; ++g) srows[g * ld + j0 + j] = 0.0f;
         continue;
       }
-      const float* kj = pr.k.at(b, h, j0 + j);
-      Packet a = bcast(0.0f);
-      for (int64_t e = 0; e < Dfull; e += W) a = ei::pmadd(load(qi + e), load(kj + e), a);
-      float dot = ei::predux(a);
-      for (int64_t e = Dfull; e < D; ++e) dot += qi[e] * kj[e];
-      row[j] = dot;
+      for (int64_t g = 0; g < nh; ++g) {
+        const float* qi = pr.q.at(b, h0 + g, i);
+        const float* kj = pr.k.at(b, h0 + g, j0 + j);
+        Packet a = bcast(0.0f);
+        for (int64_t e = 0; e < Dfull; e += W) a = ei::pmadd(load(qi + e), load(kj + e), a);
+        float dot = ei::predux(a);
+        for (int64_t e = Dfull; e < D; ++e) dot += qi[e] * kj[e];
+        srows[g * ld + j0 + j] = dot;
+      }
     }
-    std::fill(row + nk, row + nkp, 0.0f);
-    for (int j = 0; j < nkp; ++j)
-      kbias[j] = (j >= nk || (p.key_padding && p.key_padding[b * p.S + j0 + j])) ? -kInf : 0.0f;
-    logits_query_major(pr, mask, i, j0, nk, nkp, kbias, row, tmp);
+    for (int j = 0; j < nkp; ++j) kbias[j] = (j >= nk || (pad && pad[j])) ? -kInf : 0.0f;
+    for (int64_t g = 0; g < nh; ++g) {
+      float* row = srows + g * ld + j0;
+      std::fill(row + nk, row + nkp, 0.0f);
+      logits_query_major(pr, pr.mask(b, h0 + g), i, j0, nk, nkp, kbias, row, tmp);
+    }
   }
-  Packet mx = bcast(-kInf);
-  for (int64_t c = 0; c < kendp; c += W) mx = ei::pmax(mx, load(srow + c));
-  const float m = ei::predux_max(mx);
-  float* o = out.at(b, h, i);
-  if (m == -kInf) {  // every key masked (or none): out = 0, lse = -inf, as the block kernel
-    std::fill(o, o + Dv, 0.0f);
-    lse[bh * p.L + i] = -kInf;
-    return;
+  std::fill(accs, accs + nh * pr.Dvp, 0.0f);
+  for (int64_t g = 0; g < nh; ++g) {
+    float* srow = srows + g * ld;
+    const int64_t bh = b * p.H + h0 + g;
+    Packet mx = bcast(-kInf);
+    for (int64_t c = 0; c < kendp; c += W) mx = ei::pmax(mx, load(srow + c));
+    const float m = ei::predux_max(mx);
+    if (m == -kInf) {  // every key masked (or none): out = 0, lse = -inf, as the block kernel
+      std::fill(srow, srow + kendp, 0.0f);
+      lse[bh * p.L + i] = -kInf;
+      scale_of[g] = 0.0f;
+      continue;
+    }
+    const Packet vm = bcast(m);
+    Packet sum = bcast(0.0f);
+    for (int64_t c = 0; c < kendp; c += W) {
+      const Packet e = exp_ps(ei::psub(load(srow + c), vm));
+      store(srow + c, e);
+      sum = ei::padd(sum, e);
+    }
+    const float l = ei::predux(sum);
+    if (p.dropout_p > 0.0f)
+      for (int64_t j = 0; j < kend; ++j) srow[j] *= pr.drop(bh, i, j);
+    if (p.bf16) round_block(srow, 1, static_cast<int>(kendp), kendp);
+    scale_of[g] = 1.0f / l;
+    lse[bh * p.L + i] = m + std::log(l);
   }
-  const Packet vm = bcast(m);
-  Packet sum = bcast(0.0f);
-  for (int64_t c = 0; c < kendp; c += W) {
-    const Packet e = exp_ps(ei::psub(load(srow + c), vm));
-    store(srow + c, e);
-    sum = ei::padd(sum, e);
-  }
-  const float l = ei::predux(sum);
-  if (p.dropout_p > 0.0f)
-    for (int64_t j = 0; j < kend; ++j) srow[j] *= pr.drop(bh, i, j);
-  if (p.bf16) round_block(srow, 1, static_cast<int>(kendp), kendp);
-  std::fill(acc, acc + pr.Dvp, 0.0f);
   for (int64_t j = 0; j < kend; ++j) {
-    const float pj = srow[j];
-    if (pj == 0.0f) continue;
-    const float* vj = pr.v.at(b, h, j);
-    const Packet pv = bcast(pj);
-    for (int64_t e = 0; e < Dvfull; e += W) store(acc + e, ei::pmadd(pv, load(vj + e), load(acc + e)));
-    for (int64_t e = Dvfull; e < Dv; ++e) acc[e] += pj * vj[e];
+    for (int64_t g = 0; g < nh; ++g) {
+      const float pj = srows[g * ld + j];
+      if (pj == 0.0f) continue;
+      const float* vj = pr.v.at(b, h0 + g, j);
+      float* acc = accs + g * pr.Dvp;
+      const Packet pv = bcast(pj);
+      for (int64_t e = 0; e < Dvfull; e += W) store(acc + e, ei::pmadd(pv, load(vj + e), load(acc + e)));
+      for (int64_t e = Dvfull; e < Dv; ++e) acc[e] += pj * vj[e];
+    }
   }
-  const float inv = 1.0f / l;
-  for (int64_t e = 0; e < Dv; ++e) o[e] = acc[e] * inv;
-  lse[bh * p.L + i] = m + std::log(l);
+  for (int64_t g = 0; g < nh; ++g) {
+    float* o = out.at(b, h0 + g, i);
+    const float* acc = accs + g * pr.Dvp;
+    const float inv = scale_of[g];
+    for (int64_t e = 0; e < Dv; ++e) o[e] = acc[e] * inv;
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -705,12 +726,21 @@ void attention_forward(StridedBHT<float> out, float* lse, StridedBHT<const float
   }
   const Problem pr(p, q, k, v);
   if (p.L <= kRowQueries) {
-    const int64_t rows = p.B * p.H * p.L;
-#pragma omp parallel if (rows * p.S * (p.D + p.Dv) >= kParallelMinWork)
+    // Tasks of groups of heads: all heads of a row when there are rows
+    // enough to keep every thread busy, otherwise fewer heads per task.
+    const int nthreads = region_threads();
+    int64_t groups = 1;
+    while (groups < p.H && p.B * p.L * groups < 2 * nthreads) groups *= 2;
+    groups = std::min<int64_t>(groups, p.H);
+    const int64_t per = (p.H + groups - 1) / groups, tasks = p.B * p.L * groups;
+#pragma omp parallel if (tasks > 1 && p.B * p.H * p.L * p.S * (p.D + p.Dv) >= kParallelMinWork)
     {
       static thread_local Workspace ws;
 #pragma omp for schedule(static)
-      for (int64_t r = 0; r < rows; ++r) forward_query_row(pr, out, lse, r / (p.H * p.L), r / p.L % p.H, r % p.L, ws);
+      for (int64_t t = 0; t < tasks; ++t) {
+        const int64_t row = t / groups, h0 = t % groups * per;
+        if (h0 < p.H) forward_query_rows(pr, out, lse, row / p.L, h0, std::min(p.H, h0 + per), row % p.L, ws);
+      }
     }
     return;
   }
