@@ -119,4 +119,10 @@ void check_ndim_range(const py::array& a, int64_t lo, int64_t hi, const char* na
         cpuformer::str_cat(name, ": expected ", lo, " to ", hi, " dimensions, got shape ", shape_str(a)));
 }
 
+py::array_t<int64_t> ids_to_numpy(std::vector<int64_t>&& v, int64_t B, int64_t T) {
+  auto* keep = new std::vector<int64_t>(std::move(v));
+  py::capsule owner(keep, [](void* p) { delete static_cast<std::vector<int64_t>*>(p); });
+  return py::array_t<int64_t>({static_cast<py::ssize_t>(B), static_cast<py::ssize_t>(T)}, keep->data(), owner);
+}
+
 }  // namespace cfpy

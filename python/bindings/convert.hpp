@@ -33,6 +33,8 @@ std::vector<uint8_t> padding_from_attention_mask(py::handle obj, const IndexArra
 // Boolean-or-float mask -> (is_bool, data). Bool masks become uint8.
 py::array as_mask(py::handle obj, const char* name, bool* is_bool);
 
+// Token ids [B, T] as a NumPy array that owns (moves in) the vector.
+py::array_t<int64_t> ids_to_numpy(std::vector<int64_t>&& v, int64_t B, int64_t T);
 // Copy of a float array into a fresh Tensor (modules cache their inputs).
 Tensor to_tensor(py::handle obj, const char* name);
 // Zero-copy NumPy view of a Tensor; the array keeps the storage alive.

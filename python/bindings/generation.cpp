@@ -38,12 +38,6 @@ GenerationOptions make_options(const IndexArray& ids, float temperature, int64_t
   return o;
 }
 
-py::array_t<int64_t> ids_array(std::vector<int64_t>&& v, int64_t B, int64_t T) {
-  auto* keep = new std::vector<int64_t>(std::move(v));
-  py::capsule owner(keep, [](void* p) { delete static_cast<std::vector<int64_t>*>(p); });
-  return py::array_t<int64_t>({static_cast<py::ssize_t>(B), static_cast<py::ssize_t>(T)}, keep->data(), owner);
-}
-
 // A request and the model it reads (kept alive while the request lives).
 struct Request {
   std::shared_ptr<GPT> model;
@@ -71,7 +65,7 @@ void bind_generation(py::module_& m) {
           std::lock_guard<std::shared_mutex> guard(self.call_mutex());
           out = self.generate(ids.data(), B, T, max_new_tokens, o, &steps);
         }
-        return ids_array(std::move(out), B, T + steps);
+        return ids_to_numpy(std::move(out), B, T + steps);
       });
 
   py::class_<Request>(m, "GPTGeneration")
@@ -111,7 +105,7 @@ void bind_generation(py::module_& m) {
            py::arg("logits") = false)
       .def("result",
            [](Request& r) {
-             return ids_array(r.gen->result(), r.gen->batch(), r.gen->prompt_len() + r.gen->steps());
+             return ids_to_numpy(r.gen->result(), r.gen->batch(), r.gen->prompt_len() + r.gen->steps());
            })
       .def("close", [](Request& r) { r.gen->release(); })
       .def_property_readonly("steps", [](const Request& r) { return r.gen->steps(); })

@@ -16,12 +16,6 @@ using namespace cpuformer;
 
 namespace {
 
-py::array_t<int64_t> ids_to_numpy(std::vector<int64_t>&& v, int64_t B, int64_t T) {
-  auto* keep = new std::vector<int64_t>(std::move(v));
-  py::capsule owner(keep, [](void* p) { delete static_cast<std::vector<int64_t>*>(p); });
-  return py::array_t<int64_t>({static_cast<py::ssize_t>(B), static_cast<py::ssize_t>(T)}, keep->data(), owner);
-}
-
 std::vector<uint8_t> padding_of(py::handle mask, int64_t B, int64_t S) {
   std::vector<uint8_t> out;
   if (mask.is_none()) return out;
@@ -91,27 +85,7 @@ void bind_models(py::module_& m) {
              py::gil_scoped_release nogil;
              std::lock_guard<std::shared_mutex> guard(self.call_mutex());
              self.backward_logits(t);
-           })
-      .def("generate", [](GPT& self, py::handle idx, int64_t max_new_tokens, float temperature, int64_t top_k,
-                          float top_p, py::object seed) {
-        IndexArray ids = ids_2d(idx, "idx");
-        SamplingOptions o;
-        o.temperature = temperature;
-        o.top_k = top_k;
-        o.top_p = top_p;
-        if (!seed.is_none()) {
-          o.seed = static_cast<uint64_t>(seed.cast<int64_t>());
-          o.has_seed = true;
-        }
-        const int64_t B = ids.shape(0), T = ids.shape(1);
-        std::vector<int64_t> out;
-        {
-          py::gil_scoped_release nogil;
-          std::lock_guard<std::shared_mutex> guard(self.call_mutex());
-          out = self.generate(ids.data(), B, T, max_new_tokens, o);
-        }
-        return ids_to_numpy(std::move(out), B, T + max_new_tokens);
-      });
+           });
 
   py::class_<Seq2SeqConfig>(m, "Seq2SeqConfigCore")
       .def(py::init<>())

@@ -7,8 +7,6 @@ as they come (a ``streamer``, or ``generate_stream``).
 """
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
 from . import _core
@@ -17,18 +15,15 @@ _INT_MAX = 2**62
 
 
 def _int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
-    value = int(value)
-    if not -2**63 <= value < 2**63:
-        raise ValueError(f"{name}: {value} does not fit in a 64-bit integer")
-    return value
+    from .models import _check_token  # models imports this module
+
+    return _check_token(name, value)
 
 
 def _float(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name}: expected a float, got {type(value).__name__}")
-    return float(value)
+    from .models import _check_float
+
+    return _check_float(name, value)
 
 
 def _token_list(name, value, vocab):
@@ -66,9 +61,9 @@ def core_args(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=Non
     if top_p is not None and not (0.0 < _float("top_p", top_p) <= 1.0):
         raise ValueError(f"top_p: expected a value in (0, 1] or None, got {top_p}")
     if seed is not None:
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise TypeError(f"seed: expected an int or None, got {type(seed).__name__}")
-        seed = (int(seed) + 2**63) % 2**64 - 2**63  # any int, as int64 bits
+        from .models import _check_token
+
+        seed = _check_token("seed", seed, wrap=True)  # any int, as int64 bits
     vocab = model.config.vocab_size
     eos = _token_list("eos_token_id", eos_token_id, vocab)
     if pad_token_id is None:
