@@ -319,6 +319,13 @@ def test_quantized_models_generate_padded_batches(model, dtype):
         np.testing.assert_array_equal(out[i, T:T + n], alone[0, len(r):], err_msg=f"{dtype} row {i}")
 
 
+def test_huge_top_k_means_no_filtering(model):
+    ids, mask, _ = padded([2, 4])
+    a = model.generate(ids, 5, temperature=0.7, top_k=10**30, seed=1, attention_mask=mask)
+    b = model.generate(ids, 5, temperature=0.7, seed=1, attention_mask=mask)
+    np.testing.assert_array_equal(a, b)
+
+
 def test_max_new_tokens_zero_returns_the_prompt(model):
     ids, mask, _ = padded([2, 4])
     np.testing.assert_array_equal(model.generate(ids, 0, attention_mask=mask), ids)

@@ -54,10 +54,11 @@ def core_args(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=Non
     if not (temperature >= 0 and np.isfinite(temperature)):
         raise ValueError(f"temperature: expected a finite value >= 0, got {temperature}")
     if top_k is not None:
-        top_k = _int("top_k", top_k)
+        if isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)):
+            raise TypeError(f"top_k: expected an int or None, got {type(top_k).__name__}")
         if top_k < 1:
             raise ValueError(f"top_k: expected an int >= 1 or None, got {top_k}")
-        top_k = min(top_k, _INT_MAX)  # more than the vocabulary = no filtering
+        top_k = min(int(top_k), _INT_MAX)  # any size: more than the vocabulary = no filtering
     if top_p is not None and not (0.0 < _float("top_p", top_p) <= 1.0):
         raise ValueError(f"top_p: expected a value in (0, 1] or None, got {top_p}")
     if seed is not None:
