@@ -11,7 +11,6 @@
 #include "check.hpp"
 #include "cpuformer/error.hpp"
 #include "cpuformer/ops/attention.hpp"
-#include "cpuformer/ops/packed_weight.hpp"
 #include "cpuformer/runtime/rng.hpp"
 #include "cpuformer/runtime/threads.hpp"
 
@@ -282,42 +281,6 @@ CF_TEST(few_query_rows_match_reference) {
       const double e = check_forward(pr, 5e-3);
       if (S > 1) CHECK(e > 1e-5);
     }
-}
-
-CF_TEST(bf16_keys_and_values_match_the_rounded_float32_ones) {
-  // k16/v16 (a low-precision model's KV cache): the same as float32 keys and
-  // values rounded to bfloat16, with masks and padding; more than two query
-  // rows is a ValueError.
-  for (auto [S, D, Dv] : {std::array<int64_t, 3>{70, 64, 64}, {129, 20, 36}}) {
-    Problem pr(3, 2, 1, S, D, Dv);
-    pr.add_mask();
-    pr.add_key_padding();
-    std::vector<uint16_t> k16(pr.k.data.size()), v16(pr.v.data.size());
-    for (size_t i = 0; i < k16.size(); ++i) pr.k.data[i] = bf16_to_float(k16[i] = float_to_bf16(pr.k.data[i]));
-    for (size_t i = 0; i < v16.size(); ++i) pr.v.data[i] = bf16_to_float(v16[i] = float_to_bf16(pr.v.data[i]));
-    Operand ref(3, 1, 2, Dv), got(3, 1, 2, Dv, 0, 9.0f);
-    std::vector<float> lr(6), lg(6);
-    attention_forward_reference(ref.view(), lr.data(), pr.q.cview(), pr.k.cview(), pr.v.cview(), pr.p);
-    AttentionParams p16 = pr.p;
-    p16.k16 = {k16.data(), S * 2 * D, D, 2 * D};
-    p16.v16 = {v16.data(), S * 2 * Dv, Dv, 2 * Dv};
-    attention_forward(got.view(), lg.data(), pr.q.cview(), {}, {}, p16);
-    const double e = rel_diff(got.data, ref.data);
-    if (!(e <= 2e-5)) std::printf("  S=%d D=%d: out %g\n", int(S), int(D), e);
-    CHECK(e <= 2e-5);
-    CHECK(rel_diff(lg, lr) <= 2e-5);
-    p16.L = 3;
-    bool threw = false;
-    try {
-      Operand out3(3, 3, 2, Dv);
-      std::vector<float> l3(18);
-      Operand q3(3, 3, 2, D, 5);
-      attention_forward(out3.view(), l3.data(), q3.cview(), {}, {}, p16);
-    } catch (const ValueError&) {
-      threw = true;
-    }
-    CHECK(threw);
-  }
 }
 
 CF_TEST(dropout_forward_backward_consistent) {

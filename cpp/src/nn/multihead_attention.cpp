@@ -299,16 +299,10 @@ Tensor MultiheadAttention::forward_cached(const Tensor& x, KVCache& cache, int64
     const Tensor attn = variant_cached(qkv, cache, capacity);
     return out_projection(attn);
   }
-  // A model whose weights are held in low precision keeps its cache in
-  // bfloat16 too (pairs of bf16 in float storage, [B, capacity, ceil(E/2)]):
-  // a decoding step reads the whole cache, and half the bytes is most of the
-  // step's attention time at batch 32.
-  const bool kv16 = in_proj_weight_->packed != nullptr && variant_.kind == AttentionKind::Full;
-  const int64_t width = kv16 ? (E_ + 1) / 2 : E_;
-  if (!cache.k.defined() || cache.k.size(0) != B || cache.capacity() != capacity || cache.k.size(2) != width) {
+  if (!cache.k.defined() || cache.k.size(0) != B || cache.capacity() != capacity) {
     CF_CHECK_VALUE(cache.len == 0, "KV cache: batch size or capacity changed mid-sequence");
-    cache.k = Tensor::empty({B, capacity, width});
-    cache.v = Tensor::empty({B, capacity, width});
+    cache.k = Tensor::empty({B, capacity, E_});
+    cache.v = Tensor::empty({B, capacity, E_});
   }
   CF_CHECK_VALUE(cache.len == 0 || Tn == 1, "KV cache: after the prompt, feed one position at a time (got ", Tn, ")");
   CF_CHECK_VALUE(cache.len + Tn <= capacity, "KV cache full: ", cache.len, " + ", Tn, " positions > capacity ",
@@ -319,19 +313,10 @@ Tensor MultiheadAttention::forward_cached(const Tensor& x, KVCache& cache, int64
   const int64_t cap = capacity;
 #pragma omp parallel for schedule(static) if (B * Tn * E_ >= kParallelMinWork)
   for (int64_t bt = 0; bt < B * Tn; ++bt) {
-    const int64_t b = bt / Tn, t = bt % Tn, slot = b * cap + cache.len + t;
+    const int64_t b = bt / Tn, t = bt % Tn;
     const float* row = qkv.data() + bt * 3 * E_;
-    if (kv16) {
-      uint16_t* kd = reinterpret_cast<uint16_t*>(cache.k.data() + slot * width);
-      uint16_t* vd = reinterpret_cast<uint16_t*>(cache.v.data() + slot * width);
-      for (int64_t e = 0; e < E_; ++e) {
-        kd[e] = float_to_bf16(row[E_ + e]);
-        vd[e] = float_to_bf16(row[2 * E_ + e]);
-      }
-      continue;
-    }
-    float* kd = cache.k.data() + slot * E_;
-    float* vd = cache.v.data() + slot * E_;
+    float* kd = cache.k.data() + (b * cap + cache.len + t) * E_;
+    float* vd = cache.v.data() + (b * cap + cache.len + t) * E_;
     for (int64_t e = 0; e < E_; ++e) {
       kd[e] = row[E_ + e];
       vd[e] = row[2 * E_ + e];
@@ -358,14 +343,6 @@ Tensor MultiheadAttention::forward_cached(const Tensor& x, KVCache& cache, int64
     performer_attention_forward({attn.data(), Tn * E_, D_, E_}, {qkv.data(), Tn * 3 * E_, D_, 3 * E_},
                                 {cache.k.data(), cap * E_, D_, E_}, {cache.v.data(), cap * E_, D_, E_},
                                 features_.data(), pp);
-  } else if (kv16 && cache.len == 0) {  // the prompt attends to itself: its float32 keys and values
-    attention_forward({attn.data(), Tn * E_, D_, E_}, lse.data(), {qkv.data(), Tn * 3 * E_, D_, 3 * E_},
-                      {qkv.data() + E_, Tn * 3 * E_, D_, 3 * E_}, {qkv.data() + 2 * E_, Tn * 3 * E_, D_, 3 * E_}, p);
-  } else if (kv16) {
-    const int64_t w2 = 2 * width;  // uint16 elements per cached position
-    p.k16 = {reinterpret_cast<const uint16_t*>(cache.k.data()), cap * w2, D_, w2};
-    p.v16 = {reinterpret_cast<const uint16_t*>(cache.v.data()), cap * w2, D_, w2};
-    attention_forward({attn.data(), Tn * E_, D_, E_}, lse.data(), {qkv.data(), Tn * 3 * E_, D_, 3 * E_}, {}, {}, p);
   } else {
     attention_forward({attn.data(), Tn * E_, D_, E_}, lse.data(), {qkv.data(), Tn * 3 * E_, D_, 3 * E_},
                       {cache.k.data(), cap * E_, D_, E_}, {cache.v.data(), cap * E_, D_, E_}, p);

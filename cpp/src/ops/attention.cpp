@@ -409,34 +409,17 @@ void forward_query_block(const Problem& pr, StridedBHT<float> out, float* lse, i
 // Each head's arithmetic is the same whatever the grouping.
 constexpr int64_t kRowQueries = 2;
 
-// n bfloat16 values (bits) as float32 in out; returns out.
-const float* widen_bf16(const uint16_t* x, int64_t n, float* out) {
-  for (int64_t e = 0; e < n; ++e) {  // vectorises: a shift per lane
-    const uint32_t u = static_cast<uint32_t>(x[e]) << 16;
-    std::memcpy(out + e, &u, 4);
-  }
-  return out;
-}
-
 void forward_query_rows(const Problem& pr, StridedBHT<float> out, float* lse, int64_t b, int64_t h0, int64_t h1,
                         int64_t i, Workspace& ws) {
   const AttentionParams& p = pr.p;
   const int64_t nh = h1 - h0, kend = pr.key_end(i, 1), kendp = round_up(kend), ld = kendp + W;
-  const int64_t need = nh * ld + 2 * kBK + nh * pr.Dvp + nh + std::max(p.D, p.Dv);
+  const int64_t need = nh * ld + 2 * kBK + nh * pr.Dvp + nh;
   if (static_cast<int64_t>(ws.size()) < need) ws.resize(static_cast<size_t>(need));
   float* srows = ws.data();  // [nh, ld]: logits, then probabilities, of each head
   float* kbias = srows + nh * ld;
   float* tmp = kbias + kBK;
   float* accs = tmp + kBK;  // [nh, Dvp]
   float* scale_of = accs + nh * pr.Dvp;  // [nh] 1 / l per head; 0 = every key masked
-  float* wide = scale_of + nh;           // [max(D, Dv)] a bfloat16 key or value row widened
-  const bool kv16 = p.k16.data != nullptr;
-  const auto key = [&](int64_t h, int64_t j) {
-    return kv16 ? widen_bf16(p.k16.at(b, h, j), p.D, wide) : pr.k.at(b, h, j);
-  };
-  const auto value = [&](int64_t h, int64_t j) {
-    return kv16 ? widen_bf16(p.v16.at(b, h, j), p.Dv, wide) : pr.v.at(b, h, j);
-  };
   const int64_t D = p.D, Dv = p.Dv, Dfull = D / W * W, Dvfull = Dv / W * W;
   for (int64_t j0 = 0; j0 < kend; j0 += kBK) {
     const int nk = static_cast<int>(std::min<int64_t>(kBK, kend - j0));
@@ -449,7 +432,7 @@ void forward_query_rows(const Problem& pr, StridedBHT<float> out, float* lse, in
       }
       for (int64_t g = 0; g < nh; ++g) {
         const float* qi = pr.q.at(b, h0 + g, i);
-        const float* kj = key(h0 + g, j0 + j);
+        const float* kj = pr.k.at(b, h0 + g, j0 + j);
         Packet a = bcast(0.0f);
         for (int64_t e = 0; e < Dfull; e += W) a = ei::pmadd(load(qi + e), load(kj + e), a);
         float dot = ei::predux(a);
@@ -495,7 +478,7 @@ void forward_query_rows(const Problem& pr, StridedBHT<float> out, float* lse, in
     for (int64_t g = 0; g < nh; ++g) {
       const float pj = srows[g * ld + j];
       if (pj == 0.0f) continue;
-      const float* vj = value(h0 + g, j);
+      const float* vj = pr.v.at(b, h0 + g, j);
       float* acc = accs + g * pr.Dvp;
       const Packet pv = bcast(pj);
       for (int64_t e = 0; e < Dvfull; e += W) store(acc + e, ei::pmadd(pv, load(vj + e), load(acc + e)));
@@ -737,11 +720,7 @@ void attention_forward(StridedBHT<float> out, float* lse, StridedBHT<const float
   check_operand(out.data, "attention_forward", "out");
   check_operand(lse, "attention_forward", "lse");
   check_operand(q.data, "attention_forward", "q");
-  if (p.k16.data) {
-    CF_CHECK_VALUE(p.L <= kRowQueries, "attention_forward: bfloat16 keys and values (k16, v16) take at most ",
-                   kRowQueries, " query rows, got L=", p.L);
-    check_operand(p.v16.data, "attention_forward", "v16");
-  } else if (p.S > 0) {
+  if (p.S > 0) {
     check_operand(k.data, "attention_forward", "k");
     check_operand(v.data, "attention_forward", "v");
   }

@@ -58,11 +58,8 @@ AttentionVariant make_attention_variant(const std::string& attention, int64_t at
 // SlidingWindow keeps only num_global + window + 1 slots: the global
 // positions, then a ring of the last window + 1 positions (len still counts
 // every position fed).
-// A model with low-precision weights (Module::quantize) keeps a full-attention
-// cache in bfloat16: k and v are then [B, capacity, ceil(E/2)] floats, each
-// holding two bf16 values (position p's E values start at float p * ceil(E/2)).
 struct KVCache {
-  Tensor k, v;            // [B, capacity, E] (bfloat16 pairs: see above)
+  Tensor k, v;            // [B, capacity, E]
   int64_t len = 0;        // positions filled
   int64_t capacity() const { return k.defined() ? k.size(1) : 0; }
 };

@@ -59,11 +59,6 @@ struct AttentionParams {
   // (ops/packed_weight.hpp: round_bf16_inplace). Products accumulate in
   // float32; the softmax statistics (max, sum, lse, D_i) stay float32.
   bool bf16 = false;
-  // Keys and values held as bfloat16 bits (the KV cache of a low-precision
-  // model, nn/multihead_attention.hpp): when k16.data is set, keys and values
-  // are read from k16 and v16 (strides in uint16 elements) and k and v are
-  // not used. Forward calls with L <= 2 query rows only (ValueError otherwise).
-  StridedBHT<const uint16_t> k16, v16;
 };
 
 // out [B,H,L,Dv] (strided), lse [B*H*L] contiguous (index (b*H + h)*L + i).
