@@ -425,19 +425,40 @@ void forward_query_rows(const Problem& pr, StridedBHT<float> out, float* lse, in
     const int nk = static_cast<int>(std::min<int64_t>(kBK, kend - j0));
     const int nkp = static_cast<int>(round_up(nk));
     const uint8_t* pad = p.key_padding ? p.key_padding + b * p.S + j0 : nullptr;
-    for (int j = 0; j < nk; ++j) {
-      if (pad && pad[j]) {  // masked below: no need to read the key (decoding pads a prompt on the left)
-        for (int64_t g = 0; g < nh; ++g) srows[g * ld + j0 + j] = 0.0f;
+    for (int j = 0; j < nk; j += W) {  // W keys at a time
+      const int n = std::min(W, nk - j);
+      if (pad && std::all_of(pad + j, pad + j + n, [](uint8_t x) { return x != 0; })) {
+        // masked below: no need to read the keys (decoding pads a prompt on the left)
+        for (int64_t g = 0; g < nh; ++g) std::fill_n(srows + g * ld + j0 + j, n, 0.0f);
         continue;
       }
       for (int64_t g = 0; g < nh; ++g) {
         const float* qi = pr.q.at(b, h0 + g, i);
-        const float* kj = pr.k.at(b, h0 + g, j0 + j);
-        Packet a = bcast(0.0f);
-        for (int64_t e = 0; e < Dfull; e += W) a = ei::pmadd(load(qi + e), load(kj + e), a);
-        float dot = ei::predux(a);
-        for (int64_t e = Dfull; e < D; ++e) dot += qi[e] * kj[e];
-        srows[g * ld + j0 + j] = dot;
+        float* dots = srows + g * ld + j0 + j;
+        if (n == W && Dfull == D) {
+          // W partial-sum packets, transposed, summed: W dots in one packet
+          // instead of a horizontal sum per key.
+          ei::PacketBlock<Packet, W> blk;
+          for (int jj = 0; jj < W; ++jj) {
+            const float* kj = pr.k.at(b, h0 + g, j0 + j + jj);
+            Packet a = bcast(0.0f);
+            for (int64_t e = 0; e < D; e += W) a = ei::pmadd(load(qi + e), load(kj + e), a);
+            blk.packet[jj] = a;
+          }
+          ei::ptranspose(blk);
+          Packet r = blk.packet[0];
+          for (int l = 1; l < W; ++l) r = ei::padd(r, blk.packet[l]);
+          store(dots, r);
+          continue;
+        }
+        for (int jj = 0; jj < n; ++jj) {
+          const float* kj = pr.k.at(b, h0 + g, j0 + j + jj);
+          Packet a = bcast(0.0f);
+          for (int64_t e = 0; e < Dfull; e += W) a = ei::pmadd(load(qi + e), load(kj + e), a);
+          float dot = ei::predux(a);
+          for (int64_t e = Dfull; e < D; ++e) dot += qi[e] * kj[e];
+          dots[jj] = dot;
+        }
       }
     }
     for (int j = 0; j < nkp; ++j) kbias[j] = (j >= nk || (pad && pad[j])) ? -kInf : 0.0f;
