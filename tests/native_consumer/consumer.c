@@ -148,6 +148,15 @@ done:
   return rc;
 }
 
+/* Prints ids [batch, total], one row per line. */
+static void print_ids(const int32_t *ids, int64_t batch, int64_t total) {
+  int64_t b, t;
+  for (b = 0; b < batch; ++b) {
+    for (t = 0; t < total; ++t) printf(t ? " %d" : "%d", (int)ids[b * total + t]);
+    printf("\n");
+  }
+}
+
 static int cmd_generate(char **argv, int argc) {
   char err[512];
   const char *path = argv[0];
@@ -160,7 +169,6 @@ static int cmd_generate(char **argv, int argc) {
   const int64_t total = prompt_len + max_new;
   int32_t *out = NULL;
   cf_model *m = NULL;
-  int64_t b, t;
   int rc = 1;
   if (!prompt) return 1;
   m = cf_model_load(path, err, sizeof err);
@@ -175,10 +183,7 @@ static int cmd_generate(char **argv, int argc) {
     fprintf(stderr, "generate failed: %s\n", err);
     goto done;
   }
-  for (b = 0; b < batch; ++b) {
-    for (t = 0; t < total; ++t) printf(t ? " %d" : "%d", (int)out[b * total + t]);
-    printf("\n");
-  }
+  print_ids(out, batch, total);
   rc = 0;
 done:
   free(out);
@@ -212,7 +217,7 @@ static int cmd_generate_ex(char **argv, int argc) {
   cf_generate_options opt;
   uint8_t *mask = NULL;
   int32_t *eos = NULL, *prompt = NULL, *out = NULL;
-  int64_t *list = NULL, n = 0, mask_len = 0, new_tokens = -1, b, t, i;
+  int64_t *list = NULL, n = 0, mask_len = 0, new_tokens = -1, i;
   cf_model *m = NULL;
   int rc = 1, a;
   cf_generate_options_init(&opt);
@@ -286,10 +291,7 @@ static int cmd_generate_ex(char **argv, int argc) {
     goto done;
   }
   printf("new_tokens %lld\n", (long long)new_tokens);
-  for (b = 0; b < batch; ++b) {
-    for (t = 0; t < total; ++t) printf(t ? " %d" : "%d", (int)out[b * total + t]);
-    printf("\n");
-  }
+  print_ids(out, batch, total);
   rc = 0;
 done:
   free(list);
