@@ -238,7 +238,35 @@ struct Problem {
     const int64_t lo = std::max<int64_t>(0, a0 - p.window) / blk * blk;
     return c0 < lo ? lo : end;
   }
+
+  // Block layout: does the tile of queries [i0, i0+nq) x keys [j0, j0+nk)
+  // (clipped to L x S) meet a nonzero cell?
+  bool layout_meets(int64_t i0, int64_t nq, int64_t j0, int64_t nk) const {
+    if (!p.layout) return true;
+    const int64_t lb = p.layout_block;
+    const int64_t qc1 = (std::min(i0 + nq, p.L) - 1) / lb, kc0 = j0 / lb, kc1 = (std::min(j0 + nk, p.S) - 1) / lb;
+    for (int64_t qc = i0 / lb; qc <= qc1; ++qc) {
+      const uint8_t* row = p.layout + qc * p.layout_cols;
+      for (int64_t kc = kc0; kc <= kc1; ++kc)
+        if (row[kc]) return true;
+    }
+    return false;
+  }
 };
+
+// Layout mask of one score row (ops/bigbird_attention.hpp): entries
+// x = start + c (c < n, x < len) whose cell, (x, other) when the row runs over
+// queries or (other, x) when it runs over keys, is zero get -inf.
+void layout_mask(const AttentionParams& p, float* row, int64_t start, int n, int64_t other, bool over_queries) {
+  const int64_t lb = p.layout_block, oc = other / lb;
+  const int64_t end = std::min(start + n, over_queries ? p.L : p.S);
+  for (int64_t x = start; x < end;) {
+    const int64_t xc = x / lb, seg_end = std::min(end, (xc + 1) * lb);
+    const uint8_t cell = over_queries ? p.layout[xc * p.layout_cols + oc] : p.layout[oc * p.layout_cols + xc];
+    if (!cell) std::fill(row + (x - start), row + (seg_end - start), -kInf);
+    x = seg_end;
+  }
+}
 
 // Band mask of one score row: entries x = start + c (c < n) with x >= num_global
 // and |x - center| > window get -inf. Only called for center >= num_global.
@@ -270,6 +298,7 @@ void logits_key_major(const Problem& pr, const float* mask, int64_t b, int64_t i
   }
   if (p.is_causal && j > i0) std::fill(row, row + std::min<int64_t>(j - i0, nqp), -kInf);
   if (pr.banded() && j >= p.num_global) band_mask(p, row, i0, nqp, j);
+  if (p.layout) layout_mask(p, row, i0, nqp, j, true);
 }
 
 // Logits of one query-major row: row[jj] = s(i, j0 + jj) for jj < nkp, from
@@ -293,6 +322,7 @@ void logits_query_major(const Problem& pr, const float* mask, int64_t i, int64_t
   for (int c = 0; c < nkp; c += W) store(row + c, ei::padd(load(row + c), load(kbias + c)));
   if (p.is_causal && j0 + nkp - 1 > i) std::fill(row + std::max<int64_t>(0, i - j0 + 1), row + nkp, -kInf);
   if (pr.banded() && i >= p.num_global) band_mask(p, row, j0, nkp, i);
+  if (p.layout) layout_mask(p, row, j0, nkp, i, false);
 }
 
 // ---------------------------------------------------------------------------
@@ -332,6 +362,7 @@ void forward_query_block(const Problem& pr, StridedBHT<float> out, float* lse, i
       j0 = pr.skip_to(i0, j0, kBK, kend) - kBK;
       continue;
     }
+    if (!pr.layout_meets(i0, nq, j0, kBK)) continue;  // no cell of the block layout
     const int nk = static_cast<int>(std::min<int64_t>(kBK, kend - j0));
     // st[j][c] = k_{j0+j} · q_{i0+c}
     block_gemm(nk, nqp, static_cast<int>(p.D), pr.k.at(b, h, j0), pr.k.stride_t, 1, s.qt, kBQ, s.st, kBQ, false);
@@ -424,6 +455,10 @@ void forward_query_rows(const Problem& pr, StridedBHT<float> out, float* lse, in
   for (int64_t j0 = 0; j0 < kend; j0 += kBK) {
     const int nk = static_cast<int>(std::min<int64_t>(kBK, kend - j0));
     const int nkp = static_cast<int>(round_up(nk));
+    if (!pr.layout_meets(i, 1, j0, nk)) {  // no cell of the block layout: every key masked
+      for (int64_t g = 0; g < nh; ++g) std::fill_n(srows + g * ld + j0, nkp, -kInf);
+      continue;
+    }
     const uint8_t* pad = p.key_padding ? p.key_padding + b * p.S + j0 : nullptr;
     for (int j = 0; j < nk; j += W) {  // W keys at a time
       const int n = std::min(W, nk - j);
@@ -575,6 +610,7 @@ void backward_key_block(const Problem& pr, const Grads& g, int64_t b, int64_t h,
       qb = pr.skip_to(j0, qb * kBQ, kBQ, pr.nqb * kBQ) / kBQ - 1;
       continue;
     }
+    if (!pr.layout_meets(qb * kBQ, kBQ, j0, nk)) continue;  // no cell of the block layout
     const int64_t i0 = qb * kBQ;
     const int nq = static_cast<int>(std::min<int64_t>(kBQ, p.L - i0));
     // P = exp(scale·Q Kᵀ + mask - lse)
@@ -685,6 +721,7 @@ void backward_query_block(const Problem& pr, const Grads& g, int64_t b, int64_t 
       j0 = pr.skip_to(i0, j0, kBK, kend) - kBK;
       continue;
     }
+    if (!pr.layout_meets(i0, nq, j0, kBK)) continue;  // no cell of the block layout
     const int nk = static_cast<int>(std::min<int64_t>(kBK, kend - j0));
     block_gemm(nk, nqp, D, pr.k.at(b, h, j0), pr.k.stride_t, 1, s.qt, kBQ, s.st, kBQ, false);
     block_gemm(nk, nqp, static_cast<int>(p.Dv), pr.v.at(b, h, j0), pr.v.stride_t, 1, s.dot, kBQ, s.dpt, kBQ, false);
@@ -724,6 +761,12 @@ void check_params(const AttentionParams& p, const char* fn) {
                  p.dropout_p);
   CF_CHECK_VALUE(p.window >= -1, fn, ": expected window >= 0 (or -1 for no band), got ", p.window);
   CF_CHECK_VALUE(p.num_global >= 0, fn, ": expected num_global >= 0, got ", p.num_global);
+  if (p.layout) {
+    CF_CHECK_VALUE(p.layout_block >= 1, fn, ": expected layout_block >= 1, got ", p.layout_block);
+    CF_CHECK_VALUE(p.layout_cols >= (p.S + p.layout_block - 1) / p.layout_block, fn, ": expected layout_cols >= ",
+                   (p.S + p.layout_block - 1) / p.layout_block, " (S=", p.S, ", layout_block=", p.layout_block,
+                   "), got ", p.layout_cols);
+  }
 }
 
 void check_operand(const void* data, const char* fn, const char* name) {
@@ -898,7 +941,9 @@ void attention_forward_reference(StridedBHT<float> out, float* lse, StridedBHT<c
           if (p.mask) x += p.mask[b * p.mask_stride_b + h * p.mask_stride_h + i * p.S + j];
           const bool off_band = p.window >= 0 && i >= p.num_global && j >= p.num_global &&
                                 (i - j > p.window || j - i > p.window);
-          if ((p.key_padding && p.key_padding[b * p.S + j]) || (p.is_causal && j > i) || off_band)
+          const bool off_layout =
+              p.layout && !p.layout[(i / p.layout_block) * p.layout_cols + j / p.layout_block];
+          if ((p.key_padding && p.key_padding[b * p.S + j]) || (p.is_causal && j > i) || off_band || off_layout)
             x = -std::numeric_limits<double>::infinity();
           s[j] = x;
           mx = std::max(mx, x);

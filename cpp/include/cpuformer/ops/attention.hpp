@@ -52,6 +52,15 @@ struct AttentionParams {
   // columns. window = -1: no band. See ops/sparse_attention.hpp.
   int64_t window = -1;
   int64_t num_global = 0;
+  // Block-sparse layout (BigBird, ops/bigbird_attention.hpp): with `layout`
+  // set, key j is visible to query i only when
+  // layout[(i / layout_block) * layout_cols + j / layout_block] is nonzero;
+  // the other masks still apply. Only the tiles that meet a nonzero cell are
+  // visited, so the cost follows the layout's density. Needs layout_block >= 1,
+  // layout_cols >= ceil(S / layout_block) and ceil(L / layout_block) rows.
+  const uint8_t* layout = nullptr;
+  int64_t layout_block = 0;
+  int64_t layout_cols = 0;
   // bf16 products (autocast, runtime/autocast.hpp): the probabilities (after
   // dropout) are rounded to bfloat16 before the value product, and in
   // backward P and dS before the products they enter; q, k, v (and dout)
