@@ -14,5 +14,6 @@ void bind_models_bert_vit(pybind11::module_& m);  // models_bert_vit.cpp: BERT, 
 void bind_optim(pybind11::module_& m);       // optim.cpp: AdamW, SGD, clip_grad_norm
 void bind_io(pybind11::module_& m);          // io.cpp: safetensors checkpoints
 void bind_bench(pybind11::module_& m);
+void bind_bigbird(pybind11::module_& m);     // bigbird.cpp: BigBird block-sparse attention
 void bind_longseq(pybind11::module_& m);     // longseq.cpp: sliding-window, Performer and Linformer attention       // bench.cpp: FMA peak and GEMM throughput probes
 }  // namespace cfpy

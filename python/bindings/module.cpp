@@ -38,4 +38,5 @@ PYBIND11_MODULE(_core, m) {
   cfpy::bind_io(m);
   cfpy::bind_bench(m);
   cfpy::bind_longseq(m);
+  cfpy::bind_bigbird(m);
 }

@@ -9,6 +9,8 @@ from __future__ import annotations
 from . import _core
 from ._functional_attention import *  # noqa: F401,F403
 from ._functional_attention import __all__ as _attention_all
+from ._functional_bigbird import *  # noqa: F401,F403
+from ._functional_bigbird import __all__ as _bigbird_all
 from ._functional_embed_loss import *  # noqa: F401,F403
 from ._functional_embed_loss import __all__ as _embed_loss_all
 from ._functional_longseq import *  # noqa: F401,F403
@@ -18,4 +20,4 @@ from ._functional_ops import __all__ as _ops_all
 
 linear = _core.linear
 
-__all__ = ["linear", *_ops_all, *_embed_loss_all, *_attention_all, *_longseq_all]
+__all__ = ["linear", *_ops_all, *_embed_loss_all, *_attention_all, *_longseq_all, *_bigbird_all]
