@@ -106,7 +106,9 @@ CF_TEST(gpt_round_trips_parameters_config_and_outputs) {
         meta[3].second ==
             R"({"vocab_size":11,"block_size":8,"n_layer":2,"n_head":2,"n_embd":16,"dropout":0.1,"bias":false,)"
             R"("layer_norm_eps":1e-05,"activation":"gelu_tanh","n_inner":0,)"
-            R"("attention":"full","attention_window":256,"num_global":0,"num_features":256,"linformer_k":256})");
+            R"("attention":"full","attention_window":256,"num_global":0,"num_features":256,"linformer_k":256,)"
+                       R"("bigbird_block_size":64,"num_window_blocks":3,"num_global_blocks":2,"num_random_blocks":3,)"
+                       R"("bigbird_seed":0})");
   CHECK(meta[4].first == "cpuformer_version" && meta[4].second == version());
 }
 
@@ -164,7 +166,9 @@ CF_TEST(bert_round_trips_parameters_config_and_hidden_states) {
         R"({"vocab_size":13,"max_position_embeddings":10,"type_vocab_size":2,"n_layer":2,"n_head":2,)"
         R"("hidden_size":8,"intermediate_size":16,"dropout":0.2,"layer_norm_eps":1e-12,"activation":"gelu",)"
         R"("mlm_head":true,"pooler":false,)"
-        R"("attention":"full","attention_window":256,"num_global":0,"num_features":256,"linformer_k":256})");
+        R"("attention":"full","attention_window":256,"num_global":0,"num_features":256,"linformer_k":256,)"
+                       R"("bigbird_block_size":64,"num_window_blocks":3,"num_global_blocks":2,"num_random_blocks":3,)"
+                       R"("bigbird_seed":0})");
   LoadedModel any = load_model(path);
   CHECK(any.class_name == "BERT" && any.as<BERT>() != nullptr && any.as<GPT>() == nullptr);
   CHECK(contains(error_of([&] { load_vit(path); }), "expected a ViT checkpoint, got class 'BERT'"));

@@ -48,7 +48,12 @@ void bind_models(py::module_& m) {
       .def_readwrite("attention_window", &GPTConfig::attention_window)
       .def_readwrite("num_global", &GPTConfig::num_global)
       .def_readwrite("num_features", &GPTConfig::num_features)
-      .def_readwrite("linformer_k", &GPTConfig::linformer_k);
+      .def_readwrite("linformer_k", &GPTConfig::linformer_k)
+      .def_readwrite("bigbird_block_size", &GPTConfig::bigbird_block_size)
+      .def_readwrite("num_window_blocks", &GPTConfig::num_window_blocks)
+      .def_readwrite("num_global_blocks", &GPTConfig::num_global_blocks)
+      .def_readwrite("num_random_blocks", &GPTConfig::num_random_blocks)
+      .def_readwrite("bigbird_seed", &GPTConfig::bigbird_seed);
 
   py::class_<GPT, Module, std::shared_ptr<GPT>>(m, "GPT")
       .def(py::init(&make_root<GPT, GPTConfig>), py::arg("config"))

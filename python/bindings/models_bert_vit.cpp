@@ -73,7 +73,12 @@ void bind_models_bert_vit(py::module_& m) {
       .def_readwrite("attention_window", &BERTConfig::attention_window)
       .def_readwrite("num_global", &BERTConfig::num_global)
       .def_readwrite("num_features", &BERTConfig::num_features)
-      .def_readwrite("linformer_k", &BERTConfig::linformer_k);
+      .def_readwrite("linformer_k", &BERTConfig::linformer_k)
+      .def_readwrite("bigbird_block_size", &BERTConfig::bigbird_block_size)
+      .def_readwrite("num_window_blocks", &BERTConfig::num_window_blocks)
+      .def_readwrite("num_global_blocks", &BERTConfig::num_global_blocks)
+      .def_readwrite("num_random_blocks", &BERTConfig::num_random_blocks)
+      .def_readwrite("bigbird_seed", &BERTConfig::bigbird_seed);
 
   py::class_<BERT, Module, std::shared_ptr<BERT>>(m, "BERT")
       .def(py::init(&make_root<BERT, BERTConfig>), py::arg("config"))

@@ -27,11 +27,20 @@ class BERTConfig:
     pooler: bool = False  # the pooler tanh(dense(h[:, 0])) of BertModel
     # Long sequences: "full" | "sliding_window" (attention_window, num_global) | "performer"
     # (num_features) | "linformer" (linformer_k rows; projections of max_position_embeddings columns)
+    # | "bigbird" (the bigbird_* fields below)
     attention: str = "full"
     attention_window: int = 256
     num_global: int = 0
     num_features: int = 256
     linformer_k: int = 256
+    # attention="bigbird": blocks of bigbird_block_size positions; each query block sees
+    # num_window_blocks around it, the first num_global_blocks, and num_random_blocks drawn
+    # from bigbird_seed (cf.functional.bigbird_layout gives the layout for a length).
+    bigbird_block_size: int = 64
+    num_window_blocks: int = 3
+    num_global_blocks: int = 2
+    num_random_blocks: int = 3
+    bigbird_seed: int = 0
 
     def __post_init__(self):
         _validate_fields(self, ints=("vocab_size", "max_position_embeddings", "type_vocab_size", "n_layer", "n_head",

@@ -56,7 +56,7 @@ def _check_dropout(cfg, field="dropout"):
         raise ValueError(f"{type(cfg).__name__}.{field}: expected a probability in [0, 1), got {v}")
 
 
-_ATTENTION_KINDS = ("full", "sliding_window", "performer", "linformer")
+_ATTENTION_KINDS = ("full", "sliding_window", "performer", "linformer", "bigbird")
 
 
 def _check_attention(cfg, causal: bool):
@@ -68,7 +68,9 @@ def _check_attention(cfg, causal: bool):
     if causal and cfg.attention == "linformer":
         raise ValueError(f"{name}.attention: 'linformer' is not supported for a causal model (its sequence "
                          "projection mixes future positions); use 'sliding_window' or 'performer'")
-    for f, lo in (("attention_window", 0), ("num_global", 0), ("num_features", 1), ("linformer_k", 1)):
+    for f, lo in (("attention_window", 0), ("num_global", 0), ("num_features", 1), ("linformer_k", 1),
+                  ("bigbird_block_size", 1), ("num_window_blocks", 0), ("num_global_blocks", 0),
+                  ("num_random_blocks", 0), ("bigbird_seed", -2**62)):
         _check_int_field(cfg, f, lo)
 
 
@@ -88,11 +90,20 @@ class GPTConfig:
     activation: str = "gelu_tanh"  # feed-forward: "gelu_tanh", "gelu" (exact erf) or "relu"
     n_inner: int = 0  # feed-forward width; 0 = 4 * n_embd
     # Long sequences: "full" | "sliding_window" (attention_window, num_global) | "performer" (num_features)
+    # | "bigbird" (the bigbird_* fields below; causal: window trailing, random blocks from the past)
     attention: str = "full"
     attention_window: int = 256
     num_global: int = 0
     num_features: int = 256
     linformer_k: int = 256  # unused by GPT: linformer is encoder-only
+    # attention="bigbird": blocks of bigbird_block_size positions; each query block sees
+    # num_window_blocks around it, the first num_global_blocks, and num_random_blocks drawn
+    # from bigbird_seed (cf.functional.bigbird_layout gives the layout for a length).
+    bigbird_block_size: int = 64
+    num_window_blocks: int = 3
+    num_global_blocks: int = 2
+    num_random_blocks: int = 3
+    bigbird_seed: int = 0
 
     def __post_init__(self):
         _validate_fields(self, ints=("vocab_size", "block_size", "n_layer", "n_head", "n_embd"),

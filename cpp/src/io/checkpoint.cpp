@@ -52,6 +52,11 @@ const FieldList<GPTConfig>& gpt_fields() {
       {"attention", &GPTConfig::attention, kOptional},   {"attention_window", &GPTConfig::attention_window, kOptional},
       {"num_global", &GPTConfig::num_global, kOptional}, {"num_features", &GPTConfig::num_features, kOptional},
       {"linformer_k", &GPTConfig::linformer_k, kOptional},
+      {"bigbird_block_size", &GPTConfig::bigbird_block_size, kOptional},
+      {"num_window_blocks", &GPTConfig::num_window_blocks, kOptional},
+      {"num_global_blocks", &GPTConfig::num_global_blocks, kOptional},
+      {"num_random_blocks", &GPTConfig::num_random_blocks, kOptional},
+      {"bigbird_seed", &GPTConfig::bigbird_seed, kOptional},
   };
   return f;
 }
@@ -88,6 +93,11 @@ const FieldList<BERTConfig>& bert_fields() {
       {"attention", &BERTConfig::attention, kOptional},   {"attention_window", &BERTConfig::attention_window, kOptional},
       {"num_global", &BERTConfig::num_global, kOptional}, {"num_features", &BERTConfig::num_features, kOptional},
       {"linformer_k", &BERTConfig::linformer_k, kOptional},
+      {"bigbird_block_size", &BERTConfig::bigbird_block_size, kOptional},
+      {"num_window_blocks", &BERTConfig::num_window_blocks, kOptional},
+      {"num_global_blocks", &BERTConfig::num_global_blocks, kOptional},
+      {"num_random_blocks", &BERTConfig::num_random_blocks, kOptional},
+      {"bigbird_seed", &BERTConfig::bigbird_seed, kOptional},
   };
   return f;
 }

@@ -18,7 +18,7 @@ void BERTConfig::validate() const {
   check_encoder_config("BERTConfig", n_layer, n_head, hidden_size, intermediate_size, dropout, layer_norm_eps,
                        activation);
   make_attention_variant(attention, attention_window, num_global, num_features, linformer_k,
-                         max_position_embeddings);
+                         max_position_embeddings, bigbird());
 }
 
 namespace {
@@ -32,7 +32,7 @@ TransformerLayerOptions layer_options(const BERTConfig& c) {
   o.layer_norm_eps = c.layer_norm_eps;
   o.norm_first = false;
   o.attention = make_attention_variant(c.attention, c.attention_window, c.num_global, c.num_features, c.linformer_k,
-                                       c.max_position_embeddings);
+                                       c.max_position_embeddings, c.bigbird());
   return o;
 }
 

@@ -29,7 +29,7 @@ void GPTConfig::validate() const {
                  "GPTConfig.activation must be \"gelu_tanh\", \"gelu\" or \"relu\", got \"", activation, "\"");
   CF_CHECK_VALUE(n_inner >= 0, "GPTConfig.n_inner must be >= 0 (0 = 4 * n_embd), got ", n_inner);
   const AttentionVariant v =
-      make_attention_variant(attention, attention_window, num_global, num_features, linformer_k, block_size);
+      make_attention_variant(attention, attention_window, num_global, num_features, linformer_k, block_size, bigbird());
   CF_CHECK_VALUE(v.kind != AttentionKind::Linformer, "GPTConfig.attention: \"linformer\" is not supported for a "
                  "causal model (its sequence projection mixes future positions); use \"sliding_window\" or "
                  "\"performer\"");
@@ -47,7 +47,7 @@ TransformerLayerOptions block_options(const GPTConfig& c) {
   o.norm_first = true;
   o.bias = c.bias;
   o.attention = make_attention_variant(c.attention, c.attention_window, c.num_global, c.num_features, c.linformer_k,
-                                       c.block_size);
+                                       c.block_size, c.bigbird());
   return o;
 }
 }  // namespace

@@ -167,7 +167,8 @@ Tensor MultiheadAttention::forward(const Tensor& query, const Tensor& key, const
   // Linformer stay float32): q, k and v are their rounded operands, as the
   // bf16 output of a projection under torch's autocast.
   const bool bf16_attention = dtype_ == DType::BFloat16 && (variant_.kind == AttentionKind::Full ||
-                                                            variant_.kind == AttentionKind::SlidingWindow);
+                                                            variant_.kind == AttentionKind::SlidingWindow ||
+                                                            variant_.kind == AttentionKind::BigBird);
   if (bf16_attention) {
     for (auto& t : proj_)
       if (t.defined()) round_bf16_inplace(t.data(), t.numel());
@@ -177,6 +178,7 @@ Tensor MultiheadAttention::forward(const Tensor& query, const Tensor& key, const
     saved_.window = variant_.window;
     saved_.num_global = std::min(variant_.num_global, L);
   }
+  if (variant_.kind == AttentionKind::BigBird) set_bigbird_layout(saved_, L, mask_.is_causal);
   if (variant_.kind == AttentionKind::Performer || variant_.kind == AttentionKind::Linformer)
     variant_forward(attn, lse);
   else
@@ -326,6 +328,24 @@ Tensor MultiheadAttention::forward_cached(const Tensor& x, KVCache& cache, int64
   AttentionParams p = head_params(B, Tn, S);
   p.is_causal = Tn > 1;  // prefill from an empty cache: top-left causal is exact
   p.key_padding = key_padding;
+  std::vector<uint8_t> step_keys;
+  if (variant_.kind == AttentionKind::BigBird) {
+    if (Tn > 1) {
+      set_bigbird_layout(p, Tn, true);
+    } else {
+      // One step at position S-1: its causal layout row (the same whatever
+      // the length) as a key mask shared by the batch rows.
+      const int64_t bs = variant_.bigbird.block_size, nb = (S + bs - 1) / bs;
+      BigBirdLayoutParams lp = variant_.bigbird;
+      lp.is_causal = true;
+      std::vector<uint8_t> row(static_cast<size_t>(nb));
+      bigbird_layout_row(nb - 1, nb, lp, row.data());
+      step_keys.resize(static_cast<size_t>(B * S));
+      for (int64_t j = 0; j < S; ++j) step_keys[static_cast<size_t>(j)] = row[static_cast<size_t>(j / bs)] ? 0 : 1;
+      for (int64_t b = 1; b < B; ++b) std::copy_n(step_keys.begin(), S, step_keys.begin() + b * S);
+      p.key_padding = step_keys.data();
+    }
+  }
   Tensor attn = Tensor::empty({B, Tn, E_});
   Tensor lse = Tensor::empty({B * H_ * Tn});
   if (variant_.kind == AttentionKind::Performer) {

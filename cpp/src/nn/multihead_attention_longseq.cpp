@@ -27,6 +27,9 @@ void AttentionVariant::validate() const {
       CF_CHECK_VALUE(linformer_k >= 1, "linformer_k must be >= 1, got ", linformer_k);
       CF_CHECK_VALUE(max_len >= 1, "linformer: the maximum sequence length must be >= 1, got ", max_len);
       break;
+    case AttentionKind::BigBird:
+      check_bigbird_layout_params(bigbird, "bigbird");
+      break;
   }
 }
 
@@ -35,8 +38,9 @@ AttentionKind parse_attention_kind(const std::string& name, const char* what) {
   if (name == "sliding_window") return AttentionKind::SlidingWindow;
   if (name == "performer") return AttentionKind::Performer;
   if (name == "linformer") return AttentionKind::Linformer;
-  throw ValueError(str_cat(what, " must be \"full\", \"sliding_window\", \"performer\" or \"linformer\", got \"", name,
-                           "\""));
+  if (name == "bigbird") return AttentionKind::BigBird;
+  throw ValueError(str_cat(what, " must be \"full\", \"sliding_window\", \"performer\", \"linformer\" or \"bigbird\", "
+                           "got \"", name, "\""));
 }
 
 const char* attention_kind_name(AttentionKind kind) {
@@ -44,12 +48,26 @@ const char* attention_kind_name(AttentionKind kind) {
     case AttentionKind::SlidingWindow: return "sliding_window";
     case AttentionKind::Performer: return "performer";
     case AttentionKind::Linformer: return "linformer";
+    case AttentionKind::BigBird: return "bigbird";
     default: return "full";
   }
 }
 
+BigBirdLayoutParams bigbird_settings(int64_t block_size, int64_t num_window_blocks, int64_t num_global_blocks,
+                                     int64_t num_random_blocks, int64_t seed) {
+  BigBirdLayoutParams b;
+  b.block_size = block_size;
+  b.num_window_blocks = num_window_blocks;
+  b.num_global_blocks = num_global_blocks;
+  b.num_random_blocks = num_random_blocks;
+  b.seed = static_cast<uint64_t>(seed);
+  b.strict = false;
+  return b;
+}
+
 AttentionVariant make_attention_variant(const std::string& attention, int64_t attention_window, int64_t num_global,
-                                        int64_t num_features, int64_t linformer_k, int64_t max_len) {
+                                        int64_t num_features, int64_t linformer_k, int64_t max_len,
+                                        const BigBirdLayoutParams& bigbird) {
   AttentionVariant v;
   v.kind = parse_attention_kind(attention);
   v.window = attention_window;
@@ -57,6 +75,9 @@ AttentionVariant make_attention_variant(const std::string& attention, int64_t at
   v.num_features = num_features;
   v.linformer_k = linformer_k;
   v.max_len = max_len;
+  v.bigbird = bigbird;
+  v.bigbird.strict = false;
+  check_bigbird_layout_params(v.bigbird, "bigbird");
   // Every field is checked (not only the chosen kind's) so that a config is valid or not as a whole.
   CF_CHECK_VALUE(attention_window >= 0, "attention_window must be >= 0, got ", attention_window);
   CF_CHECK_VALUE(num_global >= 0, "num_global must be >= 0, got ", num_global);
@@ -64,6 +85,19 @@ AttentionVariant make_attention_variant(const std::string& attention, int64_t at
   CF_CHECK_VALUE(linformer_k >= 1, "linformer_k must be >= 1, got ", linformer_k);
   v.validate();
   return v;
+}
+
+void MultiheadAttention::set_bigbird_layout(AttentionParams& p, int64_t T, bool causal) {
+  if (layout_T_ != T || layout_causal_ != causal) {
+    BigBirdLayoutParams lp = variant_.bigbird;
+    lp.is_causal = causal;
+    layout_ = bigbird_layout(T, lp);
+    layout_T_ = T;
+    layout_causal_ = causal;
+  }
+  p.layout = layout_.data();
+  p.layout_block = variant_.bigbird.block_size;
+  p.layout_cols = (T + p.layout_block - 1) / p.layout_block;
 }
 
 void MultiheadAttention::check_variant_call(const AttentionMask& m) const {

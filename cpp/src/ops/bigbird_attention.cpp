@@ -70,29 +70,33 @@ std::vector<uint8_t> bigbird_layout(int64_t T, const BigBirdLayoutParams& lp) {
                    " has outside its window and the global blocks (T=", T, ", block_size=", lp.block_size, ": ",
                    nb, " blocks", lp.is_causal ? ", causal: random blocks come from the past" : "", ")");
   }
-  for (int64_t a = 0; a < nb; ++a) {
-    uint8_t* row = layout.data() + a * nb;
-    const int64_t last = lp.is_causal ? a : nb - 1;
-    if (a < g) {  // global query block: every key block
-      std::fill(row, row + last + 1, uint8_t{1});
-      continue;
-    }
-    std::fill(row, row + g, uint8_t{1});
-    int64_t lo, hi;
-    window_of(a, nb, lp, &lo, &hi);
-    for (int64_t c = lo; c <= hi; ++c) row[c] = 1;
-    candidates_of(a, nb, lp, &cand);
-    const int64_t n = static_cast<int64_t>(cand.size()), r = std::min(lp.num_random_blocks, n);
-    // Partial Fisher-Yates: the first r of a seeded shuffle of the candidates.
-    const uint64_t key = lp.seed ^ 0xB16B12D5EEDull;
-    for (int64_t t = 0; t < r; ++t) {
-      const uint64_t bits = rng_bits(key, (static_cast<uint64_t>(a) << 32) | static_cast<uint64_t>(t));
-      const int64_t pick = t + static_cast<int64_t>(bits % static_cast<uint64_t>(n - t));
-      std::swap(cand[static_cast<size_t>(t)], cand[static_cast<size_t>(pick)]);
-      row[cand[static_cast<size_t>(t)]] = 1;
-    }
-  }
+  for (int64_t a = 0; a < nb; ++a) bigbird_layout_row(a, nb, lp, layout.data() + a * nb);
   return layout;
+}
+
+void bigbird_layout_row(int64_t a, int64_t nb, const BigBirdLayoutParams& lp, uint8_t* row) {
+  std::fill(row, row + nb, uint8_t{0});
+  const int64_t g = std::min(lp.num_global_blocks, nb);
+  const int64_t last = lp.is_causal ? a : nb - 1;
+  if (a < g) {  // global query block: every key block
+    std::fill(row, row + last + 1, uint8_t{1});
+    return;
+  }
+  std::fill(row, row + g, uint8_t{1});
+  int64_t lo, hi;
+  window_of(a, nb, lp, &lo, &hi);
+  for (int64_t c = lo; c <= hi; ++c) row[c] = 1;
+  std::vector<int64_t> cand;
+  candidates_of(a, nb, lp, &cand);
+  const int64_t n = static_cast<int64_t>(cand.size()), r = std::min(lp.num_random_blocks, n);
+  // Partial Fisher-Yates: the first r of a seeded shuffle of the candidates.
+  const uint64_t key = lp.seed ^ 0xB16B12D5EEDull;
+  for (int64_t t = 0; t < r; ++t) {
+    const uint64_t bits = rng_bits(key, (static_cast<uint64_t>(a) << 32) | static_cast<uint64_t>(t));
+    const int64_t pick = t + static_cast<int64_t>(bits % static_cast<uint64_t>(n - t));
+    std::swap(cand[static_cast<size_t>(t)], cand[static_cast<size_t>(pick)]);
+    row[cand[static_cast<size_t>(t)]] = 1;
+  }
 }
 
 AttentionParams bigbird_attention_params(const BigBirdParams& s, const std::vector<uint8_t>& layout) {

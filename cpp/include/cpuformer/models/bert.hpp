@@ -47,9 +47,18 @@ struct BERTConfig {
   bool mlm_head = true;             // the MLM head (BertForMaskedLM); false = a bare encoder (BertModel)
   bool pooler = false;              // the pooler tanh(dense(h[:, 0])) (BertModel)
   // Long sequences (README "Long sequences"): "full", "sliding_window", "performer" or
-  // "linformer" (projections of max_position_embeddings columns, shared by a layer's heads).
+  // "linformer" (projections of max_position_embeddings columns, shared by a layer's heads)
+  // or "bigbird".
   std::string attention = "full";
   int64_t attention_window = 256, num_global = 0, num_features = 256, linformer_k = 256;
+  // attention="bigbird" (ops/bigbird_attention.hpp): block size (GPT's block_size is the
+  // context, hence the prefix), window, global and random blocks per query block, and the
+  // seed of the random blocks (the layout is a function of these and the length).
+  int64_t bigbird_block_size = 64, num_window_blocks = 3, num_global_blocks = 2, num_random_blocks = 3;
+  int64_t bigbird_seed = 0;
+  BigBirdLayoutParams bigbird() const {
+    return bigbird_settings(bigbird_block_size, num_window_blocks, num_global_blocks, num_random_blocks, bigbird_seed);
+  }
   void validate() const;
 };
 

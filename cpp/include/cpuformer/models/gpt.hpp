@@ -27,10 +27,18 @@ struct GPTConfig {
   float layer_norm_eps = 1e-5f;
   std::string activation = "gelu_tanh";  // feed-forward: "gelu_tanh", "gelu" (exact erf) or "relu"
   int64_t n_inner = 0;                   // feed-forward width; 0 = 4 * n_embd
-  // Long sequences (README "Long sequences"): "full", "sliding_window" or "performer";
-  // "linformer" is rejected (its sequence projection is not causal).
+  // Long sequences (README "Long sequences"): "full", "sliding_window", "performer" or
+  // "bigbird"; "linformer" is rejected (its sequence projection is not causal).
   std::string attention = "full";
   int64_t attention_window = 256, num_global = 0, num_features = 256, linformer_k = 256;
+  // attention="bigbird" (ops/bigbird_attention.hpp): block size (GPT's block_size is the
+  // context, hence the prefix), window, global and random blocks per query block, and the
+  // seed of the random blocks (the layout is a function of these and the length).
+  int64_t bigbird_block_size = 64, num_window_blocks = 3, num_global_blocks = 2, num_random_blocks = 3;
+  int64_t bigbird_seed = 0;
+  BigBirdLayoutParams bigbird() const {
+    return bigbird_settings(bigbird_block_size, num_window_blocks, num_global_blocks, num_random_blocks, bigbird_seed);
+  }
   void validate() const;
   int64_t ff_width() const { return n_inner > 0 ? n_inner : 4 * n_embd; }
 };

@@ -13,6 +13,7 @@
 #include "cpuformer/nn/linear.hpp"
 #include "cpuformer/nn/module.hpp"
 #include "cpuformer/ops/attention.hpp"
+#include "cpuformer/ops/bigbird_attention.hpp"
 
 namespace cpuformer {
 
@@ -36,7 +37,11 @@ struct AttentionMask {
 //   Linformer     keys/values projected along the sequence to linformer_k rows by learned
 //                 linformer_e / linformer_f [linformer_k, max_len] (shared by the heads of a layer);
 //                 encoder-only (rejects is_causal), sequences up to max_len
-enum class AttentionKind { Full, SlidingWindow, Performer, Linformer };
+//   BigBird       exact attention under a BigBird block layout (window, global and seeded
+//                 random blocks, ops/bigbird_attention.hpp), recomputed for each length T from
+//                 `bigbird` (not strict: short sequences take the random blocks they have);
+//                 O(T·(w+g+r)·block·D)
+enum class AttentionKind { Full, SlidingWindow, Performer, Linformer, BigBird };
 struct AttentionVariant {
   AttentionKind kind = AttentionKind::Full;
   int64_t window = 256;
@@ -45,14 +50,24 @@ struct AttentionVariant {
   uint64_t seed = 0;  // Performer random features
   int64_t linformer_k = 256;
   int64_t max_len = 0;
+  BigBirdLayoutParams bigbird = [] {
+    BigBirdLayoutParams b;
+    b.strict = false;
+    return b;
+  }();
   void validate() const;
 };
-// "full", "sliding_window", "performer", "linformer" (ValueError otherwise).
+// "full", "sliding_window", "performer", "linformer", "bigbird" (ValueError otherwise).
 AttentionKind parse_attention_kind(const std::string& name, const char* what = "attention");
 const char* attention_kind_name(AttentionKind kind);
 // The variant a model config asks for (validated; ValueError naming the fields).
+// A model's BigBird settings (not strict; the seed's bits as given).
+BigBirdLayoutParams bigbird_settings(int64_t block_size, int64_t num_window_blocks, int64_t num_global_blocks,
+                                     int64_t num_random_blocks, int64_t seed);
+// `bigbird`'s counts are checked whatever the kind; its strict flag is ignored (models are not strict).
 AttentionVariant make_attention_variant(const std::string& attention, int64_t attention_window, int64_t num_global,
-                                        int64_t num_features, int64_t linformer_k, int64_t max_len);
+                                        int64_t num_features, int64_t linformer_k, int64_t max_len,
+                                        const BigBirdLayoutParams& bigbird = {});
 
 // Keys and values of past positions for incremental decoding.
 // SlidingWindow keeps only num_global + window + 1 slots: the global
@@ -146,6 +161,12 @@ class MultiheadAttention : public Module {
   Parameter* linformer_e_ = nullptr;  // [linformer_k, max_len]
   Parameter* linformer_f_ = nullptr;
   Tensor kp_, vp_;                   // Linformer projected keys/values [B, linformer_k, E]
+  // BigBird: the layout of the last length (and causality) seen, which saved_ points into.
+  std::vector<uint8_t> layout_;
+  int64_t layout_T_ = -1;
+  bool layout_causal_ = false;
+  // Sets p's layout fields for T positions (recomputing layout_ when T or causality changed).
+  void set_bigbird_layout(AttentionParams& p, int64_t T, bool causal);
 };
 
 }  // namespace cpuformer

@@ -51,6 +51,9 @@ void check_bigbird_layout_params(const BigBirdLayoutParams& lp, const char* fn);
 
 // Row-major [nb, nb] layout for T positions (nonzero = query block sees key block).
 std::vector<uint8_t> bigbird_layout(int64_t T, const BigBirdLayoutParams& lp);
+// Row a of that layout for nb blocks (row[0, nb) written; never strict). A
+// causal row does not depend on nb: decoding reads one row per step.
+void bigbird_layout_row(int64_t a, int64_t nb, const BigBirdLayoutParams& lp, uint8_t* row);
 
 struct BigBirdParams {
   int64_t B = 0, H = 0, T = 0, D = 0, Dv = 0;
