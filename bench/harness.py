@@ -68,7 +68,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     p.add_argument("--scaling", action="store_true",
                    help="instead of the workloads: time and peak memory of attention forward+backward against the "
                         "sequence length T (full flash, sliding window, Performer, Linformer); --only then picks "
-                        "variants (full,sliding,performer,linformer)")
+                        "variants (full,sliding,performer,linformer,bigbird)")
     p.add_argument("--max-len", type=int, default=None, help="--scaling: longest T (default 32768; smoke: 1024)")
     p.add_argument("--scaling-probe", metavar="VARIANT:T", default=None, help=argparse.SUPPRESS)
     p.add_argument("--no-precision", action="store_true",

@@ -8,6 +8,8 @@ B=1, H=8, D=64, T = 512, 1024, ... up to --max-len (default 32768):
   sliding    causal sliding window, w=256, no global tokens    O(T w D)
   performer  causal FAVOR+, 256 random features                O(T m D)
   linformer  (not causal) keys/values projected to k=256 rows  O(T k D)
+  bigbird    causal BigBird, blocks of 64: 3 window, 2 global,
+             3 random blocks per query block                  O(T (w+g+r) b D)
 
 Time is the median of a few calls after one warm-up (one call once a call
 takes over 5 s); peak memory is the growth of the resident set (Linux VmHWM)
@@ -30,7 +32,8 @@ from .harness import proc_status_kb, reset_peak_rss
 
 B, H, D = 1, 8, 64
 WINDOW, FEATURES, LIN_K = 256, 256, 256
-VARIANTS = ("full", "sliding", "performer", "linformer")
+BIGBIRD = dict(block_size=64, num_window_blocks=3, num_global_blocks=2, num_random_blocks=3)
+VARIANTS = ("full", "sliding", "performer", "linformer", "bigbird")
 
 
 def log(msg: str) -> None:
@@ -59,6 +62,10 @@ def make_call(variant: str, T: int, rng) -> Callable[[], object]:
     if variant == "linformer":
         e, f = (rng.standard_normal((LIN_K, T), dtype=np.float32) / np.sqrt(T) for _ in range(2))
         return lambda: F.linformer_attention_backward(g, q, k, v, e, f)
+    if variant == "bigbird":
+        # --smoke's short lengths have too few blocks of 64 for 3 random ones: smaller blocks there
+        args = BIGBIRD if T >= 512 else dict(BIGBIRD, block_size=max(1, T // 16))
+        return lambda: F.bigbird_attention_backward(g, q, k, v, **args, is_causal=True)
     raise ValueError(f"unknown variant {variant!r}")
 
 
@@ -112,8 +119,8 @@ def format_table(rows: List[Dict[str, object]], ts: List[int]) -> str:
     by = {(r["variant"], r["T"]): r for r in rows}
     present = [v for v in VARIANTS if any(r["variant"] == v for r in rows)]
     head = ["T"] + [f"{v} ms" for v in present] + [f"{v} MB" for v in present]
-    if "full" in present and "sliding" in present:
-        head.append("full/sliding")
+    ratios = [v for v in ("sliding", "bigbird") if "full" in present and v in present]
+    head += [f"full/{v}" for v in ratios]
     lines = [head]
     for t in ts:
         cells = [str(t)]
@@ -123,8 +130,8 @@ def format_table(rows: List[Dict[str, object]], ts: List[int]) -> str:
         for v in present:
             r = by.get((v, t))
             cells.append(f"{r['peak_mem_mb']:.0f}" if r and r["peak_mem_mb"] is not None else "-")
-        if len(head) > len(cells):
-            a, b = by.get(("full", t)), by.get(("sliding", t))
+        for v in ratios:
+            a, b = by.get(("full", t)), by.get((v, t))
             cells.append(f"{a['median_s'] / b['median_s']:.1f}x" if a and b else "-")
         lines.append(cells)
     widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
@@ -191,10 +198,12 @@ def run_scaling(args) -> int:
             log(f"[scaling] T={t:6d} {v:9s} {r['median_s'] * 1e3:10.1f} ms{mem}")
             rows.append(r)
     title = (f"attention forward+backward, B={B} H={H} D={D}, causal (linformer: not), w={WINDOW}, "
-             f"m={FEATURES}, k={LIN_K}; cpuformer {cf.__version__}, {args.threads} threads")
+             f"m={FEATURES}, k={LIN_K}, bigbird blocks of 64 (3 window, 2 global, 3 random); "
+             f"cpuformer {cf.__version__}, {args.threads} threads")
     print(title)
     print(format_table(rows, ts))
     report = {"config": {"B": B, "H": H, "D": D, "window": WINDOW, "num_features": FEATURES, "linformer_k": LIN_K,
+                         "bigbird": BIGBIRD,
                          "threads": args.threads, "lengths": ts, "cpuformer": cf.__version__,
                          "cpu_count": os.cpu_count()}, "results": rows}
     if args.json:

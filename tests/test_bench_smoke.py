@@ -89,7 +89,8 @@ def test_scaling_smoke_reports_every_variant_and_length(tmp_path):
     report = json.loads(out.read_text())
     assert report["config"]["lengths"] == [128, 256]
     got = {(row["variant"], row["T"]) for row in report["results"]}
-    assert got == {(v, t) for v in ("full", "sliding", "performer", "linformer") for t in (128, 256)}
+    assert got == {(v, t) for v in ("full", "sliding", "performer", "linformer", "bigbird")
+                   for t in (128, 256)}
     assert all(row["median_s"] > 0 and math.isfinite(row["median_s"]) for row in report["results"])
     table = [line for line in r.stdout.splitlines() if line.split()[:1] in (["128"], ["256"])]
     assert len(table) == 2, r.stdout
