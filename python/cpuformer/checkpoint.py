@@ -10,6 +10,7 @@ import os
 import numpy as np
 
 from . import _core
+from ._registry import MODEL_CLASSES
 from ._version import __version__
 
 FORMAT = "cpuformer"
@@ -17,8 +18,6 @@ FORMAT_VERSION = "1"
 
 
 def _registry():
-    from .models import MODEL_CLASSES
-
     return MODEL_CLASSES
 
 
