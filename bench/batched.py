@@ -293,7 +293,7 @@ def targets(res) -> List[Dict[str, object]]:
 
 
 def format_batched(res, threads: int) -> List[str]:
-    from .harness import render_table
+    from .common import render_table
 
     s = res["shape"]
     lengths = res["prompt_lengths"]

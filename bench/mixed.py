@@ -88,7 +88,7 @@ def _step(wid: str, engine: str, smoke: bool, threads: int):
 def engine_worker(conn, wid, engine, smoke, threads):
     """Child process: build one engine, measure its peak memory over two steps,
     send the first result, then time one step per request."""
-    from .harness import _ru_maxrss_mb, proc_status_kb, reset_peak_rss
+    from .common import _ru_maxrss_mb, proc_status_kb, reset_peak_rss
 
     try:
         import cpuformer  # noqa: F401  (the libraries themselves are not the engine's memory)
@@ -170,7 +170,7 @@ def run_mixed(rows: List[str], threads: int, smoke: bool, repeats: Optional[int]
 
 
 def format_mixed(report: Dict, threads: int) -> List[str]:
-    from .harness import fmt_time, render_table
+    from .common import fmt_time, render_table
 
     out = ["", f"Mixed-precision training rows ({threads} thread{'s' if threads > 1 else ''}; bf16 kernel "
            f"{report['bf16_kernel']}{'' if report['native'] else ', emulated: no bf16 hardware'}; ratio = engine "

@@ -502,7 +502,7 @@ def _start_engines(kinds, wid, precision, root, s, threads) -> List[Engine]:
 
 def memory_probe(spec: str, threads: int, smoke: bool) -> int:
     """Child process: peak memory of cpuformer float32 or low precision on one row's model and inputs."""
-    from .harness import _ru_maxrss_mb, proc_status_kb, reset_peak_rss
+    from .common import _ru_maxrss_mb, proc_status_kb, reset_peak_rss
 
     row, _, dtype = spec.partition(":")
     import cpuformer as cf
@@ -626,7 +626,7 @@ def run_precision(rows: List[str], threads: int, smoke: bool, repeats: Optional[
 
 
 def format_precision(report: Dict[str, object], threads: int) -> List[str]:
-    from .harness import fmt_time, render_table
+    from .common import fmt_time, render_table
 
     pk = report["peaks"]
     out = ["", f"Precision rows ({threads} thread{'s' if threads > 1 else ''}; ratio = engine time / cpuformer time "

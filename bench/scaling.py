@@ -28,7 +28,7 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from .harness import proc_status_kb, reset_peak_rss
+from .common import proc_status_kb, reset_peak_rss
 
 B, H, D = 1, 8, 64
 WINDOW, FEATURES, LIN_K = 256, 256, 256

@@ -10,8 +10,8 @@ import warnings as _warnings
 
 from . import _core
 from ._core import get_num_threads, set_num_threads
-
-__version__ = "0.1.0"
+from ._grad import is_grad_enabled, no_grad
+from ._version import __version__
 
 
 def build_info() -> dict:
@@ -47,36 +47,6 @@ def set_cache_limit(nbytes: int) -> None:
     if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0:
         raise ValueError(f"set_cache_limit: expected an int >= 0, got {nbytes!r}")
     _core.set_cache_limit(nbytes)
-
-
-class no_grad:
-    """Context manager (and decorator) for inference: forward passes in this
-    thread keep no activations for backward, so they use less memory; a
-    backward afterwards raises RuntimeError. Like ``torch.no_grad``."""
-
-    def __enter__(self):
-        self._prev = _core.is_grad_enabled()
-        _core.set_grad_enabled(False)
-        return self
-
-    def __exit__(self, *exc):
-        _core.set_grad_enabled(self._prev)
-        return False
-
-    def __call__(self, fn):
-        import functools
-
-        @functools.wraps(fn)
-        def wrapper(*args, **kwargs):
-            with no_grad():
-                return fn(*args, **kwargs)
-
-        return wrapper
-
-
-def is_grad_enabled() -> bool:
-    """Whether forward passes in this thread save activations for backward."""
-    return bool(_core.is_grad_enabled())
 
 
 if not _core.build_info()["openmp"]:

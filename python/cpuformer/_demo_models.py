@@ -10,7 +10,7 @@ import numpy as np
 def run_bert_demo(args) -> int:
     import cpuformer as cf
 
-    from ._demo import CharTokenizer, load_corpus
+    from ._demo_data import CharTokenizer, load_corpus
 
     steps = args.steps if args.steps is not None else 400
     text = load_corpus(200_000)

@@ -10,19 +10,16 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
+from ._checks import _check_float, _check_token
 
 _INT_MAX = 2**62
 
 
 def _int(name, value):
-    from .models import _check_token  # models imports this module
-
     return _check_token(name, value)
 
 
 def _float(name, value):
-    from .models import _check_float
-
     return _check_float(name, value)
 
 
@@ -62,8 +59,6 @@ def core_args(model, idx, max_new_tokens, temperature=1.0, top_k=None, top_p=Non
     if top_p is not None and not (0.0 < _float("top_p", top_p) <= 1.0):
         raise ValueError(f"top_p: expected a value in (0, 1] or None, got {top_p}")
     if seed is not None:
-        from .models import _check_token
-
         seed = _check_token("seed", seed, wrap=True)  # any int, as int64 bits
     vocab = model.config.vocab_size
     eos = _token_list("eos_token_id", eos_token_id, vocab)

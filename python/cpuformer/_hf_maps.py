@@ -16,8 +16,7 @@ head outside that prefix (``/cls.predictions.bias``, ``/classifier.weight``).
 """
 from __future__ import annotations
 
-from .models import GPTConfig
-from ._models_bert_vit import BERTConfig, ViTConfig
+from ._configs import BERTConfig, GPTConfig, ViTConfig
 
 # HF activation names (transformers.activations.ACT2FN) -> ours. gelu_new,
 # gelu_fast and gelu_pytorch_tanh are all 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3))).

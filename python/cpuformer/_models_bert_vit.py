@@ -1,60 +1,9 @@
 """BERT (masked language model) and ViT (image classifier); forward/backward run in C++."""
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
-
 from . import _core
-from .models import _check_activation, _check_attention, _check_dropout, _check_eps, _ModelBase, _validate_fields
-
-
-@dataclass
-class BERTConfig:
-    """BERT encoder: vocabulary, positions, segment types, depth, heads, widths."""
-
-    vocab_size: int
-    max_position_embeddings: int
-    type_vocab_size: int
-    n_layer: int
-    n_head: int
-    hidden_size: int
-    intermediate_size: int
-    dropout: float = 0.1
-    layer_norm_eps: float = 1e-12
-    # Options of Hugging Face BERT configs.
-    activation: str = "gelu"  # feed-forward and MLM transform: "gelu" (exact erf), "gelu_tanh" or "relu"
-    mlm_head: bool = True  # the MLM head (BertForMaskedLM); False = a bare encoder
-    pooler: bool = False  # the pooler tanh(dense(h[:, 0])) of BertModel
-    # Long sequences: "full" | "sliding_window" (attention_window, num_global) | "performer"
-    # (num_features) | "linformer" (linformer_k rows; projections of max_position_embeddings columns)
-    # | "bigbird" (the bigbird_* fields below)
-    attention: str = "full"
-    attention_window: int = 256
-    num_global: int = 0
-    num_features: int = 256
-    linformer_k: int = 256
-    # attention="bigbird": blocks of bigbird_block_size positions; each query block sees
-    # num_window_blocks around it, the first num_global_blocks, and num_random_blocks drawn
-    # from bigbird_seed (cf.functional.bigbird_layout gives the layout for a length).
-    bigbird_block_size: int = 64
-    num_window_blocks: int = 3
-    num_global_blocks: int = 2
-    num_random_blocks: int = 3
-    bigbird_seed: int = 0
-
-    def __post_init__(self):
-        _validate_fields(self, ints=("vocab_size", "max_position_embeddings", "type_vocab_size", "n_layer", "n_head",
-                                     "hidden_size", "intermediate_size"), floats=("dropout", "layer_norm_eps"),
-                         bools=("mlm_head", "pooler"))
-        _check_dropout(self)
-        _check_eps(self)
-        _check_activation(self)
-        _check_attention(self, causal=False)
-        if self.hidden_size % self.n_head:
-            raise ValueError(f"BERTConfig: hidden_size ({self.hidden_size}) must be divisible by n_head ({self.n_head})")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+from ._configs import BERTConfig, ViTConfig
+from ._model_base import _ModelBase
 
 
 class BERT(_ModelBase):
@@ -106,42 +55,6 @@ class BERT(_ModelBase):
             self._impl.backward_logits(grad_logits)
         else:
             self._impl.backward()
-
-
-@dataclass
-class ViTConfig:
-    """Vision Transformer: square images of image_size pixels cut into patch_size patches."""
-
-    image_size: int
-    patch_size: int
-    num_channels: int
-    num_classes: int
-    hidden_size: int
-    n_layer: int
-    n_head: int
-    intermediate_size: int
-    dropout: float = 0.0
-    layer_norm_eps: float = 1e-12
-    activation: str = "gelu"  # feed-forward (Hugging Face hidden_act): "gelu" (exact erf), "gelu_tanh" or "relu"
-
-    def __post_init__(self):
-        _validate_fields(self, ints=("image_size", "patch_size", "num_channels", "num_classes", "hidden_size",
-                                     "n_layer", "n_head", "intermediate_size"), floats=("dropout", "layer_norm_eps"))
-        _check_dropout(self)
-        _check_eps(self)
-        _check_activation(self)
-        if self.image_size % self.patch_size:
-            raise ValueError(f"ViTConfig: image_size ({self.image_size}) must be divisible by "
-                             f"patch_size ({self.patch_size})")
-        if self.hidden_size % self.n_head:
-            raise ValueError(f"ViTConfig: hidden_size ({self.hidden_size}) must be divisible by n_head ({self.n_head})")
-
-    @property
-    def num_patches(self) -> int:
-        return (self.image_size // self.patch_size) ** 2
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
 
 
 class ViT(_ModelBase):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from . import _core
-from .nn import Module, _check_int
+from ._module import Module, _check_int
 
 
 def _check_dropout(p) -> float:

@@ -6,7 +6,7 @@ import numbers
 import numpy as np
 
 from . import _core
-from .nn import Module, _check_int
+from ._module import Module, _check_int
 
 __all__ = ["Embedding", "CrossEntropyLoss"]
 

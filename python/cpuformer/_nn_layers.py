@@ -5,7 +5,7 @@ import math
 import numbers
 
 from . import _core
-from .nn import Module, _check_int
+from ._module import Module, _check_int
 
 __all__ = ["Dropout", "GELU", "LayerNorm", "ReLU"]
 

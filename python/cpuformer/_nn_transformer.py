@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from . import _core
+from ._module import Module, _check_int
 from ._nn_attention import TransformerDecoderLayer, TransformerEncoderLayer, _LayerBase
-from .nn import Module, _check_int
 
 
 def _copy_weights(stack, layer, norm, count):

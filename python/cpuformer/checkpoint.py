@@ -10,20 +10,18 @@ import os
 import numpy as np
 
 from . import _core
+from ._registry import MODEL_CLASSES
+from ._version import __version__
 
 FORMAT = "cpuformer"
 FORMAT_VERSION = "1"
 
 
 def _registry():
-    from .models import MODEL_CLASSES
-
     return MODEL_CLASSES
 
 
 def _model_meta(model) -> dict:
-    from . import __version__
-
     cfg = getattr(model, "config", None)
     if cfg is None or type(model).__name__ not in _registry():
         raise TypeError(f"save: expected a cpuformer model ({', '.join(_registry())}), got {type(model).__name__}")

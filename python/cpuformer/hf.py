@@ -21,6 +21,7 @@ import numpy as np
 
 from . import _core
 from . import _hf_maps as maps
+from ._registry import MODEL_CLASSES
 
 __all__ = ["from_pretrained", "save_pretrained"]
 
@@ -104,6 +105,11 @@ def load_hf_tensors(directory) -> dict:
 
 # ---------------------------------------------------------------- loading ----
 
+def _classes():
+    """cf.GPT, cf.BERT, cf.ViT, looked up in the registry (the models' save_pretrained calls this module)."""
+    return MODEL_CLASSES["GPT"], MODEL_CLASSES["BERT"], MODEL_CLASSES["ViT"]
+
+
 def _prefix(tensors, prefix):
     return prefix if any(k.startswith(prefix) for k in tensors) else ""
 
@@ -121,8 +127,7 @@ def _check_tied(tensors, name, target, cfg, what):
 
 def _plan(cfg, tensors, dropout):
     """-> (model class, our config, weight rows function, base prefix, names to ignore silently)."""
-    from ._models_bert_vit import BERT, ViT
-    from .models import GPT
+    GPT, BERT, ViT = _classes()
 
     mt = cfg.get("model_type")
     if mt == "gpt2":
@@ -249,8 +254,7 @@ def save_pretrained(model, path) -> str:
     (BertForMaskedLM or BertModel, GPT2LMHeadModel, ViTForImageClassification). A model that came
     from :func:`from_pretrained` keeps its original config entries (token ids, labels, ...) and its
     tokenizer / preprocessor files are copied along. Returns the directory."""
-    from ._models_bert_vit import BERT, ViT
-    from .models import GPT
+    GPT, BERT, ViT = _classes()
 
     if not isinstance(path, (str, bytes, os.PathLike)):
         raise TypeError(f"save_pretrained: path: expected a directory path, got {type(path).__name__}")

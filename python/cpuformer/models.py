@@ -1,184 +1,17 @@
-"""Whole models: configs are small dataclasses, forward/backward run in C++."""
-from __future__ import annotations
+"""Whole models: configs are small dataclasses, forward/backward run in C++.
 
-import dataclasses
-from dataclasses import dataclass
+GPT and Seq2Seq live here; BERT and ViT in ``_models_bert_vit.py``, the configs
+in ``_configs.py``, their base in ``_model_base.py``. This module re-exports them all.
+"""
+from __future__ import annotations
 
 import numpy as np
 
 from . import _core, _generation
-from .nn import Module
-
-
-_INT_MAX = 2**62  # sizes beyond this overflow the native int64 arithmetic
-
-
-def _check_int_field(cfg, f, lo):
-    name = type(cfg).__name__
-    v = getattr(cfg, f)
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-        raise TypeError(f"{name}.{f}: expected an int, got {type(v).__name__}")
-    if not lo <= v <= _INT_MAX:
-        raise ValueError(f"{name}.{f}: expected an int in [{lo}, 2**62], got {v}")
-    setattr(cfg, f, int(v))
-
-
-def _validate_fields(cfg, ints=(), floats=(), bools=()):
-    name = type(cfg).__name__
-    for f in ints:
-        _check_int_field(cfg, f, 1)
-    for f in floats:
-        v = getattr(cfg, f)
-        if isinstance(v, bool) or not isinstance(v, (int, float, np.floating, np.integer)):
-            raise TypeError(f"{name}.{f}: expected a float, got {type(v).__name__}")
-        setattr(cfg, f, float(v))
-    for f in bools:
-        setattr(cfg, f, bool(getattr(cfg, f)))
-
-
-_ACTIVATIONS = ("gelu", "gelu_tanh", "relu")
-
-
-def _check_activation(cfg, allowed=_ACTIVATIONS):
-    v = cfg.activation
-    if not isinstance(v, str) or v not in allowed:
-        raise ValueError(f"{type(cfg).__name__}.activation: expected one of {', '.join(map(repr, allowed))}, got {v!r}")
-
-
-def _check_eps(cfg):
-    if not (0.0 < cfg.layer_norm_eps < float("inf")):
-        raise ValueError(f"{type(cfg).__name__}.layer_norm_eps: expected a finite value > 0, got {cfg.layer_norm_eps}")
-
-
-def _check_dropout(cfg, field="dropout"):
-    v = getattr(cfg, field)
-    if not (0.0 <= v < 1.0):
-        raise ValueError(f"{type(cfg).__name__}.{field}: expected a probability in [0, 1), got {v}")
-
-
-_ATTENTION_KINDS = ("full", "sliding_window", "performer", "linformer", "bigbird")
-
-
-def _check_attention(cfg, causal: bool):
-    """The long-sequence fields (README "Long sequences"): attention kind and its sizes."""
-    name = type(cfg).__name__
-    if cfg.attention not in _ATTENTION_KINDS:
-        raise ValueError(f"{name}.attention: expected one of {', '.join(map(repr, _ATTENTION_KINDS))}, "
-                         f"got {cfg.attention!r}")
-    if causal and cfg.attention == "linformer":
-        raise ValueError(f"{name}.attention: 'linformer' is not supported for a causal model (its sequence "
-                         "projection mixes future positions); use 'sliding_window' or 'performer'")
-    for f, lo in (("attention_window", 0), ("num_global", 0), ("num_features", 1), ("linformer_k", 1),
-                  ("bigbird_block_size", 1), ("num_window_blocks", 0), ("num_global_blocks", 0),
-                  ("num_random_blocks", 0), ("bigbird_seed", -2**62)):
-        _check_int_field(cfg, f, lo)
-
-
-@dataclass
-class GPTConfig:
-    """GPT-2 style decoder: vocab, context length, depth, heads, width."""
-
-    vocab_size: int
-    block_size: int
-    n_layer: int
-    n_head: int
-    n_embd: int
-    dropout: float = 0.0
-    bias: bool = True
-    # Options of Hugging Face GPT-2 configs (the defaults are GPT-2's).
-    layer_norm_eps: float = 1e-5
-    activation: str = "gelu_tanh"  # feed-forward: "gelu_tanh", "gelu" (exact erf) or "relu"
-    n_inner: int = 0  # feed-forward width; 0 = 4 * n_embd
-    # Long sequences: "full" | "sliding_window" (attention_window, num_global) | "performer" (num_features)
-    # | "bigbird" (the bigbird_* fields below; causal: window trailing, random blocks from the past)
-    attention: str = "full"
-    attention_window: int = 256
-    num_global: int = 0
-    num_features: int = 256
-    linformer_k: int = 256  # unused by GPT: linformer is encoder-only
-    # attention="bigbird": blocks of bigbird_block_size positions; each query block sees
-    # num_window_blocks around it, the first num_global_blocks, and num_random_blocks drawn
-    # from bigbird_seed (cf.functional.bigbird_layout gives the layout for a length).
-    bigbird_block_size: int = 64
-    num_window_blocks: int = 3
-    num_global_blocks: int = 2
-    num_random_blocks: int = 3
-    bigbird_seed: int = 0
-
-    def __post_init__(self):
-        _validate_fields(self, ints=("vocab_size", "block_size", "n_layer", "n_head", "n_embd"),
-                         floats=("dropout", "layer_norm_eps"), bools=("bias",))
-        _check_dropout(self)
-        _check_activation(self)
-        _check_eps(self)
-        _check_int_field(self, "n_inner", 0)  # 0 = 4 * n_embd
-        _check_attention(self, causal=True)
-        if self.n_embd % self.n_head:
-            raise ValueError(f"GPTConfig: n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
-def _check_token(name, value, wrap=False):
-    """An int argument (a token id, a length, a seed); ValueError beyond int64 unless `wrap` (seeds: keep the bits)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
-    value = int(value)
-    if wrap:
-        return (value + 2**63) % 2**64 - 2**63
-    if not -2**63 <= value < 2**63:
-        raise ValueError(f"{name}: {value} does not fit in a 64-bit integer")
-    return value
-
-
-def _check_float(name, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name}: expected a float, got {type(value).__name__}")
-    return float(value)
-
-
-class _ModelBase(Module):
-    """Shared by the model families: config handling, save, repr."""
-
-    config_class = None
-
-    def _init_core(self, config, core_config_cls, core_model_cls):
-        if not isinstance(config, self.config_class):
-            raise TypeError(f"{type(self).__name__}: expected a {self.config_class.__name__}, "
-                            f"got {type(config).__name__}")
-        self.config = config
-        core = core_config_cls()
-        for k, v in config.to_dict().items():
-            setattr(core, k, v)
-        self._impl = core_model_cls(core)
-
-    def save_pretrained(self, path) -> str:
-        """Write a Hugging Face model directory (``config.json`` + ``model.safetensors``) that
-        ``transformers`` loads with identical outputs; see :func:`cpuformer.save_pretrained`."""
-        from .hf import save_pretrained
-
-        return save_pretrained(self, path)
-
-    def save(self, path) -> str:
-        """Write parameters + config to one safetensors file (atomic); ``cpuformer.load(path)`` reads it back."""
-        from .checkpoint import save
-
-        return save(self, path)
-
-    def extra_repr(self) -> str:
-        fields = ", ".join(f"{k}={v}" for k, v in self.config.to_dict().items())
-        dtype = "" if self.dtype == "float32" else f", dtype={self.dtype}"
-        return f"{fields}, params={self.num_parameters():,}{dtype}"
-
-    @classmethod
-    def _from_core(cls, config, impl):
-        """A model of this class around an existing C++ core (a checkpoint the C++ loader read)."""
-        model = cls.__new__(cls)
-        model.__dict__["_init_args"] = ((config,), {})
-        model.config = config
-        model._impl = impl
-        return model
+from ._checks import _check_float, _check_token
+from ._configs import GPTConfig, Seq2SeqConfig
+from ._model_base import _ModelBase
+from ._registry import MODEL_CLASSES
 
 
 class GPT(_ModelBase):
@@ -265,31 +98,6 @@ class GPT(_ModelBase):
                                            min_new_tokens=min_new_tokens)
 
 
-@dataclass
-class Seq2SeqConfig:
-    """The original encoder-decoder: vocabularies, width, depth, max sequence length."""
-
-    src_vocab_size: int
-    tgt_vocab_size: int
-    d_model: int = 512
-    nhead: int = 8
-    num_encoder_layers: int = 6
-    num_decoder_layers: int = 6
-    dim_feedforward: int = 2048
-    dropout: float = 0.1
-    max_len: int = 512
-
-    def __post_init__(self):
-        _validate_fields(self, ints=("src_vocab_size", "tgt_vocab_size", "d_model", "nhead", "num_encoder_layers",
-                                     "num_decoder_layers", "dim_feedforward", "max_len"), floats=("dropout",))
-        _check_dropout(self)
-        if self.d_model % self.nhead:
-            raise ValueError(f"Seq2SeqConfig: d_model ({self.d_model}) must be divisible by nhead ({self.nhead})")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-
 def _finite(name, value) -> float:
     v = _check_float(name, value)
     if not np.isfinite(v):
@@ -344,6 +152,7 @@ from ._models_bert_vit import *  # noqa: E402,F401,F403
 from ._models_bert_vit import MODEL_CLASSES as _BERT_VIT_CLASSES  # noqa: E402
 from ._models_bert_vit import __all__ as _bert_vit_all  # noqa: E402
 
-MODEL_CLASSES = {"GPT": GPT, "Seq2Seq": Seq2Seq, **_BERT_VIT_CLASSES}
+# The registry checkpoint, hf and quantize read (they do not import this module).
+MODEL_CLASSES.update({"GPT": GPT, "Seq2Seq": Seq2Seq, **_BERT_VIT_CLASSES})
 
 __all__ = ["GPT", "GPTConfig", "MODEL_CLASSES", "Seq2Seq", "Seq2SeqConfig", *_bert_vit_all]

@@ -12,6 +12,7 @@ import copy
 import dataclasses
 
 from . import _core
+from ._registry import MODEL_CLASSES
 from .nn import Module
 
 DTYPES = ("float32", "bfloat16", "int8")
@@ -26,7 +27,6 @@ def check_dtype(dtype, where: str) -> str:
 
 def _supported():
     from . import nn
-    from .models import MODEL_CLASSES
 
     mods = (nn.Linear, nn.Embedding, nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerDecoderLayer,
             nn.TransformerEncoder, nn.TransformerDecoder, nn.Transformer)

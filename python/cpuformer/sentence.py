@@ -15,6 +15,7 @@ import os
 
 import numpy as np
 
+from ._grad import no_grad
 from .hf import _directory, _read_json, from_pretrained
 
 __all__ = ["SentenceEncoder"]
@@ -175,8 +176,6 @@ class SentenceEncoder:
         out = np.zeros((len(sentences), self.dimension), np.float32)
         # Longest first, as sentence-transformers, so each batch pads little.
         order = sorted(range(len(sentences)), key=lambda i: -len(sentences[i]))
-        from . import no_grad
-
         with no_grad():
             for start in range(0, len(order), int(batch_size)):
                 idx = order[start:start + int(batch_size)]

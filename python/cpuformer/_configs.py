@@ -1,0 +1,167 @@
+"""The model configs: small dataclasses validated on construction (``cpuformer.GPTConfig`` and the rest).
+
+The model classes (``models.py``, ``_models_bert_vit.py``) and the Hugging Face
+config mapping (``_hf_maps.py``) import them from here.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from ._checks import _check_activation, _check_attention, _check_dropout, _check_eps, _check_int_field, _validate_fields
+
+
+@dataclass
+class GPTConfig:
+    """GPT-2 style decoder: vocab, context length, depth, heads, width."""
+
+    vocab_size: int
+    block_size: int
+    n_layer: int
+    n_head: int
+    n_embd: int
+    dropout: float = 0.0
+    bias: bool = True
+    # Options of Hugging Face GPT-2 configs (the defaults are GPT-2's).
+    layer_norm_eps: float = 1e-5
+    activation: str = "gelu_tanh"  # feed-forward: "gelu_tanh", "gelu" (exact erf) or "relu"
+    n_inner: int = 0  # feed-forward width; 0 = 4 * n_embd
+    # Long sequences: "full" | "sliding_window" (attention_window, num_global) | "performer" (num_features)
+    # | "bigbird" (the bigbird_* fields below; causal: window trailing, random blocks from the past)
+    attention: str = "full"
+    attention_window: int = 256
+    num_global: int = 0
+    num_features: int = 256
+    linformer_k: int = 256  # unused by GPT: linformer is encoder-only
+    # attention="bigbird": blocks of bigbird_block_size positions; each query block sees
+    # num_window_blocks around it, the first num_global_blocks, and num_random_blocks drawn
+    # from bigbird_seed (cf.functional.bigbird_layout gives the layout for a length).
+    bigbird_block_size: int = 64
+    num_window_blocks: int = 3
+    num_global_blocks: int = 2
+    num_random_blocks: int = 3
+    bigbird_seed: int = 0
+
+    def __post_init__(self):
+        _validate_fields(self, ints=("vocab_size", "block_size", "n_layer", "n_head", "n_embd"),
+                         floats=("dropout", "layer_norm_eps"), bools=("bias",))
+        _check_dropout(self)
+        _check_activation(self)
+        _check_eps(self)
+        _check_int_field(self, "n_inner", 0)  # 0 = 4 * n_embd
+        _check_attention(self, causal=True)
+        if self.n_embd % self.n_head:
+            raise ValueError(f"GPTConfig: n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Seq2SeqConfig:
+    """The original encoder-decoder: vocabularies, width, depth, max sequence length."""
+
+    src_vocab_size: int
+    tgt_vocab_size: int
+    d_model: int = 512
+    nhead: int = 8
+    num_encoder_layers: int = 6
+    num_decoder_layers: int = 6
+    dim_feedforward: int = 2048
+    dropout: float = 0.1
+    max_len: int = 512
+
+    def __post_init__(self):
+        _validate_fields(self, ints=("src_vocab_size", "tgt_vocab_size", "d_model", "nhead", "num_encoder_layers",
+                                     "num_decoder_layers", "dim_feedforward", "max_len"), floats=("dropout",))
+        _check_dropout(self)
+        if self.d_model % self.nhead:
+            raise ValueError(f"Seq2SeqConfig: d_model ({self.d_model}) must be divisible by nhead ({self.nhead})")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class BERTConfig:
+    """BERT encoder: vocabulary, positions, segment types, depth, heads, widths."""
+
+    vocab_size: int
+    max_position_embeddings: int
+    type_vocab_size: int
+    n_layer: int
+    n_head: int
+    hidden_size: int
+    intermediate_size: int
+    dropout: float = 0.1
+    layer_norm_eps: float = 1e-12
+    # Options of Hugging Face BERT configs.
+    activation: str = "gelu"  # feed-forward and MLM transform: "gelu" (exact erf), "gelu_tanh" or "relu"
+    mlm_head: bool = True  # the MLM head (BertForMaskedLM); False = a bare encoder
+    pooler: bool = False  # the pooler tanh(dense(h[:, 0])) of BertModel
+    # Long sequences: "full" | "sliding_window" (attention_window, num_global) | "performer"
+    # (num_features) | "linformer" (linformer_k rows; projections of max_position_embeddings columns)
+    # | "bigbird" (the bigbird_* fields below)
+    attention: str = "full"
+    attention_window: int = 256
+    num_global: int = 0
+    num_features: int = 256
+    linformer_k: int = 256
+    # attention="bigbird": blocks of bigbird_block_size positions; each query block sees
+    # num_window_blocks around it, the first num_global_blocks, and num_random_blocks drawn
+    # from bigbird_seed (cf.functional.bigbird_layout gives the layout for a length).
+    bigbird_block_size: int = 64
+    num_window_blocks: int = 3
+    num_global_blocks: int = 2
+    num_random_blocks: int = 3
+    bigbird_seed: int = 0
+
+    def __post_init__(self):
+        _validate_fields(self, ints=("vocab_size", "max_position_embeddings", "type_vocab_size", "n_layer", "n_head",
+                                     "hidden_size", "intermediate_size"), floats=("dropout", "layer_norm_eps"),
+                         bools=("mlm_head", "pooler"))
+        _check_dropout(self)
+        _check_eps(self)
+        _check_activation(self)
+        _check_attention(self, causal=False)
+        if self.hidden_size % self.n_head:
+            raise ValueError(f"BERTConfig: hidden_size ({self.hidden_size}) must be divisible by n_head ({self.n_head})")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class ViTConfig:
+    """Vision Transformer: square images of image_size pixels cut into patch_size patches."""
+
+    image_size: int
+    patch_size: int
+    num_channels: int
+    num_classes: int
+    hidden_size: int
+    n_layer: int
+    n_head: int
+    intermediate_size: int
+    dropout: float = 0.0
+    layer_norm_eps: float = 1e-12
+    activation: str = "gelu"  # feed-forward (Hugging Face hidden_act): "gelu" (exact erf), "gelu_tanh" or "relu"
+
+    def __post_init__(self):
+        _validate_fields(self, ints=("image_size", "patch_size", "num_channels", "num_classes", "hidden_size",
+                                     "n_layer", "n_head", "intermediate_size"), floats=("dropout", "layer_norm_eps"))
+        _check_dropout(self)
+        _check_eps(self)
+        _check_activation(self)
+        if self.image_size % self.patch_size:
+            raise ValueError(f"ViTConfig: image_size ({self.image_size}) must be divisible by "
+                             f"patch_size ({self.patch_size})")
+        if self.hidden_size % self.n_head:
+            raise ValueError(f"ViTConfig: hidden_size ({self.hidden_size}) must be divisible by n_head ({self.n_head})")
+
+    @property
+    def num_patches(self) -> int:
+        return (self.image_size // self.patch_size) ** 2
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
