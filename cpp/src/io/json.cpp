@@ -390,9 +390,7 @@ class Builder {
     throw ValueError(str_cat("invalid JSON at line ", line, ", column ", col, " (byte ", at, "): ", what));
   }
 
-  // nlohmann's message without its prefix (we name the position) and with
-  // the token it read shortened and escaped: that can be long and hold any
-  // bytes, and messages stay short, valid UTF-8.
+  // A number too large or too small (nonzero) for a double, shown shortened.
   static std::string out_of_range(const std::string& literal) {
     return str_cat("number ", quote_for_message(literal, 40), " is out of range");
   }
@@ -405,6 +403,9 @@ class Builder {
     return at == std::string_view::npos ? read() : at;
   }
 
+  // nlohmann's message without its prefix (we name the position) and with
+  // the token it read shortened and escaped: that can be long and hold any
+  // bytes, and messages stay short, valid UTF-8.
   static std::string describe(const NJson::exception& e, const std::string& last_read) {
     std::string_view m = e.what();  // "[json.exception.parse_error.101] parse error at line 1, column 4: ..."
     if (!m.empty() && m[0] == '[' && m.find("] ") != std::string_view::npos) m.remove_prefix(m.find("] ") + 2);
