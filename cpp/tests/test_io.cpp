@@ -163,7 +163,7 @@ CF_TEST(json_round_trips_every_kind_of_value) {
   CHECK(Json::parse(dumped) == j);
   CHECK(Json::parse(dumped).dump() == dumped);
   CHECK(contains(dumped, R"(nl\nbell\u0007 )"));
-  // Doubles print in shortest round-trip form.
+  // Doubles print in a form that reads back exactly.
   for (double d : {0.1, 1.0 / 3.0, 6.02214076e23, 5e-324, -1.7976931348623157e308, 100.0}) {
     const Json back = Json::parse(Json(d).dump());
     CHECK(back.is_double() && back.get<double>() == d);
@@ -240,6 +240,80 @@ CF_TEST(json_parse_members_streams_an_object) {
     if (++calls == 2) throw IndexError("stop");
   }));
   CHECK(calls == 2);
+}
+
+// What the parser checks beyond the grammar, where a JSON library's defaults
+// differ (a NUL byte ending the input, a byte order mark skipped, numbers that
+// underflow to zero, duplicate keys) and what its messages must stay (short,
+// valid UTF-8, with a position).
+CF_TEST(json_hostile_input_beyond_the_grammar) {
+  // A NUL byte anywhere is an error at its position, not the end of input.
+  CHECK(contains(error_of([] { Json::parse(std::string("{\"a\":1}\0{", 9)); }), "(byte 7): NUL byte"));
+  CHECK(contains(error_of([] { Json::parse(std::string("[1,\0 2]", 7)); }), "(byte 3): NUL byte"));
+  CHECK(throws_value_error(std::string("\"a\0b\"", 5)));
+  CHECK(Json::parse("\"a\\u0000b\"").as_string() == std::string("a\0b", 3));  // escaped, it is a character
+  // No byte order mark, whole or partial.
+  CHECK(throws_value_error("\xef\xbb\xbf[]") && throws_value_error("\xef[]") && throws_value_error(" \xef\xbb\xbf[]"));
+  // Numbers whose value is not a finite double, however far out, fail at the
+  // literal's start with a bounded message; zero and subnormals stay valid.
+  for (const char* text : {"1e-400", "[0, -2e-324]", "1e400", "-1.8e308"}) CHECK(contains(error_of([&] { Json::parse(text); }), "is out of range"));
+  CHECK(contains(error_of([] { Json::parse("[0, -2e-324]"); }), "(byte 4)"));
+  CHECK(Json::parse("0e-400").as_double() == 0.0 && Json::parse("-0.0e-999").is_double());
+  CHECK(Json::parse("3e-324").as_double() == std::numeric_limits<double>::denorm_min());
+  const std::string long_number = error_of([] { Json::parse("1" + std::string(1000000, '0')); });
+  CHECK(contains(long_number, "(byte 0): number '1000") && long_number.size() < 200);
+  const std::string long_tiny = error_of([] { Json::parse("0." + std::string(1000, '0') + "1"); });
+  CHECK(contains(long_tiny, "is out of range") && long_tiny.size() < 200);
+  // Integers past int64 are doubles, rounded to nearest.
+  CHECK(Json::parse("18446744073709551615").as_double() == 18446744073709551616.0);
+  CHECK(Json::parse("-9223372036854775809").as_double() == -9223372036854775808.0);
+  CHECK(Json::parse("[9223372036854775807]")[0].is_int());
+  // Duplicate keys compare decoded, reported at the later key's start.
+  CHECK(contains(error_of([] { Json::parse(R"({"a":1,"b":2,"\u0061":3})"); }), "line 1, column 14 (byte 13): duplicate key 'a'"));
+  CHECK(contains(error_of([] { Json::parse(R"({"x\"":1,"x\"":2})"); }), "column 10 (byte 9): duplicate key 'x\"'"));
+  CHECK(contains(error_of([] { Json::parse(R"({"\\":1,"\\":2})"); }), "column 9 (byte 8): duplicate key '\\'"));
+  CHECK(!throws_value_error(R"({"a\\":1,"a":2,"a\"":3,"\\a":4})"));
+  CHECK(contains(error_of([] { Json::parse(R"([{"k":{"k":1}}, {"k":1,"k":2}])"); }), "duplicate key 'k'"));
+  const auto ignore = [](std::string&&, Json&&) {};
+  CHECK(contains(error_of([&] { Json::parse_members(R"({"a":1,"\u0062":2,"b":3})", ignore); }),
+                 "column 19 (byte 18): duplicate key 'b'"));
+  CHECK(!contains(error_of([&] { Json::parse_members(R"({"a":1,"a\"":2,"\"a":3,"\\a":4})", ignore); }), "duplicate"));
+  CHECK(contains(error_of([&] { Json::parse_members(" 7", ignore); }), "column 2 (byte 1): expected an object, got '7'"));
+  // Limits are positioned too: the bracket past the depth limit, the
+  // element past the array limit.
+  CHECK(contains(error_of([] { Json::parse("[[[[]]]]", JsonLimits{3}); }), "(byte 3): nesting deeper than 3 levels"));
+  CHECK(contains(error_of([] { Json::parse("[1,[2],{}]", JsonLimits{64, 2}); }), "(byte 7): array longer than 2"));
+  // Messages name where the input went wrong, shortened, as valid UTF-8,
+  // whatever bytes the input holds.
+  const std::string bad_byte = error_of([] { Json::parse("\"" + std::string(100000, 'x') + "caf\xc3\xa9\xff\""); });
+  CHECK(contains(bad_byte, "(byte 100006)") && contains(bad_byte, "UTF-8") && contains(bad_byte, "\\xff"));
+  CHECK(is_valid_utf8(bad_byte) && bad_byte.size() < 400);
+  CHECK(is_valid_utf8(error_of([] { Json::parse("{\"\xe4\xb8\xad\xed\xa0\x80\":1}"); })));
+  CHECK(is_valid_utf8(error_of([] { Json::parse("[tr\xf0\x9f]"); })));
+  CHECK(contains(error_of([] { Json::parse("\n\n  [1,\n  ]"); }), "line 4, column 3 (byte 10)"));
+}
+
+CF_TEST(json_doubles_read_back_exactly) {
+  // Every finite double, spelled by dump(), parses back to the same bits.
+  uint64_t state = 0x9E3779B97F4A7C15ull;
+  int checked = 0;
+  for (int k = 0; k < 20000; ++k) {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    double d;
+    std::memcpy(&d, &state, sizeof d);
+    if (!std::isfinite(d)) continue;
+    const Json back = Json::parse(Json::array({d}).dump());
+    const double b = back[0].get<double>();
+    CHECK(back[0].is_double() && std::memcmp(&b, &d, sizeof d) == 0);
+    ++checked;
+  }
+  CHECK(checked > 19000);
+  for (double d : {1e23, 1e-5, 1e16, 123456789012345680.0, -0.0, 0.1 + 0.2}) {
+    const Json back = Json::parse(Json(d).dump(2));
+    CHECK(back.is_double() && back.get<double>() == d && std::signbit(back.get<double>()) == std::signbit(d));
+  }
 }
 
 // ---------------------------------------------------------------------------

@@ -1,11 +1,22 @@
+// Json's value type is ours (json.hpp); its text goes through nlohmann/json,
+// which stays private to this file. Parsing: nlohmann's SAX parser (iterative,
+// strict RFC 8259, UTF-8 checked) feeds a builder that adds what it does not
+// check (duplicate keys, nesting and array limits, NUL bytes, a byte order
+// mark, numbers that underflow) and streams parse_members. Writing: the value
+// is copied into an ordered_json, which keeps the member order, and dumped.
 #include "cpuformer/io/json.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <cmath>
 #include <cstdio>
-#include <locale>
-#include <sstream>
+#include <iterator>
+#include <numeric>
+
+#include <nlohmann/json.hpp>
+
+#if NLOHMANN_JSON_VERSION_MAJOR < 3 || (NLOHMANN_JSON_VERSION_MAJOR == 3 && NLOHMANN_JSON_VERSION_MINOR < 11)
+#error "cpuformer needs nlohmann/json 3.11 or newer"
+#endif
 
 namespace cpuformer {
 
@@ -206,7 +217,7 @@ bool operator==(const Json& a, const Json& b) {
 }
 
 // ============================================================================
-// UTF-8
+// UTF-8 and messages
 // ============================================================================
 
 namespace {
@@ -238,220 +249,138 @@ size_t utf8_sequence_length(std::string_view s, size_t i) {
   return 0;
 }
 
-void append_utf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
+// Offset of the first byte of `s` that does not start a valid UTF-8
+// sequence, or npos.
+size_t first_invalid_utf8(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const size_t n = utf8_sequence_length(s, i);
+    if (n == 0) return i;
+    i += n;
   }
+  return std::string_view::npos;
 }
 
 // ============================================================================
-// Numbers <-> text, independent of the C locale
+// Parser: nlohmann's SAX events build a Json
 // ============================================================================
 
-#if defined(__cpp_lib_to_chars) && __cpp_lib_to_chars >= 201611L
-constexpr bool kHaveFloatCharconv = true;
-#else
-constexpr bool kHaveFloatCharconv = false;
-#endif
+using NJson = nlohmann::json;
 
-// Parses a validated JSON number literal as a double; false if out of range.
-bool text_to_double(std::string_view lit, double* out) {
-  if constexpr (kHaveFloatCharconv) {
-    const auto r = std::from_chars(lit.data(), lit.data() + lit.size(), *out);
-    return r.ec == std::errc() && r.ptr == lit.data() + lit.size() && std::isfinite(*out);
-  } else {
-    std::istringstream is{std::string(lit)};
-    is.imbue(std::locale::classic());
-    is >> *out;
-    return !is.fail() && std::isfinite(*out);
-  }
-}
-
-// Shortest text that parses back to exactly `d`, always with a '.' or an
-// exponent so it reads back as a Double.
-std::string double_to_text(double d) {
-  std::string s;
-  if constexpr (kHaveFloatCharconv) {
-    char buf[64];
-    const auto r = std::to_chars(buf, buf + sizeof buf, d);
-    s.assign(buf, r.ptr);
-  } else {
-    for (int prec = 15; prec <= 17; ++prec) {
-      std::ostringstream os;
-      os.imbue(std::locale::classic());
-      os.precision(prec);
-      os << d;
-      s = os.str();
-      double back = 0;
-      if (text_to_double(s, &back) && back == d) break;
-    }
-  }
-  if (s.find_first_of(".eE") == std::string::npos) s += ".0";
-  return s;
-}
-
-// ============================================================================
-// Serializer
-// ============================================================================
-
-void dump_string(std::string& out, std::string_view s) {
-  static const char* hex = "0123456789abcdef";
-  out += '"';
-  size_t i = 0;
-  while (i < s.size()) {
-    const unsigned char c = static_cast<unsigned char>(s[i]);
-    if (c >= 0x80) {
-      const size_t n = utf8_sequence_length(s, i);
-      CF_CHECK_VALUE(n != 0, "Json::dump: string ", quote_for_message(s), " is not valid UTF-8 (bad byte at offset ",
-                     i, ")");
-      out.append(s.data() + i, n);
-      i += n;
-      continue;
-    }
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (c < 0x20) {
-          out += "\\u00";
-          out += hex[c >> 4];
-          out += hex[c & 0xF];
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-    ++i;
-  }
-  out += '"';
-}
-
-void newline(std::string& out, int indent, int level) {
-  if (indent < 0) return;
-  out += '\n';
-  out.append(static_cast<size_t>(indent) * static_cast<size_t>(level), ' ');
-}
-
-void dump_value(std::string& out, const Json& j, int indent, int level) {
-  switch (j.type()) {
-    case Json::Type::Null: out += "null"; break;
-    case Json::Type::Bool: out += j.as_bool() ? "true" : "false"; break;
-    case Json::Type::Int: out += std::to_string(j.as_int()); break;
-    case Json::Type::Double: {
-      const double d = j.as_double();
-      CF_CHECK_VALUE(std::isfinite(d), "Json::dump: ", d, " cannot be written as JSON (only finite numbers can)");
-      out += double_to_text(d);
-      break;
-    }
-    case Json::Type::String: dump_string(out, j.as_string()); break;
-    case Json::Type::Array: {
-      const Json::Array& a = j.as_array();
-      out += '[';
-      for (size_t k = 0; k < a.size(); ++k) {
-        if (k) out += ',';
-        newline(out, indent, level + 1);
-        dump_value(out, a[k], indent, level + 1);
-      }
-      if (!a.empty()) newline(out, indent, level);
-      out += ']';
-      break;
-    }
-    case Json::Type::Object: {
-      const Json::Object& o = j.as_object();
-      out += '{';
-      for (size_t k = 0; k < o.size(); ++k) {
-        if (k) out += ',';
-        newline(out, indent, level + 1);
-        dump_string(out, o[k].first);
-        out += indent < 0 ? ":" : ": ";
-        dump_value(out, o[k].second, indent, level + 1);
-      }
-      if (!o.empty()) newline(out, indent, level);
-      out += '}';
-      break;
-    }
-  }
-}
-
-// ============================================================================
-// Parser: recursive descent over a string_view; depth-limited recursion.
-// ============================================================================
-
-class Parser {
+// An input iterator over the text that records how far the parser has read,
+// so that errors found by the builder can name a position.
+class TrackedChars {
  public:
-  Parser(std::string_view text, const JsonLimits& limits) : s_(text), limits_(limits) {}
+  using iterator_category = std::input_iterator_tag;
+  using value_type = char;
+  using difference_type = std::ptrdiff_t;
+  using pointer = const char*;
+  using reference = const char&;
 
-  // A whole document that must be one object, streamed member by member.
-  void parse_document_members(const std::function<void(std::string&&, Json&&)>& on_member) {
-    skip_ws();
-    if (pos_ >= s_.size() || s_[pos_] != '{') fail(str_cat("expected an object, got ", describe_here()));
-    // Keys are not kept: remember (hash, position) and find duplicates at the
-    // end by sorting, re-reading the keys of equal hashes from the text.
-    struct Seen {
-      size_t hash;
-      size_t at;
-    };
-    std::vector<Seen> seen;
-    parse_members(1, [&](size_t at, std::string&& key, Json&& value) {
-      seen.push_back({std::hash<std::string_view>()(key), at});
-      on_member(std::move(key), std::move(value));
-    });
-    skip_ws();
-    if (pos_ != s_.size()) fail("unexpected content after the JSON value");
-    std::sort(seen.begin(), seen.end(),
-              [](const Seen& a, const Seen& b) { return a.hash != b.hash ? a.hash < b.hash : a.at < b.at; });
-    size_t dup = std::string::npos;  // position of the first key (in document order) seen before
-    for (size_t lo = 0; lo < seen.size();) {
-      size_t hi = lo + 1;
-      while (hi < seen.size() && seen[hi].hash == seen[lo].hash) ++hi;
-      for (size_t k = lo + 1; k < hi; ++k)
-        for (size_t j = lo; j < k; ++j)
-          if (seen[k].at < dup && key_at(seen[j].at) == key_at(seen[k].at)) {
-            dup = seen[k].at;
-            break;
-          }
-      lo = hi;
+  TrackedChars(const char* p, const char** read_to) : p_(p), read_to_(read_to) {}
+  reference operator*() const { return *p_; }
+  TrackedChars& operator++() {
+    *read_to_ = ++p_;
+    return *this;
+  }
+  TrackedChars operator++(int) {
+    TrackedChars before = *this;
+    ++*this;
+    return before;
+  }
+  bool operator==(const TrackedChars& o) const { return p_ == o.p_; }
+  bool operator!=(const TrackedChars& o) const { return p_ != o.p_; }
+
+ private:
+  const char* p_;
+  const char** read_to_;
+};
+
+// The SAX handler (nlohmann calls the lower-case members). Containers being
+// built sit on an explicit stack, so deep input costs no recursion.
+class Builder {
+ public:
+  using OnMember = std::function<void(std::string&&, Json&&)>;
+
+  // With on_member, the text must be one object whose members go to it.
+  Builder(std::string_view text, const JsonLimits& limits, const OnMember* on_member)
+      : text_(text), limits_(limits), on_member_(on_member) {}
+
+  Json run() {
+    // nlohmann's lexer takes a NUL byte for the end of the input and skips
+    // a byte order mark; neither belongs in JSON text.
+    const size_t nul = text_.find('\0');
+    if (nul != std::string_view::npos) fail_at(nul, "NUL byte (not allowed in JSON text, not even in a string)");
+    if (text_.substr(0, 3) == "\xEF\xBB\xBF") fail_at(0, "byte order mark (not allowed in JSON text)");
+    if (on_member_) {
+      const size_t first = text_.find_first_not_of(" \t\r\n");
+      if (first == std::string_view::npos) fail_at(text_.size(), "expected an object, got end of input");
+      if (text_[first] != '{')
+        fail_at(first, str_cat("expected an object, got ", quote_for_message(text_.substr(first, 1))));
     }
-    if (dup != std::string::npos) fail_at(dup, str_cat("duplicate key ", quote_for_message(key_at(dup))));
+    const char* begin = text_.data();
+    read_to_ = begin;
+    const bool ok = NJson::sax_parse(TrackedChars(begin, &read_to_), TrackedChars(begin + text_.size(), &read_to_), this,
+                                     NJson::input_format_t::json, /*strict=*/true, /*ignore_comments=*/false);
+    if (!ok) fail_at(read(), "parse stopped");  // not reached: every handler returns true or throws
+    return std::move(root_);
   }
 
-  // The string starting at `at` (already parsed once, so valid).
-  std::string key_at(size_t at) const {
-    Parser p(s_, limits_);
-    p.pos_ = at;
-    return p.parse_string();
+  // ---- SAX events ----
+  bool null() { return scalar(Json()); }
+  bool boolean(bool b) { return scalar(Json(b)); }
+  bool number_integer(NJson::number_integer_t n) { return scalar(Json(static_cast<int64_t>(n))); }
+  bool number_unsigned(NJson::number_unsigned_t n) {
+    // Above int64 a Double: the conversion rounds to nearest, as the
+    // literal's own parse would.
+    if (n > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return scalar(Json(static_cast<double>(n)));
+    return scalar(Json(static_cast<int64_t>(n)));
   }
-
-  Json parse_document() {
-    skip_ws();
-    Json v = parse_value(0);
-    skip_ws();
-    if (pos_ != s_.size()) fail("unexpected content after the JSON value");
-    return v;
+  bool number_float(NJson::number_float_t d, const std::string& literal) {
+    // nlohmann rejects overflow (its error 406); a nonzero literal that
+    // underflows to zero is out of range too.
+    const size_t exponent = literal.find_first_of("eE");
+    if (d == 0 && literal.find_first_of("123456789") < exponent) fail_at(start_of(literal), out_of_range(literal));
+    return scalar(Json(static_cast<double>(d)));
+  }
+  bool string(std::string& s) { return scalar(Json(std::move(s))); }
+  bool binary(NJson::binary_t&) { fail_at(read(), "binary value"); }  // only binary formats have them
+  bool start_object(size_t) { return open(Json::object()); }
+  bool start_array(size_t) { return open(Json::array()); }
+  bool key(std::string& k) {
+    Frame& f = stack_.back();
+    const size_t end = read();  // just past the key's closing quote
+    f.keys.push_back({std::hash<std::string>()(k), string_start(end), end});
+    f.key = std::move(k);
+    return true;
+  }
+  bool end_object() {
+    Frame f = pop();
+    check_unique_keys(f);
+    return add(std::move(f.value));
+  }
+  bool end_array() { return add(pop().value); }
+  // `position` counts the bytes nlohmann read, the offending one included.
+  [[noreturn]] bool parse_error(size_t position, const std::string& last_read, const NJson::exception& e) {
+    if (e.id == 406) fail_at(start_of(last_read), out_of_range(last_read));  // a number's overflow
+    fail_at(std::min(position > 0 ? position - 1 : 0, text_.size()), describe(e, last_read));
   }
 
  private:
-  [[noreturn]] void fail(const std::string& what) const { fail_at(pos_, what); }
+  struct KeyRef {
+    size_t hash, begin, end;  // the key's hash; its token (quotes included) in the text
+  };
+  struct Frame {
+    Json value;  // an array or object
+    std::vector<KeyRef> keys;
+    std::string key;  // an object's key whose value comes next
+  };
+
+  size_t read() const { return static_cast<size_t>(read_to_ - text_.data()); }
+
   [[noreturn]] void fail_at(size_t at, const std::string& what) const {
     size_t line = 1, col = 1;
-    for (size_t k = 0; k < at && k < s_.size(); ++k) {
-      if (s_[k] == '\n') {
+    for (size_t k = 0; k < at && k < text_.size(); ++k) {
+      if (text_[k] == '\n') {
         ++line;
         col = 1;
       } else {
@@ -461,288 +390,186 @@ class Parser {
     throw ValueError(str_cat("invalid JSON at line ", line, ", column ", col, " (byte ", at, "): ", what));
   }
 
-  std::string describe_here() const {
-    if (pos_ >= s_.size()) return "end of input";
-    const unsigned char c = static_cast<unsigned char>(s_[pos_]);
-    if (c >= 0x20 && c < 0x7F) return str_cat("'", static_cast<char>(c), "'");
-    char buf[16];
-    std::snprintf(buf, sizeof buf, "byte 0x%02x", c);
-    return buf;
+  // A number too large or too small (nonzero) for a double, shown shortened.
+  static std::string out_of_range(const std::string& literal) {
+    return str_cat("number ", quote_for_message(literal, 40), " is out of range");
   }
 
-  void skip_ws() {
-    while (pos_ < s_.size()) {
-      const char c = s_[pos_];
-      if (c != ' ' && c != '\t' && c != '\n' && c != '\r') break;
-      ++pos_;
+  // Where the number literal just read starts: the parser has read it and
+  // perhaps the byte after it, which cannot end a literal.
+  size_t start_of(const std::string& literal) const {
+    const size_t n = literal.size();
+    const size_t at = read() >= n ? text_.rfind(literal, read() - n) : std::string_view::npos;
+    return at == std::string_view::npos ? read() : at;
+  }
+
+  // nlohmann's message without its prefix (we name the position) and with
+  // the token it read shortened and escaped: that can be long and hold any
+  // bytes, and messages stay short, valid UTF-8.
+  static std::string describe(const NJson::exception& e, const std::string& last_read) {
+    std::string_view m = e.what();  // "[json.exception.parse_error.101] parse error at line 1, column 4: ..."
+    if (!m.empty() && m[0] == '[' && m.find("] ") != std::string_view::npos) m.remove_prefix(m.find("] ") + 2);
+    if (m.rfind("parse error", 0) == 0 && m.find(": ") != std::string_view::npos) m.remove_prefix(m.find(": ") + 2);
+    const std::string token = str_cat("last read: '", last_read, "'");
+    const size_t t = m.find(token);
+    if (t == std::string_view::npos) {
+      const std::string q = quote_for_message(m, 300);
+      return q.substr(1, q.size() - 2);
     }
+    constexpr size_t kTail = 40;  // where the lexer stopped is at the token's end
+    std::string tail = quote_for_message(last_read.size() > kTail ? last_read.substr(last_read.size() - kTail) : last_read);
+    if (last_read.size() > kTail) tail.insert(1, "...");
+    return str_cat(m.substr(0, t), "last read: ", tail, m.substr(t + token.size()));
   }
 
-  bool consume_literal(std::string_view lit) {
-    if (s_.substr(pos_, lit.size()) != lit) return false;
-    pos_ += lit.size();
+  // Where the string token ending just before `end` starts: the last quote
+  // before its closing one that no odd run of backslashes escapes.
+  size_t string_start(size_t end) const {
+    for (size_t j = end - 1; j-- > 0;) {
+      if (text_[j] != '"') continue;
+      size_t slashes = 0;
+      while (slashes < j && text_[j - 1 - slashes] == '\\') ++slashes;
+      if (slashes % 2 == 0) return j;
+    }
+    return 0;
+  }
+
+  // The array being filled must have room for one more element.
+  void make_room(size_t at) const {
+    if (!stack_.empty() && stack_.back().value.is_array() &&
+        stack_.back().value.as_array().size() == limits_.max_array_size)
+      fail_at(at, str_cat("array longer than ", limits_.max_array_size, " elements"));
+  }
+
+  bool scalar(Json&& v) {
+    make_room(read());
+    return add(std::move(v));
+  }
+
+  bool open(Json&& container) {
+    const size_t at = read() - 1;  // the bracket
+    make_room(at);
+    if (stack_.size() + 1 > static_cast<size_t>(limits_.max_depth))
+      fail_at(at, str_cat("nesting deeper than ", limits_.max_depth, " levels"));
+    stack_.push_back(Frame{std::move(container), {}, {}});
     return true;
   }
 
-  Json parse_value(int depth) {
-    if (pos_ >= s_.size()) fail("expected a value, got end of input");
-    switch (s_[pos_]) {
-      case '{': return parse_object(depth + 1);
-      case '[': return parse_array(depth + 1);
-      case '"': return Json(parse_string());
-      case 't':
-        if (consume_literal("true")) return Json(true);
-        break;
-      case 'f':
-        if (consume_literal("false")) return Json(false);
-        break;
-      case 'n':
-        if (consume_literal("null")) return Json();
-        break;
-      default:
-        if (s_[pos_] == '-' || (s_[pos_] >= '0' && s_[pos_] <= '9')) return parse_number();
-    }
-    fail(str_cat("expected a value, got ", describe_here()));
+  Frame pop() {
+    Frame f = std::move(stack_.back());
+    stack_.pop_back();
+    return f;
   }
 
-  void enter(int depth) const {
-    if (depth > limits_.max_depth) fail(str_cat("nesting deeper than ", limits_.max_depth, " levels"));
+  // A finished value goes into its container, to on_member, or is the root.
+  bool add(Json&& v) {
+    if (stack_.empty()) {
+      root_ = std::move(v);
+      return true;
+    }
+    Frame& f = stack_.back();
+    if (f.value.is_array())
+      f.value.as_array().push_back(std::move(v));
+    else if (on_member_ && stack_.size() == 1)
+      (*on_member_)(std::move(f.key), std::move(v));
+    else
+      f.value.as_object().emplace_back(std::move(f.key), std::move(v));
+    return true;
   }
 
-  Json parse_array(int depth) {
-    enter(depth);
-    ++pos_;  // '['
-    Json::Array a;
-    skip_ws();
-    if (pos_ < s_.size() && s_[pos_] == ']') {
-      ++pos_;
-      return Json(std::move(a));
-    }
-    for (;;) {
-      skip_ws();
-      if (a.size() == limits_.max_array_size) fail(str_cat("array longer than ", limits_.max_array_size, " elements"));
-      a.push_back(parse_value(depth));
-      skip_ws();
-      if (pos_ < s_.size() && s_[pos_] == ',') {
-        ++pos_;
-        continue;
-      }
-      if (pos_ < s_.size() && s_[pos_] == ']') {
-        ++pos_;
-        break;
-      }
-      fail(str_cat("expected ',' or ']' in an array, got ", describe_here()));
-    }
-    return Json(std::move(a));
-  }
-
-  Json parse_object(int depth) {
-    Json::Object o;
-    std::vector<size_t> key_pos;  // where each key starts, for duplicate errors
-    parse_members(depth, [&](size_t at, std::string&& key, Json&& value) {
-      key_pos.push_back(at);
-      o.emplace_back(std::move(key), std::move(value));
-    });
-    check_unique_keys(o, key_pos);
-    return Json(std::move(o));
-  }
-
-  // The members of the object at pos_, in order, as on_member(key position,
-  // key, value); does not check for duplicate keys.
-  template <class OnMember>
-  void parse_members(int depth, OnMember&& on_member) {
-    enter(depth);
-    ++pos_;  // '{'
-    skip_ws();
-    if (pos_ < s_.size() && s_[pos_] == '}') {
-      ++pos_;
-      return;
-    }
-    for (;;) {
-      skip_ws();
-      if (pos_ >= s_.size() || s_[pos_] != '"') fail(str_cat("expected a string key in an object, got ", describe_here()));
-      const size_t at = pos_;
-      std::string key = parse_string();
-      skip_ws();
-      if (pos_ >= s_.size() || s_[pos_] != ':') fail(str_cat("expected ':' after an object key, got ", describe_here()));
-      ++pos_;
-      skip_ws();
-      Json value = parse_value(depth);
-      on_member(at, std::move(key), std::move(value));
-      skip_ws();
-      if (pos_ < s_.size() && s_[pos_] == ',') {
-        ++pos_;
-        continue;
-      }
-      if (pos_ < s_.size() && s_[pos_] == '}') {
-        ++pos_;
-        break;
-      }
-      fail(str_cat("expected ',' or '}' in an object, got ", describe_here()));
-    }
-  }
-
-  void check_unique_keys(const Json::Object& o, const std::vector<size_t>& key_pos) const {
-    const size_t n = o.size();
+  // Reports the first key (in document order) that an earlier one repeats.
+  // Keys are grouped by hash; a streamed object kept no keys, so equal
+  // hashes are compared by decoding the keys again from the text.
+  void check_unique_keys(const Frame& f) const {
+    const std::vector<KeyRef>& keys = f.keys;
+    const size_t n = keys.size();
     if (n < 2) return;
-    size_t dup = n;  // index of the later member of the first duplicate pair
-    if (n <= 16) {
-      for (size_t k = 1; k < n && dup == n; ++k)
-        for (size_t j = 0; j < k; ++j)
-          if (o[j].first == o[k].first) {
-            dup = k;
+    const bool streamed = on_member_ && stack_.empty();
+    const auto same = [&](size_t a, size_t b) {
+      if (!streamed) return f.value.as_object()[a].first == f.value.as_object()[b].first;
+      return decode_key(keys[a]) == decode_key(keys[b]);
+    };
+    std::vector<size_t> order(n);
+    std::iota(order.begin(), order.end(), size_t{0});
+    std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      return keys[a].hash != keys[b].hash ? keys[a].hash < keys[b].hash : a < b;
+    });
+    size_t dup = n;
+    for (size_t lo = 0; lo < n;) {
+      size_t hi = lo + 1;
+      while (hi < n && keys[order[hi]].hash == keys[order[lo]].hash) ++hi;
+      for (size_t k = lo + 1; k < hi; ++k)
+        for (size_t j = lo; j < k; ++j)
+          if (order[k] < dup && same(order[j], order[k])) {
+            dup = order[k];
             break;
           }
-    } else {
-      std::vector<size_t> order(n);
-      for (size_t k = 0; k < n; ++k) order[k] = k;
-      std::sort(order.begin(), order.end(), [&](size_t x, size_t y) {
-        const int c = o[x].first.compare(o[y].first);
-        return c != 0 ? c < 0 : x < y;
-      });
-      for (size_t k = 1; k < n; ++k)
-        if (o[order[k]].first == o[order[k - 1]].first) dup = std::min(dup, order[k]);
+      lo = hi;
     }
-    if (dup != n) fail_at(key_pos[dup], str_cat("duplicate key ", quote_for_message(o[dup].first)));
+    if (dup != n)
+      fail_at(keys[dup].begin, str_cat("duplicate key ", quote_for_message(decode_key(keys[dup]))));
   }
 
-  unsigned parse_hex4() {
-    if (s_.size() - pos_ < 4) fail("truncated \\u escape");
-    unsigned v = 0;
-    for (int k = 0; k < 4; ++k) {
-      const char c = s_[pos_++];
-      v <<= 4;
-      if (c >= '0' && c <= '9') v |= static_cast<unsigned>(c - '0');
-      else if (c >= 'a' && c <= 'f') v |= static_cast<unsigned>(c - 'a' + 10);
-      else if (c >= 'A' && c <= 'F') v |= static_cast<unsigned>(c - 'A' + 10);
-      else fail_at(pos_ - 1, "invalid hex digit in a \\u escape");
-    }
-    return v;
+  std::string decode_key(const KeyRef& k) const {
+    const char* p = text_.data() + k.begin;
+    const NJson s = NJson::parse(p, p + (k.end - k.begin), nullptr, /*allow_exceptions=*/false);
+    return s.is_string() ? s.get<std::string>() : std::string();
   }
 
-  std::string parse_string() {
-    const size_t start = pos_;
-    ++pos_;  // opening quote
-    std::string out;
-    for (;;) {
-      // Copy the run of plain ASCII in one go.
-      size_t run = pos_;
-      while (run < s_.size()) {
-        const unsigned char c = static_cast<unsigned char>(s_[run]);
-        if (c == '"' || c == '\\' || c < 0x20 || c >= 0x80) break;
-        ++run;
-      }
-      out.append(s_.data() + pos_, run - pos_);
-      pos_ = run;
-      if (pos_ >= s_.size()) fail_at(start, "unterminated string");
-      const unsigned char c = static_cast<unsigned char>(s_[pos_]);
-      if (c == '"') {
-        ++pos_;
-        return out;
-      }
-      if (c < 0x20) fail("control character in a string (must be escaped)");
-      if (c >= 0x80) {
-        const size_t n = utf8_sequence_length(s_, pos_);
-        if (n == 0) fail("invalid UTF-8 in a string");
-        out.append(s_.data() + pos_, n);
-        pos_ += n;
-        continue;
-      }
-      // backslash escape
-      const size_t esc = pos_;
-      ++pos_;
-      if (pos_ >= s_.size()) fail_at(start, "unterminated string");
-      const char e = s_[pos_++];
-      switch (e) {
-        case '"': out += '"'; break;
-        case '\\': out += '\\'; break;
-        case '/': out += '/'; break;
-        case 'b': out += '\b'; break;
-        case 'f': out += '\f'; break;
-        case 'n': out += '\n'; break;
-        case 'r': out += '\r'; break;
-        case 't': out += '\t'; break;
-        case 'u': {
-          uint32_t cp = parse_hex4();
-          if (cp >= 0xDC00 && cp <= 0xDFFF) fail_at(esc, "lone low surrogate in a \\u escape");
-          if (cp >= 0xD800 && cp <= 0xDBFF) {
-            if (!(s_.size() - pos_ >= 2 && s_[pos_] == '\\' && s_[pos_ + 1] == 'u'))
-              fail_at(esc, "high surrogate not followed by a low surrogate \\u escape");
-            pos_ += 2;
-            const uint32_t lo = parse_hex4();
-            if (lo < 0xDC00 || lo > 0xDFFF) fail_at(esc, "high surrogate not followed by a low surrogate \\u escape");
-            cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-          }
-          append_utf8(out, cp);
-          break;
-        }
-        default: fail_at(esc, str_cat("invalid escape '\\", e, "' in a string"));
-      }
-    }
-  }
-
-  Json parse_number() {
-    const size_t start = pos_;
-    bool integral = true;
-    if (s_[pos_] == '-') ++pos_;
-    const auto digit = [&]() { return pos_ < s_.size() && s_[pos_] >= '0' && s_[pos_] <= '9'; };
-    if (!digit()) fail("expected a digit after '-'");
-    if (s_[pos_] == '0') {
-      ++pos_;
-      if (digit()) fail_at(start, "leading zeros are not allowed in numbers");
-    } else {
-      while (digit()) ++pos_;
-    }
-    if (pos_ < s_.size() && s_[pos_] == '.') {
-      integral = false;
-      ++pos_;
-      if (!digit()) fail("expected a digit after the decimal point");
-      while (digit()) ++pos_;
-    }
-    if (pos_ < s_.size() && (s_[pos_] == 'e' || s_[pos_] == 'E')) {
-      integral = false;
-      ++pos_;
-      if (pos_ < s_.size() && (s_[pos_] == '+' || s_[pos_] == '-')) ++pos_;
-      if (!digit()) fail("expected a digit in the exponent");
-      while (digit()) ++pos_;
-    }
-    const std::string_view lit = s_.substr(start, pos_ - start);
-    if (integral) {
-      // Accumulate negatively so INT64_MIN parses; overflow falls back to double.
-      const bool neg = lit[0] == '-';
-      int64_t v = 0;
-      bool overflow = false;
-      for (size_t k = neg ? 1 : 0; k < lit.size(); ++k) {
-        const int d = lit[k] - '0';
-        if (v < (std::numeric_limits<int64_t>::min() + d) / 10) {
-          overflow = true;
-          break;
-        }
-        v = v * 10 - d;
-      }
-      if (!overflow && !neg && v == std::numeric_limits<int64_t>::min()) overflow = true;
-      if (!overflow) return Json(neg ? v : -v);
-    }
-    double d = 0;
-    if (!text_to_double(lit, &d)) fail_at(start, str_cat("number ", lit, " is out of range"));
-    return Json(d);
-  }
-
-  std::string_view s_;
-  size_t pos_ = 0;
+  std::string_view text_;
   JsonLimits limits_;
+  const OnMember* on_member_;
+  const char* read_to_ = nullptr;  // the parser has read the text up to here
+  std::vector<Frame> stack_;
+  Json root_;
 };
+
+// ============================================================================
+// Writer: a copy as nlohmann's ordered_json (member order kept), dumped
+// ============================================================================
+
+using Ordered = nlohmann::ordered_json;
+
+const std::string& checked_utf8(const std::string& s) {
+  const size_t bad = first_invalid_utf8(s);
+  CF_CHECK_VALUE(bad == std::string::npos, "Json::dump: string ", quote_for_message(s),
+                 " is not valid UTF-8 (bad byte at offset ", bad, ")");
+  return s;
+}
+
+Ordered to_ordered(const Json& j) {
+  switch (j.type()) {
+    case Json::Type::Null: return nullptr;
+    case Json::Type::Bool: return j.as_bool();
+    case Json::Type::Int: return j.as_int();
+    case Json::Type::Double: {
+      const double d = j.as_double();
+      CF_CHECK_VALUE(std::isfinite(d), "Json::dump: ", d, " cannot be written as JSON (only finite numbers can)");
+      return d;
+    }
+    case Json::Type::String: return checked_utf8(j.as_string());
+    case Json::Type::Array: {
+      Ordered out = Ordered::array();
+      auto& elements = out.get_ref<Ordered::array_t&>();
+      elements.reserve(j.size());
+      for (const Json& e : j.as_array()) elements.push_back(to_ordered(e));
+      return out;
+    }
+    case Json::Type::Object: {
+      // Straight into the member vector: written as they are, in order.
+      Ordered out = Ordered::object();
+      auto& members = out.get_ref<Ordered::object_t&>();
+      members.reserve(j.size());
+      for (const Json::Member& m : j.as_object()) members.emplace_back(checked_utf8(m.first), to_ordered(m.second));
+      return out;
+    }
+  }
+  return nullptr;
+}
 
 }  // namespace
 
-bool is_valid_utf8(std::string_view s) {
-  for (size_t i = 0; i < s.size();) {
-    const size_t n = utf8_sequence_length(s, i);
-    if (n == 0) return false;
-    i += n;
-  }
-  return true;
-}
+bool is_valid_utf8(std::string_view s) { return first_invalid_utf8(s) == std::string_view::npos; }
 
 std::string quote_for_message(std::string_view s, size_t max_bytes) {
   std::string out = "'";
@@ -766,20 +593,23 @@ std::string quote_for_message(std::string_view s, size_t max_bytes) {
 }
 
 std::string Json::dump(int indent) const {
-  std::string out;
-  dump_value(out, *this, indent, 0);
-  return out;
+  const Ordered j = to_ordered(*this);  // ValueError for what JSON cannot hold
+  try {
+    return j.dump(indent < 0 ? -1 : indent, ' ', /*ensure_ascii=*/false, Ordered::error_handler_t::strict);
+  } catch (const Ordered::exception& e) {  // not expected: the copy checked every string
+    throw ValueError(str_cat("Json::dump: ", e.what()));
+  }
 }
 
 void Json::parse_members(std::string_view text, const std::function<void(std::string&&, Json&&)>& on_member,
                          const JsonLimits& limits) {
   CF_CHECK_VALUE(limits.max_depth >= 1, "Json::parse_members: max_depth must be >= 1, got ", limits.max_depth);
-  Parser(text, limits).parse_document_members(on_member);
+  Builder(text, limits, &on_member).run();
 }
 
 Json Json::parse(std::string_view text, const JsonLimits& limits) {
   CF_CHECK_VALUE(limits.max_depth >= 1, "Json::parse: max_depth must be >= 1, got ", limits.max_depth);
-  return Parser(text, limits).parse_document();
+  return Builder(text, limits, nullptr).run();
 }
 
 }  // namespace cpuformer
