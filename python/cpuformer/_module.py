@@ -52,6 +52,15 @@ class Module:
         return self._impl.dtype if self._impl is not None else "float32"
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """``module(...)`` runs :meth:`forward` with the same arguments.
+
+        Args:
+            *args: the positional arguments of :meth:`forward`.
+            **kwargs: the keyword arguments of :meth:`forward`.
+
+        Returns:
+            What :meth:`forward` returns.
+        """
         return self.forward(*args, **kwargs)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - overridden

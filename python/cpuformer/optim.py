@@ -232,7 +232,7 @@ def clip_grad_norm_(model: Module, max_norm: float) -> float:
 
 
 class WarmupCosine:
-    """lr(step): linear warmup from 0 to ``lr`` over ``warmup_steps``, then cosine decay to ``min_lr`` at ``total_steps``.
+    """lr(step): linear warmup from 0 to ``lr`` over ``warmup_steps``, then cosine decay to ``min_lr``.
 
     Call it with a step number (0-based) to get that step's learning rate, as
     ``cf.fit(..., schedule=...)`` does.
