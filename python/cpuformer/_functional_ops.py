@@ -98,10 +98,10 @@ def relu(input: ArrayLike) -> _F32:
     """max(x, 0) elementwise ~ torch.nn.functional.relu (NaN stays NaN).
 
     Args:
-        input: array of any shape [...] (any real dtype).
+        input: [*shape] array (any real dtype).
 
     Returns:
-        [...] float32 array.
+        [*shape] float32 array.
 
     Raises:
         TypeError: ``input`` is not a real array-like.
@@ -113,11 +113,11 @@ def relu_backward(grad_output: ArrayLike, input: ArrayLike) -> _F32:
     """Gradient of :func:`relu`: ``grad_output`` where ``input > 0``, else 0.
 
     Args:
-        grad_output: [...] array, the gradient of the output.
-        input: [...] array, the forward's input.
+        grad_output: [*shape] array, the gradient of the output.
+        input: [*shape] array, the forward's input.
 
     Returns:
-        [...] float32 array: the gradient w.r.t. ``input``.
+        [*shape] float32 array: the gradient w.r.t. ``input``.
 
     Raises:
         ValueError: the two shapes differ.
@@ -133,11 +133,11 @@ def gelu(input: ArrayLike, approximate: str = "none") -> _F32:
     ``"tanh"``: ``0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))``.
 
     Args:
-        input: array of any shape [...] (any real dtype).
+        input: [*shape] array (any real dtype).
         approximate: ``"none"`` (exact) or ``"tanh"``.
 
     Returns:
-        [...] float32 array.
+        [*shape] float32 array.
 
     Raises:
         ValueError: ``approximate`` is another string.
@@ -150,12 +150,12 @@ def gelu_backward(grad_output: ArrayLike, input: ArrayLike, approximate: str = "
     """Gradient of :func:`gelu`: ``grad_output * gelu'(input)``, the exact derivative of the chosen form.
 
     Args:
-        grad_output: [...] array, the gradient of the output.
-        input: [...] array, the forward's input.
+        grad_output: [*shape] array, the gradient of the output.
+        input: [*shape] array, the forward's input.
         approximate: ``"none"`` or ``"tanh"``, as in the forward.
 
     Returns:
-        [...] float32 array: the gradient w.r.t. ``input``.
+        [*shape] float32 array: the gradient w.r.t. ``input``.
 
     Raises:
         ValueError: the two shapes differ or ``approximate`` is unknown.
@@ -168,11 +168,11 @@ def softmax(input: ArrayLike, axis: int = -1) -> _F32:
     """exp(x - max) / Σ exp(x - max) along ``axis``.
 
     Args:
-        input: array of any shape (any real dtype).
+        input: [*shape] array (any real dtype, any number of dimensions).
         axis: the dimension to normalise; negative counts from the end.
 
     Returns:
-        float32 array shaped like ``input``.
+        [*shape] float32 array.
 
     Raises:
         ValueError: ``axis`` is out of range for ``input``.
@@ -185,12 +185,12 @@ def softmax_backward(grad_output: ArrayLike, output: ArrayLike, axis: int = -1) 
     """Gradient of :func:`softmax` from its ``output`` y: ``y * (grad_output - Σ_axis grad_output * y)``.
 
     Args:
-        grad_output: array shaped like ``output``, the gradient of the output.
-        output: the forward's result.
+        grad_output: [*shape] array, the gradient of the output.
+        output: [*shape] array, the forward's result.
         axis: the forward's ``axis``.
 
     Returns:
-        float32 array shaped like ``output``: the gradient w.r.t. the input.
+        [*shape] float32 array: the gradient w.r.t. the input.
 
     Raises:
         ValueError: the two shapes differ or ``axis`` is out of range.
@@ -208,14 +208,14 @@ def dropout(input: ArrayLike, p: float = 0.5, training: bool = True, seed: Optio
     the same ``seed`` and ``p`` regenerates the same mask.
 
     Args:
-        input: array of any shape [...] (any real dtype).
+        input: [*shape] array (any real dtype).
         p: probability of zeroing an element, 0 <= p < 1.
         training: apply dropout (True) or return a copy (False).
         seed: None draws the key from the global generator (see
             :func:`cpuformer.manual_seed`); an int ``0 <= seed < 2**64`` is the key itself.
 
     Returns:
-        [...] float32 array.
+        [*shape] float32 array.
 
     Raises:
         ValueError: ``p`` is outside [0, 1) or ``seed`` outside [0, 2**64).
@@ -229,12 +229,12 @@ def dropout_backward(grad_output: ArrayLike, p: float, seed: int) -> _F32:
     scaled by ``1 / (1 - p)`` exactly as the forward was.
 
     Args:
-        grad_output: [...] array, the gradient of the output.
+        grad_output: [*shape] array, the gradient of the output.
         p: the forward's ``p``.
         seed: the forward's int ``seed`` (required: it regenerates the mask).
 
     Returns:
-        [...] float32 array: the gradient w.r.t. the input.
+        [*shape] float32 array: the gradient w.r.t. the input.
 
     Raises:
         ValueError: ``p`` is outside [0, 1) or ``seed`` outside [0, 2**64).

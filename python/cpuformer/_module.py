@@ -91,7 +91,8 @@ class Module:
 
         Returns:
             A dict from the torch-style parameter name (``"linear1.weight"``)
-            to a float32 array of the parameter's shape.
+            to a float32 array of the parameter's shape (``weight``
+            [out_features, in_features] and ``bias`` [out_features] in a Linear).
         """
         return {name: value for name, value in self._named()}
 
@@ -99,8 +100,9 @@ class Module:
         """Parameter name -> writable view of its accumulated gradient (no copy).
 
         Returns:
-            A dict with the keys of :meth:`parameters`; each array has its
-            parameter's shape. Empty for a module without parameters.
+            A dict with the keys of :meth:`parameters`; each float32 array has
+            its parameter's shape (``weight`` [out_features, in_features] in a
+            Linear). Empty for a module without parameters.
         """
         if self._impl is None:
             return {}
@@ -110,7 +112,9 @@ class Module:
         """The ``(name, view)`` pairs of :meth:`parameters`, as a list.
 
         Returns:
-            A list of ``(name, float32 array)`` pairs in the module's order.
+            A list of ``(name, float32 array)`` pairs in the module's order,
+            each array of its parameter's shape (``[out_features, in_features]``
+            for a Linear's weight).
         """
         return list(self.parameters().items())
 
@@ -126,7 +130,9 @@ class Module:
         """Parameter name -> copy of its values (torch's names, so torch loads it).
 
         Returns:
-            A dict from parameter name to a float32 array that owns its memory.
+            A dict from parameter name to a float32 array that owns its memory,
+            of the parameter's shape (``[out_features, in_features]`` for a
+            Linear's weight).
         """
         return {name: value.copy() for name, value in self._named()}
 
@@ -194,6 +200,9 @@ class Module:
 
         Returns:
             The module itself, for chaining (``m = cf.GPT(cfg).train()``).
+
+        Raises:
+            ValueError: ``mode`` has no truth value (a NumPy array of several elements, say).
         """
         if self._impl is not None:
             self._impl.train(bool(mode))

@@ -105,10 +105,10 @@ class ReLU(Module):
         """max(input, 0) elementwise; caches ``input`` for :meth:`backward`.
 
         Args:
-            input: array of any shape [...] (any real dtype).
+            input: [*shape] array (any real dtype).
 
         Returns:
-            [...] float32 array, the shape of ``input``.
+            [*shape] float32 array, the shape of ``input``.
 
         Raises:
             TypeError: ``input`` is not a real array-like.
@@ -119,10 +119,10 @@ class ReLU(Module):
         """``grad_output`` where the last input was > 0, else 0.
 
         Args:
-            grad_output: [...] array, the shape of the last output.
+            grad_output: [*shape] array, the shape of the last output.
 
         Returns:
-            [...] float32 array: the gradient w.r.t. ``input``.
+            [*shape] float32 array: the gradient w.r.t. ``input``.
 
         Raises:
             RuntimeError: no forward has been run in grad mode.
@@ -156,10 +156,10 @@ class GELU(Module):
         """GELU elementwise; caches ``input`` for :meth:`backward`.
 
         Args:
-            input: array of any shape [...] (any real dtype).
+            input: [*shape] array (any real dtype).
 
         Returns:
-            [...] float32 array, the shape of ``input``.
+            [*shape] float32 array, the shape of ``input``.
 
         Raises:
             TypeError: ``input`` is not a real array-like.
@@ -170,10 +170,10 @@ class GELU(Module):
         """``grad_output * gelu'(input)`` for the last input.
 
         Args:
-            grad_output: [...] array, the shape of the last output.
+            grad_output: [*shape] array, the shape of the last output.
 
         Returns:
-            [...] float32 array: the gradient w.r.t. ``input``.
+            [*shape] float32 array: the gradient w.r.t. ``input``.
 
         Raises:
             RuntimeError: no forward has been run in grad mode.
@@ -219,10 +219,10 @@ class Dropout(Module):
         """Apply dropout (training mode) or copy ``input`` (evaluation mode).
 
         Args:
-            input: array of any shape [...] (any real dtype).
+            input: [*shape] array (any real dtype).
 
         Returns:
-            [...] float32 array, the shape of ``input``.
+            [*shape] float32 array, the shape of ``input``.
 
         Raises:
             TypeError: ``input`` is not a real array-like.
@@ -233,10 +233,10 @@ class Dropout(Module):
         """``grad_output`` masked and scaled exactly as the last forward was.
 
         Args:
-            grad_output: [...] array, the shape of the last output.
+            grad_output: [*shape] array, the shape of the last output.
 
         Returns:
-            [...] float32 array: the gradient w.r.t. ``input``.
+            [*shape] float32 array: the gradient w.r.t. ``input``.
 
         Raises:
             RuntimeError: no forward has been run in grad mode.

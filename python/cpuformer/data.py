@@ -27,7 +27,7 @@ def mask_tokens(input_ids: ArrayLike, mask_token_id: int, vocab_size: int, proba
     ``input_ids`` is not modified.
 
     Args:
-        input_ids: integer ids of any shape [...], in [0, vocab_size).
+        input_ids: [*shape] integer ids (any shape), in [0, vocab_size).
         mask_token_id: the id of the mask token, in [0, vocab_size).
         vocab_size: V, the number of ids, >= 1.
         probability: chance that a position is selected, in [0, 1].
@@ -37,7 +37,7 @@ def mask_tokens(input_ids: ArrayLike, mask_token_id: int, vocab_size: int, proba
             the result reproducible; None draws fresh randomness each call.
 
     Returns:
-        ``(inputs, labels)``, both int64 arrays [...] shaped like
+        ``(inputs, labels)``, both int64 arrays [*shape] shaped like
         ``input_ids``: the corrupted ids, and the original id at selected
         positions with -100 elsewhere (the ignore index of ``BERT.mlm_loss``).
 

@@ -84,6 +84,9 @@ def rank(comm: Any = None) -> int:
 
     Returns:
         The rank, 0 <= rank < world_size.
+
+    Raises:
+        AttributeError: ``comm`` is not an mpi4py communicator (has no ``Get_rank``).
     """
     comm = _world() if comm is None else comm
     return 0 if comm is None else int(comm.Get_rank())
@@ -97,6 +100,9 @@ def world_size(comm: Any = None) -> int:
 
     Returns:
         The number of ranks, >= 1.
+
+    Raises:
+        AttributeError: ``comm`` is not an mpi4py communicator (has no ``Get_size``).
     """
     comm = _world() if comm is None else comm
     return 1 if comm is None else int(comm.Get_size())
@@ -409,6 +415,9 @@ class DataParallel:
 
         Returns:
             A context manager that aborts every rank when its block raises.
+
+        Raises:
+            Exception: the block's own exception, re-raised unchanged with one rank.
         """
         return abort_on_error(self.comm, where)
 

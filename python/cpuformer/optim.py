@@ -56,6 +56,10 @@ class Optimizer:
     Args:
         model: the cpuformer module or model whose parameters are updated.
         impl: the C++ optimizer that owns the state buffers.
+
+    Raises:
+        TypeError: from the subclasses, when ``model`` is not a cpuformer
+            module (the base itself checks nothing).
     """
 
     _hyper: Tuple[str, ...] = ()
