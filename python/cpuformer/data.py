@@ -1,30 +1,51 @@
 """Data helpers: masked-language-model corruption (``mask_tokens``)."""
 from __future__ import annotations
 
+from typing import Any, Iterable, Optional, Tuple, Union
+
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
 
 
-def _int_arg(name, value, minimum=None):
+def _int_arg(name: str, value: Any, minimum: Optional[int] = None) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
-    value = int(value)
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name}: expected an int >= {minimum}, got {value}")
-    return value
+    result = int(value)
+    if minimum is not None and result < minimum:
+        raise ValueError(f"{name}: expected an int >= {minimum}, got {result}")
+    return result
 
 
-def mask_tokens(input_ids, mask_token_id, vocab_size, probability=0.15, special_ids=(), seed=None):
+def mask_tokens(input_ids: ArrayLike, mask_token_id: int, vocab_size: int, probability: float = 0.15,
+                special_ids: Union[int, Iterable[int], None] = (),
+                seed: Union[int, np.random.Generator, None] = None) -> Tuple[NDArray[np.int64], NDArray[np.int64]]:
     """BERT's masked-language-model corruption.
 
     Each position whose id is not in ``special_ids`` is selected with
     ``probability``; of the selected positions 80% become ``mask_token_id``,
     10% a uniformly random id in [0, vocab_size) and 10% stay unchanged.
-    Returns ``(inputs, labels)``, both int64 with the shape of ``input_ids``:
-    ``labels`` holds the original id at selected positions and -100 elsewhere
-    (the ignore index of ``BERT.mlm_loss``). ``input_ids`` is not modified.
+    ``input_ids`` is not modified.
 
-    ``seed``: an int (or a ``numpy.random.Generator``, used as is) makes the
-    result reproducible; None draws fresh randomness each call.
+    Args:
+        input_ids: [*shape] integer ids (any shape), in [0, vocab_size).
+        mask_token_id: the id of the mask token, in [0, vocab_size).
+        vocab_size: V, the number of ids, >= 1.
+        probability: chance that a position is selected, in [0, 1].
+        special_ids: an id or an iterable of ids never selected (padding,
+            [CLS], [SEP]); None for none.
+        seed: an int >= 0 (or a ``numpy.random.Generator``, used as is) makes
+            the result reproducible; None draws fresh randomness each call.
+
+    Returns:
+        ``(inputs, labels)``, both int64 arrays [*shape] shaped like
+        ``input_ids``: the corrupted ids, and the original id at selected
+        positions with -100 elsewhere (the ignore index of ``BERT.mlm_loss``).
+
+    Raises:
+        TypeError: ``input_ids`` or ``special_ids`` is not integer, or an int
+            argument, ``probability`` or ``seed`` has the wrong type.
+        IndexError: ``mask_token_id`` or an id in ``input_ids`` is outside [0, vocab_size).
+        ValueError: ``vocab_size`` < 1, ``probability`` outside [0, 1], or ``seed`` < 0.
     """
     if input_ids is None:
         raise TypeError("input_ids: expected an integer array, got None")
@@ -43,14 +64,13 @@ def mask_tokens(input_ids, mask_token_id, vocab_size, probability=0.15, special_
     if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
         bad = ids[(ids < 0) | (ids >= vocab_size)].flat[0]
         raise IndexError(f"input_ids: id {bad} is out of range [0, {vocab_size})")
-    if special_ids is None:
-        special_ids = ()
-    elif isinstance(special_ids, (int, np.integer)) and not isinstance(special_ids, bool):
-        special_ids = (special_ids,)
+    spec: Any = () if special_ids is None else special_ids
+    if isinstance(spec, (int, np.integer)) and not isinstance(spec, bool):
+        spec = (spec,)
     try:
-        special = np.asarray(list(special_ids) if not isinstance(special_ids, np.ndarray) else special_ids)
+        special = np.asarray(list(spec) if not isinstance(spec, np.ndarray) else spec)
     except TypeError:
-        raise TypeError(f"special_ids: expected an iterable of int ids, got {type(special_ids).__name__}") from None
+        raise TypeError(f"special_ids: expected an iterable of int ids, got {type(spec).__name__}") from None
     if special.size and special.dtype.kind not in "iu":
         raise TypeError(f"special_ids: expected integer ids, got dtype {special.dtype}")
     if not (seed is None or isinstance(seed, np.random.Generator)):

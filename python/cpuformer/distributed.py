@@ -30,9 +30,12 @@ import sys
 import time
 import traceback
 import warnings
-from typing import Iterator, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional, Union
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from ._module import Module
 
 # Environment variables that MPI launchers (Hydra/MPICH, Open MPI, PMIx,
 # MVAPICH, Intel MPI) set in the processes they start.
@@ -46,7 +49,7 @@ _LAUNCHER_VARS = ("PMI_RANK", "PMI_SIZE", "PMIX_RANK", "OMPI_COMM_WORLD_SIZE", "
 _CHUNK = 1 << 22
 
 
-def _mpi(what: str):
+def _mpi(what: str) -> Any:
     try:
         from mpi4py import MPI
     except ImportError as e:
@@ -56,10 +59,10 @@ def _mpi(what: str):
     return MPI
 
 
-def _world():
+def _world() -> Any:
     """COMM_WORLD when this process uses MPI, else None (without importing mpi4py
     into a plain single-process run)."""
-    MPI = sys.modules.get("mpi4py.MPI")
+    MPI: Any = sys.modules.get("mpi4py.MPI")
     if MPI is None:
         if not any(v in os.environ for v in _LAUNCHER_VARS):
             return None
@@ -72,15 +75,35 @@ def _world():
     return MPI.COMM_WORLD
 
 
-def rank(comm=None) -> int:
+def rank(comm: Any = None) -> int:
     """This process's rank in ``comm`` (default COMM_WORLD); 0 without MPI
-    (mpi4py not installed, or the process was not started by an MPI launcher)."""
+    (mpi4py not installed, or the process was not started by an MPI launcher).
+
+    Args:
+        comm: an mpi4py communicator, or None for COMM_WORLD.
+
+    Returns:
+        The rank, 0 <= rank < world_size.
+
+    Raises:
+        AttributeError: ``comm`` is not an mpi4py communicator (has no ``Get_rank``).
+    """
     comm = _world() if comm is None else comm
     return 0 if comm is None else int(comm.Get_rank())
 
 
-def world_size(comm=None) -> int:
-    """Number of ranks in ``comm`` (default COMM_WORLD); 1 without MPI."""
+def world_size(comm: Any = None) -> int:
+    """Number of ranks in ``comm`` (default COMM_WORLD); 1 without MPI.
+
+    Args:
+        comm: an mpi4py communicator, or None for COMM_WORLD.
+
+    Returns:
+        The number of ranks, >= 1.
+
+    Raises:
+        AttributeError: ``comm`` is not an mpi4py communicator (has no ``Get_size``).
+    """
     comm = _world() if comm is None else comm
     return 1 if comm is None else int(comm.Get_size())
 
@@ -88,7 +111,7 @@ def world_size(comm=None) -> int:
 _rank, _world_size = rank, world_size  # shard's arguments shadow the names
 
 
-def _check_rank(rank_, size):
+def _check_rank(rank_: Any, size: Any) -> None:
     for name, v in (("rank", rank_), ("world_size", size)):
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
             raise TypeError(f"shard: {name}: expected an int, got {type(v).__name__}")
@@ -96,7 +119,8 @@ def _check_rank(rank_, size):
         raise ValueError(f"shard: expected 0 <= rank < world_size, got rank={rank_}, world_size={size}")
 
 
-def shard(batches, by: str = "batch", rank: Optional[int] = None, world_size: Optional[int] = None) -> Iterator:
+def shard(batches: Union[Iterable[Any], Callable[[], Iterable[Any]]], by: str = "batch",
+          rank: Optional[int] = None, world_size: Optional[int] = None) -> Iterator[Any]:
     """This rank's disjoint part of a batch stream.
 
     ``by="batch"``: rank r takes batches r, r + W, r + 2W, ... (W ranks); a
@@ -104,8 +128,25 @@ def shard(batches, by: str = "batch", rank: Optional[int] = None, world_size: Op
     steps. ``by="row"``: every batch (an array or a tuple of arrays with the
     same first dimension B) is cut into W equal row blocks and rank r takes
     block r; B must be divisible by W. Every rank must iterate the same
-    sequence (same data, same seed). ``batches`` may be an iterable or a
-    zero-argument callable returning one, like ``cf.fit``'s.
+    sequence (same data, same seed).
+
+    Args:
+        batches: an iterable of batches, or a zero-argument callable returning
+            one, like ``cf.fit``'s. A batch is an array [B, ...] or a tuple of
+            arrays [B, ...] (``by="row"``), or anything (``by="batch"``).
+        by: ``"batch"`` (whole batches round-robin) or ``"row"`` (row blocks of every batch).
+        rank: this process's rank r; None asks MPI (0 without it).
+        world_size: the number of ranks W; None asks MPI (1 without it).
+
+    Returns:
+        An iterator over this rank's batches; with ``by="row"`` each is an
+        array [B/W, ...] or a tuple of them.
+
+    Raises:
+        ValueError: ``by`` is unknown or ``rank`` not in [0, world_size); while
+            iterating with ``by="row"``, a batch whose B is not divisible by W
+            or that has no batch dimension.
+        TypeError: ``rank`` or ``world_size`` is not an int.
     """
     if by not in ("batch", "row"):
         raise ValueError(f"shard: by: expected 'batch' or 'row', got {by!r}")
@@ -119,7 +160,7 @@ def shard(batches, by: str = "batch", rank: Optional[int] = None, world_size: Op
     return _by_row(iter(batches), r, w)
 
 
-def _by_batch(it, r, w):
+def _by_batch(it: Iterator[Any], r: int, w: int) -> Iterator[Any]:
     while True:
         round_ = []
         for _ in range(w):
@@ -130,7 +171,7 @@ def _by_batch(it, r, w):
         yield round_[r]
 
 
-def _rows(a, r, w, i):
+def _rows(a: ArrayLike, r: int, w: int, i: int) -> NDArray[Any]:
     arr = np.asarray(a)
     if arr.ndim == 0:
         raise ValueError(f"shard: batch {i}: expected arrays with a batch dimension, got a scalar")
@@ -141,7 +182,7 @@ def _rows(a, r, w, i):
     return arr[r * n:(r + 1) * n]
 
 
-def _by_row(it, r, w):
+def _by_row(it: Iterator[Any], r: int, w: int) -> Iterator[Any]:
     for i, batch in enumerate(it):
         if isinstance(batch, (tuple, list)):
             yield tuple(_rows(a, r, w, i) for a in batch)
@@ -150,14 +191,24 @@ def _by_row(it, r, w):
 
 
 @contextlib.contextmanager
-def abort_on_error(comm=None, where: str = "training"):
-    """Turn an exception on one rank into the end of the whole job.
+def abort_on_error(comm: Any = None, where: str = "training") -> Iterator[None]:
+    """Turn an exception on one rank into the end of the whole job (a context manager).
 
     A rank that raises while the others wait in a collective call would leave
     them waiting forever. Inside this block an exception prints
     ``rank r of W failed in <where>: <error>`` with its traceback to stderr and
     calls ``comm.Abort(1)``, which makes the launcher stop every rank and
     exit non-zero. With one rank (or without MPI) the exception propagates.
+
+    Args:
+        comm: an mpi4py communicator, or None for COMM_WORLD.
+        where: what the block does, for the message.
+
+    Returns:
+        A context manager: ``with cf.distributed.abort_on_error(): ...``.
+
+    Raises:
+        Exception: the block's own exception, re-raised unchanged with one rank or without MPI.
     """
     try:
         yield
@@ -192,9 +243,22 @@ class DataParallel:
     with one MPI Allreduce per 16 MiB of the model's flat gradient buffer
     (zero-copy, the GIL released during the transfer). Optimizer state is kept
     per rank: it stays identical because every rank applies identical updates.
+
+    Attributes ``model``, ``comm``, ``rank`` and ``world_size`` hold what the
+    names say.
+
+    Args:
+        model: the cpuformer module or model, built the same way on every rank.
+        comm: an mpi4py intracommunicator, or None for ``MPI.COMM_WORLD``.
+
+    Raises:
+        ImportError: mpi4py is not installed.
+        TypeError: ``model`` is not a cpuformer module with parameters, or
+            ``comm`` not an intracommunicator.
+        ValueError: the ranks hold different models (raised on every rank).
     """
 
-    def __init__(self, model, comm=None):
+    def __init__(self, model: Module, comm: Any = None) -> None:
         MPI = _mpi("cpuformer.distributed.DataParallel")
         impl = getattr(model, "_impl", None)
         if impl is None or not hasattr(impl, "flat_gradients"):
@@ -204,7 +268,9 @@ class DataParallel:
             comm = MPI.COMM_WORLD
         if not isinstance(comm, MPI.Intracomm) or comm == MPI.COMM_NULL:
             raise TypeError(f"DataParallel: comm: expected an mpi4py intracommunicator, got {comm!r}")
-        self.model, self.comm, self._MPI = model, comm, MPI
+        self.model: Module = model
+        self.comm: Any = comm
+        self._MPI: Any = MPI
         self.rank, self.world_size = int(comm.Get_rank()), int(comm.Get_size())
         layout = [(name, tuple(v.shape)) for name, v in impl.named_parameters()]
         digest = hashlib.sha256(repr((type(model).__name__, layout)).encode()).hexdigest()
@@ -220,7 +286,7 @@ class DataParallel:
         self.broadcast_parameters(root=0)
         self._warn_if_oversubscribed()
 
-    def _warn_if_oversubscribed(self):
+    def _warn_if_oversubscribed(self) -> None:
         """Ranks on this host x OpenMP threads per rank above its CPU count makes
         every OpenMP barrier wait for a descheduled thread: say so, once per host."""
         from ._core import get_num_threads
@@ -237,12 +303,19 @@ class DataParallel:
                 f"{n_local * threads} threads for {cpus} CPUs; oversubscribed, every step runs several times "
                 f"slower: set OMP_NUM_THREADS={max(1, cpus // n_local)} for each rank", RuntimeWarning, stacklevel=3)
 
-    def _chunks(self, flat):
+    def _chunks(self, flat: NDArray[np.float32]) -> Iterator[NDArray[np.float32]]:
         for s in range(0, flat.size, _CHUNK):
             yield flat[s:s + _CHUNK]
 
     def broadcast_parameters(self, root: int = 0) -> None:
-        """Copy rank ``root``'s parameters to every rank (in place, flat buffer)."""
+        """Copy rank ``root``'s parameters to every rank (in place, flat buffer). A collective call.
+
+        Args:
+            root: the rank whose parameters are sent, 0 <= root < world_size.
+
+        Raises:
+            ValueError: ``root`` is out of range.
+        """
         if not 0 <= int(root) < self.world_size:
             raise ValueError(f"broadcast_parameters: root: expected 0 <= root < {self.world_size}, got {root}")
         for part in self._chunks(self.model._impl.flat_parameters()):
@@ -253,9 +326,14 @@ class DataParallel:
         every rank must make it, with or without a backward since the last
         ``zero_grad`` (a rank without one contributes zeros).
 
-        ``weight`` (this rank's count of counted targets, say) makes it a
-        weighted mean, sum_r weight_r * grad_r / sum_r weight_r; pass it on
-        every rank or on none.
+        Args:
+            weight: None for the plain mean, or this rank's weight (its count
+                of counted targets, say) for the weighted mean
+                sum_r weight_r * grad_r / sum_r weight_r; pass it on every rank or on none.
+
+        Raises:
+            ValueError: on every rank, when a rank's weight is not a finite
+                number >= 0 or the weights sum to 0.
         """
         g = self.model._impl.flat_gradients()  # allocated (zeroed) on first use
         if weight is None:
@@ -280,8 +358,18 @@ class DataParallel:
             for part in self._chunks(g):
                 self.comm.Allreduce(self._MPI.IN_PLACE, part, op=self._MPI.SUM)
 
-    def allreduce_sum(self, values) -> np.ndarray:
-        """Element-wise sum over ranks of a small float64 vector (statistics, losses)."""
+    def allreduce_sum(self, values: ArrayLike) -> NDArray[np.float64]:
+        """Element-wise sum over ranks of a small float64 vector (statistics, losses). A collective call.
+
+        Args:
+            values: numbers of any shape, the same size on every rank.
+
+        Returns:
+            [N] float64 array (``values`` flattened), summed over ranks.
+
+        Raises:
+            ValueError: ``values`` cannot be converted to float64.
+        """
         buf = np.array(values, dtype=np.float64).reshape(-1)
         self.comm.Allreduce(self._MPI.IN_PLACE, buf, op=self._MPI.SUM)
         return buf
@@ -292,6 +380,15 @@ class DataParallel:
         this rank's exception or None. The failing ranks re-raise their own
         error, the others a RuntimeError that names the first failing rank and
         its error, so every rank stops with a Python exception and nobody waits.
+
+        Args:
+            error: this rank's exception, or None.
+            where: what failed, for the message.
+
+        Raises:
+            BaseException: ``error`` itself on a rank that passed one.
+            RuntimeError: on the other ranks, naming the first failing rank and
+                its error (or saying that no rank passed an error).
         """
         msgs = self.comm.allgather(None if error is None else f"{type(error).__name__}: {error}")
         if error is not None:
@@ -302,12 +399,26 @@ class DataParallel:
         raise RuntimeError(f"{where}: rank {bad[0]} of {self.world_size} failed: {msgs[bad[0]]}")
 
     def parameters_in_sync(self) -> bool:
-        """Whether every rank holds bit-identical parameters (a collective call)."""
+        """Whether every rank holds bit-identical parameters (a collective call).
+
+        Returns:
+            True when the parameter digests of all ranks agree.
+        """
         digest = hashlib.sha256(memoryview(self.model._impl.flat_parameters()).cast("B")).hexdigest()
         return len(set(self.comm.allgather(digest))) == 1
 
-    def abort_on_error(self, where: str = "training"):
-        """``abort_on_error(self.comm, where)``: see the module function."""
+    def abort_on_error(self, where: str = "training") -> contextlib.AbstractContextManager[None]:
+        """``abort_on_error(self.comm, where)``: see the module function.
+
+        Args:
+            where: what the block does, for the message.
+
+        Returns:
+            A context manager that aborts every rank when its block raises.
+
+        Raises:
+            Exception: the block's own exception, re-raised unchanged with one rank.
+        """
         return abort_on_error(self.comm, where)
 
     def __repr__(self) -> str:
