@@ -22,6 +22,14 @@ def test_typing_files_are_in_the_package() -> None:
         assert name in stub
 
 
+def test_package_exports_every_model_name() -> None:
+    """cpuformer.__all__ spells the model names out (type checkers need a literal list): none may be missing."""
+    import cpuformer as cf
+
+    assert set(cf.models.__all__) - {"MODEL_CLASSES"} <= set(cf.__all__)
+    assert len(cf.__all__) == len(set(cf.__all__))
+
+
 def test_stubs_cover_the_extension() -> None:
     """Every public name of the compiled module has a stub (a stale .pyi after a new binding fails here)."""
     import ast
@@ -64,7 +72,12 @@ def test_mypy_catches_a_misuse(tmp_path: Path) -> None:
 
 
 def test_readme_usage_runs(tmp_path: Path) -> None:
+    import cpuformer
+
+    # The child imports the cpuformer this test process imports, wherever PYTHONPATH points (even relatively).
+    parent = str(Path(cpuformer.__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [parent, os.environ.get("PYTHONPATH")])))
     proc = subprocess.run([sys.executable, str(ROOT / "tests" / "typing_usage.py"), str(tmp_path)], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=600)
+                          env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.rstrip().endswith("typing_usage: ok")

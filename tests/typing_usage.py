@@ -190,6 +190,15 @@ def distributed(workdir: Path, model: cf.GPT) -> None:
     assert len(history["step"]) == 2
 
 
+def mpi_usable() -> bool:
+    """Whether mpi4py imports and finds an MPI library (the mpi extra)."""
+    try:
+        from mpi4py import MPI  # type: ignore[import-not-found, unused-ignore]
+    except (ImportError, RuntimeError):
+        return False
+    return bool(MPI.Get_version() >= (1, 0))
+
+
 def main(workdir: Path) -> None:
     tour()
     model = models_and_training(workdir)
@@ -198,7 +207,7 @@ def main(workdir: Path) -> None:
     low_precision(workdir, model)
     mixed_precision(model)
     long_sequences()
-    if importlib.util.find_spec("mpi4py") is not None:
+    if mpi_usable():
         distributed(workdir, model)
 
 

@@ -106,8 +106,7 @@ if not _core.build_info()["openmp"]:
 
 from . import data, distributed, functional, nn, optim  # noqa: E402  (distributed imports no mpi4py)
 from .models import *  # noqa: E402,F401,F403
-from .models import GPT, GPTConfig  # noqa: E402
-from .models import __all__ as _models_all  # noqa: E402
+from .models import BERT, GPT, BERTConfig, GPTConfig, Seq2Seq, Seq2SeqConfig, ViT, ViTConfig  # noqa: E402
 from .training import evaluate, fit, plot_history  # noqa: E402
 from .checkpoint import load, load_training_state, save_training_state  # noqa: E402
 from .hf import from_pretrained, save_pretrained  # noqa: E402
@@ -122,5 +121,5 @@ __all__ = [
     "set_num_threads", "data", "no_grad", "is_grad_enabled", "from_pretrained", "save_pretrained", "SentenceEncoder",
     "TextGenerator",
     "empty_cache", "cached_memory", "set_cache_limit", "distributed", "quantize", "autocast", "get_autocast_dtype",
-    "is_autocast_enabled", *[n for n in _models_all if n != "MODEL_CLASSES"],
+    "is_autocast_enabled", "BERT", "BERTConfig", "Seq2Seq", "Seq2SeqConfig", "ViT", "ViTConfig",
 ]

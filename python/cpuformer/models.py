@@ -327,11 +327,11 @@ class Seq2Seq(_ModelBase):
                                       _finite("length_penalty", length_penalty), src_key_padding_mask)
 
 
-from ._models_bert_vit import *  # noqa: E402,F401,F403
+from ._models_bert_vit import BERT, BERTConfig, ViT, ViTConfig  # noqa: E402
 from ._models_bert_vit import MODEL_CLASSES as _BERT_VIT_CLASSES  # noqa: E402
-from ._models_bert_vit import __all__ as _bert_vit_all  # noqa: E402
 
 # The registry checkpoint, hf and quantize read (they do not import this module).
 MODEL_CLASSES.update({"GPT": GPT, "Seq2Seq": Seq2Seq, **_BERT_VIT_CLASSES})
 
-__all__ = ["GPT", "GPTConfig", "MODEL_CLASSES", "Seq2Seq", "Seq2SeqConfig", *_bert_vit_all]
+# Spelled out (not built from _models_bert_vit.__all__) so that type checkers see the names.
+__all__ = ["BERT", "BERTConfig", "GPT", "GPTConfig", "MODEL_CLASSES", "Seq2Seq", "Seq2SeqConfig", "ViT", "ViTConfig"]
