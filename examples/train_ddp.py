@@ -19,13 +19,16 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from typing import Any, Iterator, List, Tuple
 
 import numpy as np
+from numpy.typing import NDArray
 
 import cpuformer as cf
 
 
-def counting_batches(steps, batch, T, vocab, seed=0):
+def counting_batches(steps: int, batch: int, T: int, vocab: int,
+                     seed: int = 0) -> Iterator[Tuple[NDArray[Any], NDArray[Any]]]:
     """Sequences that count upward by a per-row stride modulo ``vocab``: the
     next token follows from the previous two, so the loss falls quickly.
     Every rank draws the same global batches (same seed); shard() picks rows."""
@@ -37,7 +40,7 @@ def counting_batches(steps, batch, T, vocab, seed=0):
         yield x[:, :-1], x[:, 1:]
 
 
-def train(args):
+def train(args: argparse.Namespace) -> None:
     cf.manual_seed(0)  # DataParallel broadcasts rank 0's weights anyway
     model = cf.GPT(cf.GPTConfig(vocab_size=64, block_size=32, n_layer=2, n_head=4, n_embd=64))
     ddp = cf.distributed.DataParallel(model) if args.mpi else None
@@ -56,7 +59,7 @@ def train(args):
         ddp.parameters_in_sync()  # a collective call: every rank takes part
 
 
-def time_workload(args):
+def time_workload(args: argparse.Namespace) -> None:
     from cpuformer.__main__ import _load_bench
 
     w = _load_bench().BY_ID[args.workload].configure(smoke=args.smoke)
@@ -68,7 +71,9 @@ def time_workload(args):
     opt = cf.optim.AdamW(model, lr=1e-4)
     inputs = w.inputs(seed=0)  # the global batch [B, T]
     idx, targets = next(cf.distributed.shard([(inputs["idx"], inputs["targets"])], by="row"))
-    step_s, wait_s, reduce_s = [], [], []
+    step_s: List[float] = []
+    wait_s: List[float] = []
+    reduce_s: List[float] = []
     for i in range(args.warmup + args.repeats):
         t0 = time.perf_counter()
         opt.zero_grad()
@@ -88,11 +93,11 @@ def time_workload(args):
             wait_s.append(t2 - t1)
             reduce_s.append(t3 - t2)
     if ddp is not None:  # the slowest rank sets the pace: report the max over ranks
-        from mpi4py import MPI
+        from mpi4py import MPI  # type: ignore[import-not-found, unused-ignore]
 
         times = np.array([step_s, wait_s, reduce_s])
         ddp.comm.Allreduce(MPI.IN_PLACE, times, op=MPI.MAX)
-        step_s, wait_s, reduce_s = (list(t) for t in times)
+        step_s, wait_s, reduce_s = ([float(s) for s in t] for t in times)
     if cf.distributed.rank() == 0:
         n = cf.distributed.world_size()
         print(f"{args.workload} ({w.describe()}), {n} rank(s) x {cf.get_num_threads()} thread(s), "
@@ -103,8 +108,8 @@ def time_workload(args):
               f"{' '.join(f'{1e3 * s:.0f}' for s in step_s)}; first loss {float(loss):.4f}")
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main() -> None:
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--steps", type=int, default=200, help="training steps (default 200)")
     p.add_argument("--batch", type=int, default=16, help="global batch, split over the ranks (default 16)")
     p.add_argument("--checkpoint", default="ddp_run.safetensors", help="where rank 0 saves the training state")

@@ -8,19 +8,55 @@ from __future__ import annotations
 
 import warnings as _warnings
 
+from typing import Any, Dict
+
 from . import _core
-from ._core import get_num_threads, set_num_threads
 from ._grad import is_grad_enabled, no_grad
 from ._version import __version__
 
 
-def build_info() -> dict:
-    """How this copy of cpuformer was built: version, compiler, OpenMP, SIMD level, threads."""
+def get_num_threads() -> int:
+    """The number of threads the kernels use (the OpenMP team size of calls from this process).
+
+    Returns:
+        The thread count, an int >= 1.
+    """
+    return int(_core.get_num_threads())
+
+
+def set_num_threads(n: int) -> None:
+    """Set the number of threads every kernel uses, for calls from every Python thread.
+
+    Args:
+        n: thread count, an int >= 1.
+
+    Raises:
+        ValueError: ``n`` is smaller than 1.
+        TypeError: ``n`` is not an int.
+    """
+    _core.set_num_threads(n)
+
+
+def build_info() -> Dict[str, Any]:
+    """How this copy of cpuformer was built: version, compiler, OpenMP, SIMD level, threads.
+
+    Returns:
+        A dict of build facts, e.g. ``"openmp"`` (bool), ``"gemm"`` (the GEMM kernel in use),
+        ``"gemm_dispatch"``, ``"int8_kernel"``, ``"bf16_kernel"``.
+    """
     return dict(_core.build_info())
 
 
 def manual_seed(seed: int) -> None:
-    """Seed the global generator (initialisation, dropout, sampling)."""
+    """Seed the global generator (initialisation, dropout, sampling).
+
+    Args:
+        seed: an int in [0, 2**63).
+
+    Raises:
+        ValueError: ``seed`` is negative or not below 2**63.
+        TypeError: ``seed`` cannot be converted to an int.
+    """
     seed = int(seed)
     if seed < 0 or seed >= 2**63:
         raise ValueError(f"manual_seed: expected 0 <= seed < 2**63, got {seed}")
@@ -38,12 +74,23 @@ def empty_cache() -> None:
 
 
 def cached_memory() -> int:
-    """Bytes held for reuse by the storage cache (not in use by any tensor)."""
+    """Bytes held for reuse by the storage cache (not in use by any tensor).
+
+    Returns:
+        The number of cached bytes.
+    """
     return int(_core.cached_memory())
 
 
 def set_cache_limit(nbytes: int) -> None:
-    """Cap the storage cache at `nbytes` (0 turns caching off); trims at once."""
+    """Cap the storage cache at ``nbytes`` (0 turns caching off); trims at once.
+
+    Args:
+        nbytes: the most bytes the cache may hold, an int >= 0.
+
+    Raises:
+        ValueError: ``nbytes`` is not an int >= 0.
+    """
     if isinstance(nbytes, bool) or not isinstance(nbytes, int) or nbytes < 0:
         raise ValueError(f"set_cache_limit: expected an int >= 0, got {nbytes!r}")
     _core.set_cache_limit(nbytes)
@@ -59,8 +106,7 @@ if not _core.build_info()["openmp"]:
 
 from . import data, distributed, functional, nn, optim  # noqa: E402  (distributed imports no mpi4py)
 from .models import *  # noqa: E402,F401,F403
-from .models import GPT, GPTConfig  # noqa: E402
-from .models import __all__ as _models_all  # noqa: E402
+from .models import BERT, GPT, BERTConfig, GPTConfig, Seq2Seq, Seq2SeqConfig, ViT, ViTConfig  # noqa: E402
 from .training import evaluate, fit, plot_history  # noqa: E402
 from .checkpoint import load, load_training_state, save_training_state  # noqa: E402
 from .hf import from_pretrained, save_pretrained  # noqa: E402
@@ -75,5 +121,5 @@ __all__ = [
     "set_num_threads", "data", "no_grad", "is_grad_enabled", "from_pretrained", "save_pretrained", "SentenceEncoder",
     "TextGenerator",
     "empty_cache", "cached_memory", "set_cache_limit", "distributed", "quantize", "autocast", "get_autocast_dtype",
-    "is_autocast_enabled", *[n for n in _models_all if n != "MODEL_CLASSES"],
+    "is_autocast_enabled", "BERT", "BERTConfig", "Seq2Seq", "Seq2SeqConfig", "ViT", "ViTConfig",
 ]

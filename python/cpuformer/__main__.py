@@ -6,9 +6,11 @@ import importlib
 import importlib.util
 import sys
 from pathlib import Path
+from types import ModuleType
+from typing import List, Optional
 
 
-def _load_bench():
+def _load_bench() -> ModuleType:
     """The harness: ``cpuformer.bench`` in an installed wheel; in a source
     tree (``PYTHONPATH=python``) the repository's top-level ``bench/``, loaded
     under the same name."""
@@ -23,13 +25,25 @@ def _load_bench():
         raise SystemExit("python -m cpuformer bench: the benchmark harness is not installed with this copy of "
                          "cpuformer (expected the cpuformer.bench package or a source tree's bench/ directory)")
     spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=[str(init.parent)])
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
 
-def main(argv=None) -> int:
+def main(argv: Optional[List[str]] = None) -> int:
+    """The ``python -m cpuformer`` / ``cpuformer`` command line.
+
+    Args:
+        argv: the arguments after the program name (None: ``sys.argv[1:]``).
+
+    Returns:
+        The exit status.
+
+    Raises:
+        SystemExit: on ``--help`` or bad arguments (argparse).
+    """
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv and argv[0] == "bench":  # the harness owns its own options
         return _load_bench().main(argv[1:], prog="python -m cpuformer bench")
@@ -88,7 +102,7 @@ def main(argv=None) -> int:
     return 0
 
 
-def _generate(args) -> int:
+def _generate(args: argparse.Namespace) -> int:
     import cpuformer
 
     if args.threads is not None:

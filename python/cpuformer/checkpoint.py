@@ -7,21 +7,22 @@ from __future__ import annotations
 import json
 import os
 
-import numpy as np
+from typing import Any, Dict
 
 from . import _core
 from ._registry import MODEL_CLASSES
+from ._typing import PathLike
 from ._version import __version__
 
 FORMAT = "cpuformer"
 FORMAT_VERSION = "1"
 
 
-def _registry():
+def _registry() -> Dict[str, Any]:
     return MODEL_CLASSES
 
 
-def _model_meta(model) -> dict:
+def _model_meta(model: Any) -> Dict[str, str]:
     cfg = getattr(model, "config", None)
     if cfg is None or type(model).__name__ not in _registry():
         raise TypeError(f"save: expected a cpuformer model ({', '.join(_registry())}), got {type(model).__name__}")
@@ -34,11 +35,23 @@ def _model_meta(model) -> dict:
     }
 
 
-def save(model, path) -> str:
+def save(model: Any, path: PathLike) -> str:
     """Write ``model`` (parameters + class + config) to one safetensors file.
 
     A bfloat16 / int8 model stores its weight matrices in that precision (BF16, or I8 with a
-    ``<name>.scale`` float32 tensor of per-row scales) and ``dtype`` in the metadata."""
+    ``<name>.scale`` float32 tensor of per-row scales) and ``dtype`` in the metadata.
+
+    Args:
+        model: a :class:`cpuformer.GPT`, ``Seq2Seq``, ``BERT`` or ``ViT``.
+        path: the file to write, replaced atomically.
+
+    Returns:
+        The path as a str.
+
+    Raises:
+        TypeError: ``model`` is not a cpuformer model.
+        OSError: the file cannot be written.
+    """
     path = os.fspath(path)
     meta = _model_meta(model)
     if model.dtype != "float32":
@@ -48,7 +61,7 @@ def save(model, path) -> str:
     return path
 
 
-def _check_meta(path, meta, model=True):
+def _check_meta(path: str, meta: Dict[str, str], model: bool = True) -> None:
     """ValueError unless the metadata is a cpuformer checkpoint of this format version (and, with `model`,
     of a registered class)."""
     if meta.get("format") != FORMAT:
@@ -61,19 +74,31 @@ def _check_meta(path, meta, model=True):
         raise ValueError(f"{path!r}: unknown model class {meta.get('class')!r} (known: {', '.join(registry)})")
 
 
-def _read(path):
+def _read(path: PathLike) -> Any:
     path = os.fspath(path)
     tensors, meta = _core.load_safetensors(path)
     _check_meta(path, meta, model=False)
     return path, tensors, meta
 
 
-def load(path):
+def load(path: PathLike) -> Any:
     """Load a checkpoint written by ``model.save(path)``: returns a model of the saved class, in the precision
     it was saved in (``dtype`` in its metadata; float32 when absent).
 
     The C++ loader reads it: parameters written once, straight from the file (no random initialisation, the
-    file's tensors freed as they are used)."""
+    file's tensors freed as they are used).
+
+    Args:
+        path: a file written by ``model.save``.
+
+    Returns:
+        The model (:class:`cpuformer.GPT`, ``Seq2Seq``, ``BERT`` or ``ViT``), in train mode.
+
+    Raises:
+        ValueError: the file is not a cpuformer checkpoint, names an unknown class, holds an invalid
+            config, or is corrupt.
+        OSError: the file cannot be read (``FileNotFoundError``, ...).
+    """
     path = os.fspath(path)
     _check_meta(path, _core.read_safetensors_metadata(path))
     name, config_json, impl = _core.load_model(path)
@@ -85,8 +110,22 @@ def load(path):
     return cls._from_core(cfg, impl)
 
 
-def save_training_state(path, model, optimizer, step: int) -> str:
-    """Model, optimizer state, step and the global RNG state in one file."""
+def save_training_state(path: PathLike, model: Any, optimizer: Any, step: int) -> str:
+    """Model, optimizer state, step and the global RNG state in one file (written atomically).
+
+    Args:
+        path: the file to write.
+        model: the model being trained.
+        optimizer: its optimizer (``cf.optim.AdamW`` or ``SGD``).
+        step: the number of steps taken.
+
+    Returns:
+        The path.
+
+    Raises:
+        TypeError: ``model`` is not a cpuformer model.
+        OSError: the file cannot be written.
+    """
     path = os.fspath(path)
     meta = _model_meta(model)
     osd = optimizer.state_dict()
@@ -102,8 +141,21 @@ def save_training_state(path, model, optimizer, step: int) -> str:
     return path
 
 
-def load_training_state(path, model, optimizer) -> int:
-    """Restore what ``save_training_state`` wrote into ``model`` and ``optimizer``; returns the step."""
+def load_training_state(path: PathLike, model: Any, optimizer: Any) -> int:
+    """Restore what ``save_training_state`` wrote into ``model`` and ``optimizer``, and the global RNG state.
+
+    Args:
+        path: a file written by :func:`save_training_state`.
+        model: a model of the saved architecture.
+        optimizer: an optimizer of ``model`` of the saved kind.
+
+    Returns:
+        The saved step.
+
+    Raises:
+        ValueError: the file holds no training state, or does not match the model or optimizer.
+        OSError: the file cannot be read.
+    """
     path, tensors, meta = _read(path)
     if "training" not in meta:
         raise ValueError(f"{path!r} holds a model only, not training state (use cpuformer.load)")

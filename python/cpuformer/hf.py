@@ -16,12 +16,14 @@ import os
 import re
 import shutil
 import warnings
+from typing import Any, Dict, Optional
 
 import numpy as np
 
 from . import _core
 from . import _hf_maps as maps
 from ._registry import MODEL_CLASSES
+from ._typing import PathLike
 
 __all__ = ["from_pretrained", "save_pretrained"]
 
@@ -36,7 +38,7 @@ _SUPPORTED = ("bert", "gpt2", "vit")
 
 # ----------------------------------------------------------------- files ----
 
-def _directory(path, fn) -> str:
+def _directory(path: Any, fn: str) -> str:
     if not isinstance(path, (str, bytes, os.PathLike)):
         raise TypeError(f"{fn}: path: expected a directory path, got {type(path).__name__}")
     path = os.fsdecode(os.fspath(path))
@@ -48,7 +50,7 @@ def _directory(path, fn) -> str:
     return path
 
 
-def _read_json(path, what):
+def _read_json(path: str, what: str) -> Any:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{what}: missing file {path!r}")
     try:
@@ -80,8 +82,20 @@ def _shards(index_file, directory):
     return [os.path.join(directory, f) for f in files]
 
 
-def load_hf_tensors(directory) -> dict:
-    """Every tensor of the directory's weights as float32 arrays (HF names; LayerNorm gamma/beta renamed)."""
+def load_hf_tensors(directory: str) -> Dict[str, Any]:
+    """Every tensor of the directory's weights as float32 arrays (HF names; LayerNorm gamma/beta renamed).
+
+    Args:
+        directory: a Hugging Face model directory.
+
+    Returns:
+        Hugging Face tensor name -> float32 array.
+
+    Raises:
+        FileNotFoundError: the directory has no weights file, or a shard is missing.
+        ValueError: a weights file or its index is corrupt.
+        ImportError: the weights are a PyTorch pickle and torch is not installed.
+    """
     j = lambda name: os.path.join(directory, name)  # noqa: E731
     if os.path.isfile(j(_SAFETENSORS)):
         files, reader = [j(_SAFETENSORS)], lambda f: _core.load_safetensors(f)[0]
@@ -169,7 +183,7 @@ def _to_ours(kind, arrays):
     return arrays[0]
 
 
-def from_pretrained(path, *, dropout=None, dtype="float32"):
+def from_pretrained(path: PathLike, *, dropout: Optional[float] = None, dtype: str = "float32") -> Any:
     """Load a Hugging Face model directory as a cpuformer model, in eval mode (like transformers).
 
     ``model_type`` "bert" -> :class:`cpuformer.BERT` (with the MLM head and/or the
@@ -185,6 +199,21 @@ def from_pretrained(path, *, dropout=None, dtype="float32"):
     Unsupported architectures or options raise ``NotImplementedError`` naming
     them; missing files raise ``FileNotFoundError`` naming the file; tensors the
     model has no place for (e.g. a task head) are reported in a ``UserWarning``.
+
+    Args:
+        path: a local directory with ``config.json`` and the weights.
+        dropout: a dropout probability in [0, 1) replacing the config's (None: the config's).
+        dtype: ``"float32"``, ``"bfloat16"`` or ``"int8"``.
+
+    Returns:
+        The model (:class:`cpuformer.BERT`, :class:`cpuformer.GPT` or :class:`cpuformer.ViT`), in eval mode.
+
+    Raises:
+        FileNotFoundError: ``path`` is not a directory, or a file is missing.
+        NotImplementedError: an unsupported architecture or option.
+        ValueError: a bad ``dropout`` or ``dtype``, an invalid ``config.json``, missing tensors or shapes that do
+            not match the config.
+        TypeError: ``path`` is not a path.
     """
     from .quantize import check_dtype
 
@@ -248,12 +277,25 @@ def _from_ours(kind, value, hf_shape_hint=None):
     return [np.ascontiguousarray(value)]
 
 
-def save_pretrained(model, path) -> str:
+def save_pretrained(model: Any, path: PathLike) -> str:
     """Write ``model`` (cf.BERT, cf.GPT or cf.ViT) as a Hugging Face directory: ``config.json`` and
     ``model.safetensors`` (float32), loadable by transformers' ``AutoModel*.from_pretrained``
     (BertForMaskedLM or BertModel, GPT2LMHeadModel, ViTForImageClassification). A model that came
     from :func:`from_pretrained` keeps its original config entries (token ids, labels, ...) and its
-    tokenizer / preprocessor files are copied along. Returns the directory."""
+    tokenizer / preprocessor files are copied along.
+
+    Args:
+        model: a :class:`cpuformer.BERT`, :class:`cpuformer.GPT` or :class:`cpuformer.ViT`.
+        path: the directory to write (created when missing).
+
+    Returns:
+        The directory.
+
+    Raises:
+        TypeError: ``path`` is not a path.
+        NotImplementedError: another model class, or an option transformers lacks (e.g. a GPT without biases).
+        OSError: the directory cannot be written.
+    """
     GPT, BERT, ViT = _classes()
 
     if not isinstance(path, (str, bytes, os.PathLike)):

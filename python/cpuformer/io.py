@@ -44,6 +44,16 @@ def save_file(
     renamed over ``path``, so ``path`` holds either the old or the new
     checkpoint, never a mix; on failure ``OSError`` is raised and no temporary
     file is left behind.
+
+    Args:
+        tensors: name -> array of any shape.
+        path: the file to write.
+        metadata: str -> str entries for the header.
+
+    Raises:
+        ValueError: a name is empty, duplicated or ``"__metadata__"``.
+        TypeError: a metadata key or value is not a str, or a value is not an array.
+        OSError: the file cannot be written.
     """
     _core.save_safetensors(path, tensors, metadata)
 
@@ -51,9 +61,15 @@ def save_file(
 def load_file(path: PathLike) -> Dict[str, np.ndarray]:
     """Read every tensor of a safetensors file as a float32 array.
 
-    Returns a dict in the file's header order. Raises ``ValueError`` naming
-    the tensor and the problem if the file is corrupt or uses an unsupported
-    dtype, ``OSError`` if it cannot be read.
+    Args:
+        path: a safetensors file.
+
+    Returns:
+        name -> float32 array of the stored shape, in the file's header order.
+
+    Raises:
+        ValueError: the file is corrupt or uses an unsupported dtype (the message names the tensor).
+        OSError: the file cannot be read.
     """
     tensors, _ = _core.load_safetensors(path)
     return tensors
@@ -62,5 +78,16 @@ def load_file(path: PathLike) -> Dict[str, np.ndarray]:
 def load_metadata(path: PathLike) -> Dict[str, str]:
     """Read only the header of a safetensors file and return its metadata
     (an empty dict when the file has none). The header is validated as in
-    :func:`load_file`."""
+    :func:`load_file`.
+
+    Args:
+        path: a safetensors file.
+
+    Returns:
+        The metadata, str -> str.
+
+    Raises:
+        ValueError: the header is corrupt.
+        OSError: the file cannot be read.
+    """
     return _core.read_safetensors_metadata(path)

@@ -11,21 +11,36 @@ from __future__ import annotations
 import copy
 import dataclasses
 
+from typing import Any, Tuple, TypeVar
+
 from . import _core
 from ._registry import MODEL_CLASSES
 from .nn import Module
 
+_M = TypeVar("_M", bound=Module)
+
 DTYPES = ("float32", "bfloat16", "int8")
 
 
-def check_dtype(dtype, where: str) -> str:
-    """The dtype argument of quantize / from_pretrained / SentenceEncoder, validated."""
+def check_dtype(dtype: Any, where: str) -> str:
+    """The dtype argument of quantize / from_pretrained / SentenceEncoder, validated.
+
+    Args:
+        dtype: the value to check.
+        where: the caller's name, for the message.
+
+    Returns:
+        ``dtype``, one of :data:`DTYPES`.
+
+    Raises:
+        ValueError: ``dtype`` is not one of :data:`DTYPES`.
+    """
     if not isinstance(dtype, str) or dtype not in DTYPES:
         raise ValueError(f"{where}: dtype must be one of {', '.join(map(repr, DTYPES))}, got {dtype!r}")
     return dtype
 
 
-def _supported():
+def _supported() -> Tuple[type, ...]:
     from . import nn
 
     mods = (nn.Linear, nn.Embedding, nn.MultiheadAttention, nn.TransformerEncoderLayer, nn.TransformerDecoderLayer,
@@ -33,7 +48,7 @@ def _supported():
     return tuple(MODEL_CLASSES.values()) + mods
 
 
-def _twin(model):
+def _twin(model: _M) -> _M:
     """A new float32 module of the same class and constructor arguments, with a copy of the weights.
 
     Construction draws initial weights from the global generator; its state is
@@ -56,7 +71,7 @@ def _twin(model):
     return twin
 
 
-def quantize(model, dtype: str = "int8"):
+def quantize(model: _M, dtype: str = "int8") -> _M:
     """Return a NEW model of the same class whose weight matrices are in ``dtype``; ``model`` is untouched.
 
     ``dtype``: ``"int8"`` (symmetric per-output-channel weight scales, activations quantized per row at each
@@ -67,7 +82,15 @@ def quantize(model, dtype: str = "int8"):
     inference-only (``backward``, gradients and optimizers raise ``RuntimeError``). ``save`` writes the
     quantized weights and :func:`cpuformer.load` reads them back bit-identically.
 
-    Raises ``ValueError`` for another dtype, an unsupported module, or a model that is already quantized.
+    Args:
+        model: a float32 model or ``cpuformer.nn`` module with weight matrices.
+        dtype: ``"int8"``, ``"bfloat16"`` or ``"float32"``.
+
+    Returns:
+        The new model, of the same class as ``model``.
+
+    Raises:
+        ValueError: another dtype, an unsupported module, or a model that is already quantized.
     """
     check_dtype(dtype, "quantize")
     supported = _supported()

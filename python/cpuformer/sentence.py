@@ -12,11 +12,13 @@ cpuformer[hf]``); the encoder runs in cpuformer.
 from __future__ import annotations
 
 import os
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from ._grad import no_grad
 from .hf import _directory, _read_json, from_pretrained
+from ._typing import FloatArray, IntArray, PathLike
 
 __all__ = ["SentenceEncoder"]
 
@@ -26,7 +28,7 @@ _POOLING_KEYS = (("cls", "pooling_mode_cls_token"), ("max", "pooling_mode_max_to
                  ("weightedmean", "pooling_mode_weightedmean_tokens"), ("lasttoken", "pooling_mode_lasttoken"))
 
 
-def _pooling_modes(cfg, where):
+def _pooling_modes(cfg: Any, where: str) -> List[str]:
     if not isinstance(cfg, dict):
         raise ValueError(f"{where}: expected a JSON object, got {type(cfg).__name__}")
     modes = [m for m, key in _POOLING_KEYS if cfg.get(key)]
@@ -45,7 +47,7 @@ def _pooling_modes(cfg, where):
     return modes
 
 
-def _pool(h, mask, mode):
+def _pool(h: Any, mask: Any, mode: str) -> Any:
     """h [B, T, H] float64, mask [B, T] of 0/1 -> [B, H], as sentence-transformers' Pooling."""
     m = mask[:, :, None]
     count = np.maximum(m.sum(axis=1), 1e-9)
@@ -71,9 +73,20 @@ class SentenceEncoder:
     overrides its ``sentence_bert_config.json`` (longer inputs are truncated).
     ``model`` is the underlying :class:`cpuformer.BERT`; ``dtype`` ``"bfloat16"`` or ``"int8"``
     quantizes it while loading (see :func:`cpuformer.quantize`).
+
+    Args:
+        path: a local sentence-transformers directory.
+        max_seq_length: the longest input in tokens (None: the directory's setting).
+        dtype: ``"float32"``, ``"bfloat16"`` or ``"int8"``.
+
+    Raises:
+        FileNotFoundError: the directory, a config or ``tokenizer.json`` is missing.
+        NotImplementedError: a module or pooling mode cpuformer does not support.
+        ValueError: an invalid config, ``max_seq_length`` or ``dtype``.
+        ImportError: the ``tokenizers`` package is missing.
     """
 
-    def __init__(self, path, *, max_seq_length=None, dtype="float32"):
+    def __init__(self, path: PathLike, *, max_seq_length: Optional[int] = None, dtype: str = "float32") -> None:
         from .quantize import check_dtype
 
         check_dtype(dtype, "SentenceEncoder")
@@ -130,7 +143,7 @@ class SentenceEncoder:
         self.do_lower_case = bool(st_cfg.get("do_lower_case", False))
         self.tokenizer = self._load_tokenizer(model_dir, root)
 
-    def _load_tokenizer(self, model_dir, root):
+    def _load_tokenizer(self, model_dir: str, root: str) -> Any:
         try:
             from tokenizers import Tokenizer
         except ImportError:
@@ -150,10 +163,21 @@ class SentenceEncoder:
 
     @property
     def dimension(self) -> int:
+        """Length of one embedding: the hidden size times the number of pooling modes."""
         return self.model.config.hidden_size * len(self.pooling_modes)
 
-    def tokenize(self, sentences):
-        """-> (input_ids, token_type_ids, attention_mask), each [N, T] int64, padded on the right."""
+    def tokenize(self, sentences: Sequence[str]) -> Tuple[IntArray, IntArray, IntArray]:
+        """Tokenise sentences for the encoder (truncated to ``max_seq_length``).
+
+        Args:
+            sentences: N strings.
+
+        Returns:
+            ``(input_ids, token_type_ids, attention_mask)``, each [N, T] int64, padded on the right.
+
+        Raises:
+            ValueError: ``sentences`` is empty.
+        """
         encs = self.tokenizer.encode_batch([s.lower() if self.do_lower_case else s for s in sentences])
         T = max(1, max(len(e.ids) for e in encs))
         ids = np.zeros((len(encs), T), np.int64)
@@ -164,8 +188,20 @@ class SentenceEncoder:
             ids[i, :n], types[i, :n], mask[i, :n] = e.ids, e.type_ids, e.attention_mask
         return ids, types, mask
 
-    def encode(self, sentences, batch_size: int = 32):
-        """Embeddings [N, dimension] float32 for a list of N strings ([dimension] for one string)."""
+    def encode(self, sentences: Union[str, Sequence[str]], batch_size: int = 32) -> FloatArray:
+        """Sentence embeddings.
+
+        Args:
+            sentences: one str, or a list of N str.
+            batch_size: sentences per encoder call, >= 1.
+
+        Returns:
+            [N, dimension] float32 embeddings ([dimension] for one str).
+
+        Raises:
+            TypeError: ``sentences`` is not a str or a list of str.
+            ValueError: ``batch_size`` is not an int >= 1.
+        """
         single = isinstance(sentences, str)
         if single:
             sentences = [sentences]

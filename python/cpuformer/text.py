@@ -5,13 +5,15 @@ package: ``pip install 'cpuformer[hf]'``). Nothing is downloaded."""
 from __future__ import annotations
 
 import os
+from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union, overload
 
 import numpy as np
 
 from .hf import from_pretrained
+from ._typing import IntArray, PathLike
 
 
-def _token_ids(value):
+def _token_ids(value: Any) -> List[int]:
     """config.json's eos/pad/bos entry -> list of ints (None or missing -> [])."""
     if value is None:
         return []
@@ -34,9 +36,18 @@ class TextGenerator:
     :meth:`cpuformer.GPT.generate`. ``dtype`` ``"bfloat16"`` or ``"int8"``
     quantizes the weights while loading. :meth:`stream` yields the text as
     it is produced.
+
+    Args:
+        path: a local GPT-2 directory (``config.json``, weights, ``tokenizer.json``).
+        dtype: ``"float32"``, ``"bfloat16"`` or ``"int8"``.
+
+    Raises:
+        ImportError: the ``tokenizers`` package is missing.
+        FileNotFoundError: the directory or its ``tokenizer.json`` is missing.
+        ValueError: the checkpoint is not a GPT-2, or ``dtype`` is unknown.
     """
 
-    def __init__(self, path, dtype: str = "float32"):
+    def __init__(self, path: PathLike, dtype: str = "float32") -> None:
         try:
             from tokenizers import Tokenizer
         except ImportError:
@@ -64,13 +75,23 @@ class TextGenerator:
         self.bos_token_id = bos[0] if bos else None
         self.dtype = self.model.dtype
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"TextGenerator({self.model._hf_source!r}, dtype={self.dtype!r})"
 
     # ------------------------------------------------------------------ encoding
 
-    def encode(self, prompts):
-        """list[str] -> (ids, attention_mask), [B, T] int64, left-padded."""
+    def encode(self, prompts: Sequence[str]) -> Tuple[IntArray, IntArray]:
+        """Tokenise a batch of prompts, left-padded for generation.
+
+        Args:
+            prompts: B strings.
+
+        Returns:
+            ``(ids, attention_mask)``, each [B, T] int64 (mask 1 = token, 0 = padding).
+
+        Raises:
+            ValueError: an empty prompt and the checkpoint has no ``bos_token_id``.
+        """
         encs = self.tokenizer.encode_batch(list(prompts))
         rows = []
         for p, e in zip(prompts, encs):
@@ -88,7 +109,7 @@ class TextGenerator:
             mask[i, T - len(r):] = 1
         return ids, mask
 
-    def _new_ids(self, row, stops):
+    def _new_ids(self, row: Any, stops: Any) -> List[int]:
         out = []
         for t in row.tolist():
             if t in stops:
@@ -96,7 +117,7 @@ class TextGenerator:
             out.append(t)
         return out
 
-    def _kwargs(self, kw):
+    def _kwargs(self, kw: Any) -> Any:
         kw = dict(kw)
         eos = kw.pop("eos_token_id", self.eos_token_id)
         kw["eos_token_id"] = eos if eos not in ([], None) else None
@@ -104,7 +125,7 @@ class TextGenerator:
         return kw
 
     @staticmethod
-    def _prompts(prompt):
+    def _prompts(prompt: Any) -> Tuple[bool, List[str]]:
         single = isinstance(prompt, str)
         prompts = [prompt] if single else prompt
         if not isinstance(prompts, (list, tuple)) or not prompts or not all(isinstance(p, str) for p in prompts):
@@ -113,12 +134,30 @@ class TextGenerator:
 
     # --------------------------------------------------------------- generating
 
-    def __call__(self, prompt, max_new_tokens: int = 50, **kwargs):
+    @overload
+    def __call__(self, prompt: str, max_new_tokens: int = 50, **kwargs: Any) -> str: ...
+
+    @overload
+    def __call__(self, prompt: Sequence[str], max_new_tokens: int = 50, **kwargs: Any) -> List[str]: ...
+
+    def __call__(self, prompt: Union[str, Sequence[str]], max_new_tokens: int = 50,
+                 **kwargs: Any) -> Union[str, List[str]]:
         """New text for ``prompt`` (a str -> str, a list of str -> list of str).
 
-        Keyword arguments: ``temperature`` (default 1.0; 0 = greedy), ``top_k``,
-        ``top_p``, ``seed``, ``repetition_penalty``, ``min_new_tokens``,
-        ``eos_token_id`` (default: the checkpoint's), ``pad_token_id``.
+        Args:
+            prompt: a str, or a non-empty list of str (one batch).
+            max_new_tokens: new tokens per prompt at most.
+            **kwargs: ``temperature`` (default 1.0; 0 = greedy), ``top_k``, ``top_p``, ``seed``,
+                ``repetition_penalty``, ``min_new_tokens``, ``eos_token_id`` (default: the checkpoint's),
+                ``pad_token_id``, as in :meth:`cpuformer.GPT.generate`.
+
+        Returns:
+            The new text: a str for a str prompt, a list of str for a list.
+
+        Raises:
+            TypeError: ``prompt`` is neither a str nor a non-empty list of str, or a sampling argument has
+                the wrong type.
+            ValueError: a sampling argument is out of range.
         """
         single, prompts = self._prompts(prompt)
         ids, mask = self.encode(prompts)
@@ -129,9 +168,22 @@ class TextGenerator:
                  for row in out[:, ids.shape[1]:]]
         return texts[0] if single else texts
 
-    def stream(self, prompt: str, max_new_tokens: int = 50, **kwargs):
+    def stream(self, prompt: str, max_new_tokens: int = 50, **kwargs: Any) -> Iterator[str]:
         """Yields pieces of the new text for one prompt as tokens are produced
-        (a piece is held back while it ends inside a multi-byte character)."""
+        (a piece is held back while it ends inside a multi-byte character).
+
+        Args:
+            prompt: one str.
+            max_new_tokens: new tokens at most.
+            **kwargs: the sampling arguments of :meth:`__call__`.
+
+        Yields:
+            Pieces of text; joined, they are the new text.
+
+        Raises:
+            TypeError: ``prompt`` is not one str.
+            ValueError: a sampling argument is out of range.
+        """
         single, prompts = self._prompts(prompt)
         if not single:
             raise TypeError("TextGenerator.stream: prompt: expected one str")

@@ -5,7 +5,7 @@ import contextlib
 import math
 import sys
 import time
-from typing import Callable, Iterable, Optional
+from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Union
 
 import numpy as np
 
@@ -13,9 +13,13 @@ from .amp import _canonical, autocast
 from .checkpoint import save_training_state
 from .distributed import abort_on_error
 from .optim import clip_grad_norm_
+from ._typing import PathLike
+
+Batches = Union[Iterable[Any], Callable[[], Iterable[Any]]]
+"""An iterable of batches (tuples passed to ``model.loss(*batch)``), or a zero-argument callable returning one."""
 
 
-def _int_arg(name, value, minimum):
+def _int_arg(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name}: expected an int, got {type(value).__name__}")
     if value < minimum:
@@ -23,13 +27,13 @@ def _int_arg(name, value, minimum):
     return int(value)
 
 
-def _real_arg(name, value) -> float:
+def _real_arg(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{name}: expected a number, got {type(value).__name__}")
     return float(value)
 
 
-def _batches(source):
+def _batches(source: Any) -> Iterator[Any]:
     if callable(source) and not hasattr(source, "__iter__"):
         source = source()
     try:
@@ -39,7 +43,7 @@ def _batches(source):
                         f"got {type(source).__name__}") from None
 
 
-def _progress_bar(total, enabled):
+def _progress_bar(total: Optional[int], enabled: bool) -> Any:
     if not enabled:
         return None
     try:
@@ -49,13 +53,27 @@ def _progress_bar(total, enabled):
     return tqdm(total=total, unit="step", dynamic_ncols=True, file=sys.stderr)
 
 
-def _tokens_in(batch) -> int:
+def _tokens_in(batch: Any) -> int:
     first = batch[0] if isinstance(batch, (tuple, list)) else batch
     return int(np.asarray(first).size)
 
 
-def evaluate(model, batches, max_batches: Optional[int] = None) -> float:
-    """Mean of ``model.loss(*batch)`` over ``batches`` (no parameter update)."""
+def evaluate(model: Any, batches: Batches, max_batches: Optional[int] = None) -> float:
+    """Mean of ``model.loss(*batch)`` over ``batches`` (no parameter update).
+
+    Args:
+        model: any object with a ``loss`` method (every cpuformer model).
+        batches: an iterable of batches (tuples passed to ``model.loss(*batch)``, e.g. ``(idx [B, T],
+            targets [B, T])`` for GPT), or a zero-argument callable returning one.
+        max_batches: use at most this many batches (None: all).
+
+    Returns:
+        The mean of the batch losses.
+
+    Raises:
+        ValueError: ``batches`` produced no batch.
+        TypeError: ``batches`` is not iterable.
+    """
     losses = []
     for i, batch in enumerate(_batches(batches)):
         if max_batches is not None and i >= max_batches:
@@ -66,7 +84,7 @@ def evaluate(model, batches, max_batches: Optional[int] = None) -> float:
     return float(np.mean(losses))
 
 
-def _check_distributed(distributed, model):
+def _check_distributed(distributed: Any, model: Any) -> None:
     if distributed is None:
         return
     if not all(hasattr(distributed, a) for a in ("rank", "world_size", "allreduce_gradients", "allreduce_sum",
@@ -76,11 +94,12 @@ def _check_distributed(distributed, model):
         raise ValueError("distributed: this DataParallel wraps a different model than the one passed to fit")
 
 
-def fit(model, optimizer, batches, steps: Optional[int] = None, grad_clip: Optional[float] = None,
-        schedule: Optional[Callable[[int], float]] = None, accumulate: int = 1, eval_batches=None,
-        eval_every: Optional[int] = None, progress: bool = True, log_every: Optional[int] = None,
-        skip_nonfinite: bool = False, distributed=None, checkpoint=None,
-        checkpoint_every: Optional[int] = None, precision: str = "fp32") -> dict:
+def fit(model: Any, optimizer: Any, batches: Batches, steps: Optional[int] = None,
+        grad_clip: Optional[float] = None, schedule: Optional[Callable[[int], float]] = None, accumulate: int = 1,
+        eval_batches: Optional[Batches] = None, eval_every: Optional[int] = None, progress: bool = True,
+        log_every: Optional[int] = None, skip_nonfinite: bool = False, distributed: Any = None,
+        checkpoint: Optional[PathLike] = None, checkpoint_every: Optional[int] = None,
+        precision: str = "fp32") -> Dict[str, Any]:
     """Train ``model`` with ``optimizer`` on ``batches``.
 
     ``batches`` is an iterable (or a zero-argument callable returning one) of
@@ -111,8 +130,36 @@ def fit(model, optimizer, batches, steps: Optional[int] = None, grad_clip: Optio
     stay float32. The default "fp32" leaves the caller's autocast setting alone.
 
     Shows a tqdm bar when tqdm is installed and ``progress`` is set, plain log
-    lines otherwise. Returns the history: ``step``, ``loss``, ``lr``,
-    ``tokens_per_s``, ``time`` per step and ``eval_step``/``eval_loss``.
+    lines otherwise.
+
+    Args:
+        model: a cpuformer model (anything with ``loss``, ``backward``, ``train``/``eval``).
+        optimizer: its optimizer (``cf.optim.AdamW`` or ``SGD``).
+        batches: an iterable of batches, e.g. ``(idx [B, T], targets [B, T])`` for GPT, or a zero-argument
+            callable returning one.
+        steps: optimizer steps to run (None: until ``batches`` runs out).
+        grad_clip: clip the global gradient norm to this value (> 0) before each step.
+        schedule: step index -> learning rate (e.g. ``cf.optim.WarmupCosine``).
+        accumulate: micro-batches per step, >= 1.
+        eval_batches: batches for :func:`evaluate`, run every ``eval_every`` steps.
+        eval_every: steps between evaluations (default: a fifth of ``steps``).
+        progress: show a progress bar (tqdm) or log lines.
+        log_every: steps between log lines without tqdm (default: a tenth of ``steps``).
+        skip_nonfinite: skip a step whose loss is not finite instead of raising.
+        distributed: a ``cf.distributed.DataParallel`` wrapping ``model``.
+        checkpoint: path for ``cf.save_training_state``.
+        checkpoint_every: steps between checkpoints (one is also written at the end).
+        precision: ``"fp32"`` or ``"bf16"``.
+
+    Returns:
+        The history, a dict of lists: ``step``, ``loss``, ``lr``, ``tokens_per_s``, ``time`` per step,
+        ``eval_step``/``eval_loss``, and ``skipped`` (the number of skipped steps).
+
+    Raises:
+        TypeError: an argument has the wrong type (a model without ``loss``, a non-callable ``schedule``, ...).
+        ValueError: an argument is out of range, or ``batches`` ran out before ``steps``.
+        FloatingPointError: a non-finite loss, unless ``skip_nonfinite``.
+        RuntimeError: with ``distributed``, another rank failed.
     """
     for name, obj, attr in (("model", model, "loss"), ("optimizer", optimizer, "step")):
         if not callable(getattr(obj, attr, None)):
@@ -246,8 +293,20 @@ def fit(model, optimizer, batches, steps: Optional[int] = None, grad_clip: Optio
     return history
 
 
-def plot_history(history: dict, path) -> str:
-    """Write a PNG loss curve (training loss, and eval loss when present). Needs matplotlib."""
+def plot_history(history: Dict[str, Any], path: PathLike) -> str:
+    """Write a PNG loss curve (training loss, and eval loss when present). Needs matplotlib.
+
+    Args:
+        history: what :func:`fit` returned.
+        path: the PNG file to write.
+
+    Returns:
+        The path as a str.
+
+    Raises:
+        ImportError: matplotlib is not installed.
+        KeyError: ``history`` lacks ``step`` or ``loss``.
+    """
     try:
         import matplotlib
 
