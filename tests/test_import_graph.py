@@ -19,7 +19,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = {"cpuformer": ROOT / "python" / "cpuformer", "bench": ROOT / "bench"}
+if (ROOT / "python" / "cpuformer").is_dir():  # a source checkout
+    PACKAGES = {"cpuformer": ROOT / "python" / "cpuformer", "bench": ROOT / "bench"}
+else:  # tests run against an installed wheel: the same sources, bench shipped as cpuformer/bench
+    import cpuformer
+
+    _installed = Path(cpuformer.__file__).resolve().parent
+    PACKAGES = {"cpuformer": _installed, "bench": _installed / "bench"}
 
 
 def module_files(packages):

@@ -11,7 +11,20 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGE = ROOT / "python" / "cpuformer"
+# The typing files are checked where cpuformer is imported from: the installed
+# package (CI installs it, and runs these tests against a repaired wheel too).
+import cpuformer as _cf  # noqa: E402
+
+PACKAGE = Path(_cf.__file__).resolve().parent
+EXAMPLES = ROOT / "examples"
+
+
+def _mypy_env() -> dict:
+    """mypy reads the checkout's sources when there is one, otherwise the installed package (py.typed)."""
+    env = dict(os.environ)
+    if (ROOT / "python" / "cpuformer").is_dir():
+        env["MYPYPATH"] = str(ROOT / "python")
+    return env
 
 
 def test_typing_files_are_in_the_package() -> None:
@@ -46,10 +59,11 @@ def test_stubs_cover_the_extension() -> None:
 def test_mypy_strict_on_readme_usage_and_examples(tmp_path: Path) -> None:
     # The package sources are what is checked (mypy reads annotations and stubs, not the compiled module);
     # errors inside the package are not reported (follow-imports=silent), only the usage's.
-    env = dict(os.environ, MYPYPATH=str(ROOT / "python"))
+    env = _mypy_env()
+    assert EXAMPLES.is_dir(), f"{EXAMPLES} is missing (copy examples/ next to tests/)"
     cmd = [sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent", "--cache-dir", str(tmp_path / "cache"),
            "--python-executable", sys.executable, "--no-error-summary", "--show-error-codes",
-           str(ROOT / "tests" / "typing_usage.py"), str(ROOT / "examples")]
+           str(ROOT / "tests" / "typing_usage.py"), str(EXAMPLES)]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
     assert proc.returncode == 0, f"mypy --strict failed:\n{proc.stdout}{proc.stderr}"
 
@@ -63,7 +77,7 @@ def test_mypy_catches_a_misuse(tmp_path: Path) -> None:
                    "m = cf.GPT(cf.GPTConfig(vocab_size=8, block_size=4, n_layer=1, n_head=1, n_embd=4))\n"
                    "x: str = m.loss([[1]], [[2]])\n"
                    "cf.set_num_threads('two')\n", encoding="utf-8")
-    env = dict(os.environ, MYPYPATH=str(ROOT / "python"))
+    env = _mypy_env()
     cmd = [sys.executable, "-m", "mypy", "--strict", "--follow-imports=silent", "--cache-dir", str(tmp_path / "cache"),
            "--python-executable", sys.executable, "--no-error-summary", str(bad)]
     proc = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
