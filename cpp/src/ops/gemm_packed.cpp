@@ -1,6 +1,6 @@
 // Packed GEMM: the blocked driver of gemm_driver.hpp with the widest register
-// tile the CPU allows (gemm_kernel_avx512.hpp: 14 x 32 on 32 zmm registers;
-// gemm_kernel_avx2.hpp: 6 x 16 on 16 ymm registers).
+// tile the CPU allows (gemm_kernel.hpp: 14 x 32 on 32 zmm registers with
+// AVX-512, 6 x 16 on 16 ymm registers with AVX2).
 //
 // Which kernels exist: the one this file's own target allows (a native build
 // on an AVX-512 machine compiles the AVX-512 kernel here), plus, in a
@@ -12,10 +12,8 @@
 // the kernel once (gemm_kernel()); Eigen serves builds and CPUs with neither.
 #include "gemm_packed.hpp"
 
-#if defined(__AVX512F__)
-#include "gemm_kernel_avx512.hpp"
-#elif defined(__AVX2__) && defined(__FMA__)
-#include "gemm_kernel_avx2.hpp"
+#if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
+#include "gemm_kernel.hpp"
 #endif
 
 #include <stdexcept>
@@ -61,9 +59,9 @@ namespace {
 int64_t kernel_nr() {
   switch (gemm_kernel()) {
     case GemmKernel::Avx512:
-      return 32;  // gemm_kernel_avx512.hpp kNR
+      return 32;  // Avx512Kernel::kNR (gemm_kernel.hpp)
     case GemmKernel::Avx2:
-      return 16;  // gemm_kernel_avx2.hpp kNR
+      return 16;  // Avx2Kernel::kNR
     default:
       throw std::logic_error("cpuformer: prepacked weights without a packed kernel for this CPU");
   }

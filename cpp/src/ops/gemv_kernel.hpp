@@ -20,7 +20,7 @@
 
 #include "cpuformer/ops/activations.hpp"
 #if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wuninitialized"  // see gemm_kernel_avx512.hpp
+#pragma GCC diagnostic ignored "-Wuninitialized"  // see gemm_kernel.hpp
 #endif
 
 namespace cpuformer {

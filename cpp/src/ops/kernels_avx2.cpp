@@ -4,7 +4,7 @@
 #if defined(CPUFORMER_GEMM_DISPATCH)
 #include "gemm_packed.hpp"
 #include "gemv.hpp"
-#include "gemm_kernel_avx2.hpp"
+#include "gemm_kernel.hpp"
 #include "gemv_kernel.hpp"
 
 namespace cpuformer {

@@ -54,7 +54,7 @@ uint8_t* lowp_scratch(int slot, int64_t bytes);
 // A kernel: rounds the activations into abuf/ascale, then the product.
 using LowpEntry = void (*)(const LowpGemm&, int nthreads);
 // Packs panels [p0, p1) of op(B)ᵀ [N, K] into bf16 panels with pgroups groups
-// each (lowp_kernel.hpp: pack_bf16_panels); op(B) = B stored [N, K] when
+// each (lowp_prep.hpp: pack_bf16_panels); op(B) = B stored [N, K] when
 // trans_b, else Bᵀ of B stored [K, N].
 using LowpPackEntry = void (*)(uint8_t* dst, bool trans_b, const float* B, int64_t ldb, int64_t N, int64_t K,
                                int64_t pgroups, int64_t p0, int64_t p1);
@@ -66,7 +66,7 @@ LowpPackEntry lowp_bf16_pack_entry();
 
 void lowp_int8_scalar(const LowpGemm& g, int nthreads);
 void lowp_bf16_scalar(const LowpGemm& g, int nthreads);
-// The peak probes (lowp_kernel.hpp): `iters` iterations of independent
+// The peak probes (lowp_tiles.hpp): `iters` iterations of independent
 // dot-product chains; *ops = operations per iteration.
 using LowpPeak = float (*)(int64_t iters, float seed, double* ops);
 float lowp_int8_peak_scalar(int64_t iters, float seed, double* ops);

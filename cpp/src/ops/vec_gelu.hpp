@@ -1,7 +1,6 @@
 // Private: the exact (erf) GELU on SIMD registers, for the GEMM epilogues
-// (gemm_kernel_avx512.hpp, gemm_kernel_avx2.hpp), which apply it to a tile
-// while it is still in registers instead of storing it and calling
-// activation_inplace row by row.
+// (gemm_kernel.hpp), which apply it to a tile while it is still in
+// registers instead of storing it and calling activation_inplace row by row.
 //
 // Same algorithm, coefficients and accuracy as the scalar vmath::normal_cdf
 // (ops/vec_math.hpp): gelu(x) = x Φ(x), Φ from two regions selected without
