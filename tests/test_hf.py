@@ -387,6 +387,13 @@ def test_save_pretrained_rejects_what_transformers_cannot_express(tmp_path):
     with pytest.raises(NotImplementedError, match="Seq2Seq"):
         cf.save_pretrained(cf.Seq2Seq(cf.Seq2SeqConfig(5, 5, d_model=8, nhead=2, num_encoder_layers=1,
                                                        num_decoder_layers=1, dim_feedforward=8)), tmp_path)
+    # GPT-2 and BERT checkpoints compute full attention: a long-sequence variant would change the outputs
+    for attention in ("sliding_window", "bigbird", "performer"):
+        with pytest.raises(NotImplementedError, match=f"attention='{attention}'"):
+            cf.GPT(cf.GPTConfig(vocab_size=5, block_size=4, n_layer=1, n_head=2, n_embd=8,
+                                attention=attention)).save_pretrained(tmp_path)
+        with pytest.raises(NotImplementedError, match=f"attention='{attention}'"):
+            cf.BERT(cf.BERTConfig(5, 4, 1, 1, 2, 8, 8, attention=attention)).save_pretrained(tmp_path)
 
 
 def test_new_config_fields_validate_and_round_trip_through_cf_save(tmp_path):

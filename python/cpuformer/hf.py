@@ -293,7 +293,9 @@ def save_pretrained(model: Any, path: PathLike) -> str:
 
     Raises:
         TypeError: ``path`` is not a path.
-        NotImplementedError: another model class, or an option transformers lacks (e.g. a GPT without biases).
+        NotImplementedError: another model class, or an option transformers lacks (e.g. a GPT without biases,
+            or a long-sequence ``attention`` other than "full": GPT-2 and BERT checkpoints compute full attention,
+            so the exported model would compute something else).
         OSError: the directory cannot be written.
     """
     GPT, BERT, ViT = _classes()
@@ -302,6 +304,11 @@ def save_pretrained(model: Any, path: PathLike) -> str:
         raise TypeError(f"save_pretrained: path: expected a directory path, got {type(path).__name__}")
     directory = os.fsdecode(os.fspath(path))
     c = getattr(model, "config", None)
+    if isinstance(model, (GPT, BERT)) and c.attention != "full":
+        raise NotImplementedError(f"save_pretrained: attention={c.attention!r} has no Hugging Face "
+                                  f"{'GPT-2' if isinstance(model, GPT) else 'BERT'} equivalent (it computes full "
+                                  "attention, so the exported model would give other outputs); use model.save(path) "
+                                  "for a cpuformer checkpoint")
     if isinstance(model, GPT):
         hf_cfg, rows, prefix = maps.gpt2_config_to_hf(c), maps.gpt2_weights(c), "transformer."
     elif isinstance(model, BERT):
