@@ -14,7 +14,6 @@
 namespace cpuformer {
 namespace detail {
 
-// ---------------------------------------------------------------------------
 void check_attention_params(const AttentionParams& p, const char* fn) {
   CF_CHECK_VALUE(p.B >= 0 && p.H >= 0 && p.L >= 0 && p.S >= 0, fn, ": expected sizes B, H, L, S >= 0, got B=", p.B,
                  " H=", p.H, " L=", p.L, " S=", p.S);
