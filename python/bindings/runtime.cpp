@@ -53,6 +53,7 @@ void bind_runtime(py::module_& m) {
     d["gemm_dispatch"] = b.gemm_dispatch;
     d["int8_kernel"] = b.int8_kernel;
     d["bf16_kernel"] = b.bf16_kernel;
+    d["vector_kernel"] = b.vector_kernel;
     d["num_threads"] = cpuformer::get_num_threads();
     return d;
   });

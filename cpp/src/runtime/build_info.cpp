@@ -48,6 +48,7 @@ BuildInfo build_info() {
   b.gemm_dispatch = gemm_runtime_dispatch();
   b.int8_kernel = int8_kernel_name(int8_kernel());
   b.bf16_kernel = bf16_kernel_name(bf16_kernel());
+  b.vector_kernel = vector_kernel_name(vector_kernel());
   b.eigen = std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) + "." +
             std::to_string(EIGEN_MINOR_VERSION);
   return b;

@@ -37,6 +37,7 @@ const CpuFeatures& cpu_features() {
     r.fma = __builtin_cpu_supports("fma");
     r.avx512f = __builtin_cpu_supports("avx512f");
     r.avx512bw = __builtin_cpu_supports("avx512bw");
+    r.avx512dq = __builtin_cpu_supports("avx512dq");
     r.avx512vl = __builtin_cpu_supports("avx512vl");
     r.avx512vnni = __builtin_cpu_supports("avx512vnni");
     r.avx512bf16 = __builtin_cpu_supports("avx512bf16");
@@ -148,6 +149,51 @@ LowpKernel int8_kernel() {
 LowpKernel bf16_kernel() {
   static const LowpKernel k = choose_lowp(cpu_features().avx512bf16, cpu_features().amx_bf16);
   return k;
+}
+
+namespace {
+
+// The level the library's own target already has: the vector kernels
+// compiled without extra flags (the only ones in a native build) run it.
+constexpr VectorKernel static_vector_level() {
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && defined(__AVX512VL__)
+  return VectorKernel::Avx512;
+#elif defined(__AVX2__) && defined(__FMA__)
+  return VectorKernel::Avx2;
+#else
+  return VectorKernel::Baseline;
+#endif
+}
+
+VectorKernel choose_vector() {
+  VectorKernel level = static_vector_level();
+#if defined(CPUFORMER_ISA_DISPATCH)
+  // The widest level this CPU runs, under the cap, never below the build's own.
+  const int cap = env_cap();
+  const CpuFeatures& f = cpu_features();
+  VectorKernel cpu = VectorKernel::Baseline;
+  if (cap >= 2 && f.avx512f && f.avx512bw && f.avx512dq && f.avx512vl && f.avx2 && f.fma)
+    cpu = VectorKernel::Avx512;
+  else if (cap >= 1 && f.avx2 && f.fma)
+    cpu = VectorKernel::Avx2;
+  level = std::max(level, cpu);
+#endif
+  return level;
+}
+
+}  // namespace
+
+VectorKernel vector_kernel() {
+  static const VectorKernel k = choose_vector();
+  return k;
+}
+
+const char* vector_kernel_name(VectorKernel k) {
+  switch (k) {
+    case VectorKernel::Avx512: return "avx512";
+    case VectorKernel::Avx2: return "avx2";
+    default: return "baseline";
+  }
 }
 
 const char* int8_kernel_name(LowpKernel k) {

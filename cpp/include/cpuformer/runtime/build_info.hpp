@@ -17,6 +17,7 @@ struct BuildInfo {
   bool gemm_dispatch = false;  // kernels for several instruction sets, chosen at run time (runtime/cpu.hpp)
   std::string int8_kernel;     // low-precision kernels in use: "avx512-vnni", "avx2" or "scalar"
   std::string bf16_kernel;     // "avx512-bf16", "avx2" or "scalar"
+  std::string vector_kernel;   // attention and vector math in use: "avx512", "avx2" or "baseline"
 };
 
 BuildInfo build_info();

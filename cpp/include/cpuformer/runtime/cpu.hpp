@@ -8,6 +8,7 @@ struct CpuFeatures {
   bool fma = false;
   bool avx512f = false;  // and the OS saves the zmm registers
   bool avx512bw = false;
+  bool avx512dq = false;
   bool avx512vl = false;
   bool avx512vnni = false;  // vpdpbusd: int8 dot products
   bool avx512bf16 = false;  // vdpbf16ps: bfloat16 dot products
@@ -49,5 +50,19 @@ LowpKernel bf16_kernel();
 // "amx-int8" / "amx-bf16", "avx512-vnni" / "avx512-bf16", "avx2", "scalar".
 const char* int8_kernel_name(LowpKernel k);
 const char* bf16_kernel_name(LowpKernel k);
+
+// The float32 vector kernels beside the GEMM: flash attention (block
+// products, online softmax, the query-row kernel) and the vector math of
+// softmax, LayerNorm, GELU and the other activations, cross-entropy and
+// dropout. A native build compiles them once, for its own target, and that is
+// the level reported; a runtime-dispatch build (CPUFORMER_NATIVE=OFF on
+// x86-64) compiles them for its baseline target, for AVX2 + FMA and for
+// AVX-512 (F, BW, DQ, VL), and uses the widest this CPU runs under the same
+// CPUFORMER_GEMM_KERNEL cap (avx2 stops at Avx2, eigen at Baseline).
+// Every level gives the same results to float rounding.
+enum class VectorKernel { Baseline = 0, Avx2 = 1, Avx512 = 2 };
+VectorKernel vector_kernel();
+// "avx512", "avx2" or "baseline" (the build's own target, below both).
+const char* vector_kernel_name(VectorKernel k);
 
 }  // namespace cpuformer
