@@ -1,8 +1,11 @@
 """What the benchmark modules share: the peak-memory probes of /proc (Linux) and the text formatting of times
-and tables. The harness and the precision, latency, mixed, batched and scaling runs import these from here."""
+and tables, and the timing of one sample. The harness and the precision, latency, mixed, batched, scaling and
+builds runs import these from here."""
 from __future__ import annotations
 
+import gc
 import sys
+import time
 from typing import List, Optional
 
 
@@ -76,3 +79,23 @@ def render_table(columns, rows) -> List[str]:
     lines.append(sep.join("-" * wd for wd in widths))
     lines.extend(line(r) for r in rows)
     return lines
+
+
+# Pause before each sample so the other framework's OpenMP workers stop spinning.
+SWITCH_PAUSE_S = 0.01
+
+
+def timed_sample(case, inner: int, pause_s: float = SWITCH_PAUSE_S) -> float:
+    """Seconds per call over `inner` back-to-back calls of ``case.step()``, after a pause of ``pause_s``, GC paused."""
+    gc.collect()
+    time.sleep(pause_s)
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        t0 = time.perf_counter()
+        for _ in range(inner):
+            case.step()
+        return (time.perf_counter() - t0) / inner
+    finally:
+        if was_enabled:
+            gc.enable()

@@ -23,7 +23,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from .common import _ru_maxrss_mb, fmt_time, proc_status_kb, render_table, reset_peak_rss
+from .common import _ru_maxrss_mb, fmt_time, proc_status_kb, render_table, reset_peak_rss, timed_sample
 from .workloads import BY_ID, WORKLOADS, Workload
 
 PROG = "python -m cpuformer bench"
@@ -31,8 +31,6 @@ FRAMEWORKS = ("cpuformer", "torch")
 # Extra calls the memory probe makes: the first allocates lazily created
 # buffers (torch's gradients and AdamW state), the second shows steady state.
 MEMORY_PROBE_CALLS = 2
-# Pause between samples so the other framework's OpenMP workers stop spinning.
-SWITCH_PAUSE_S = 0.01
 
 
 def log(msg: str) -> None:
@@ -89,6 +87,11 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
                         "installed); --only W6 picks it")
     # Internal: one (workload, framework) memory measurement in this fresh process.
     p.add_argument("--memory-probe", metavar="ID:FRAMEWORK", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--builds", metavar="PYTHON_A,PYTHON_B", default=None,
+                   help="instead of cpuformer against torch: the cpuformer of two interpreters (a native and a "
+                        "portable build in two venvs, say) on the workloads (--only: of W1-W5), samples "
+                        "interleaved in one run; prints both times, their ratio and how far the first results differ")
+    p.add_argument("--build-worker", action="store_true", help=argparse.SUPPRESS)
     return p
 
 
@@ -135,6 +138,10 @@ def main(argv=None, prog: str = PROG) -> int:
         args.memory = not args.smoke
     if args.memory_probe:
         return memory_probe(args, parser)
+    if args.build_worker:
+        from .builds import worker
+
+        return worker(args.threads)
     if args.scaling_probe:
         from .scaling import memory_probe as scaling_memory_probe
 
@@ -148,6 +155,12 @@ def main(argv=None, prog: str = PROG) -> int:
 
         return run_scaling(args)
     workloads, rows, latency_rows, mixed_rows, batched_rows = select_workloads(args.only, parser)
+    if args.builds:
+        from .builds import run_builds
+
+        if not workloads:
+            parser.error("--builds: --only names none of the workloads W1-W5")
+        return run_builds(args, workloads)
     if args.no_precision:
         rows = []
     if args.no_latency:
@@ -238,22 +251,6 @@ def measure_probes(smoke: bool, torch) -> Dict[str, object]:
 
 # --------------------------------------------------------------------------
 # Timing
-
-
-def timed_sample(case, inner: int) -> float:
-    """Seconds per call over `inner` back-to-back calls, GC paused."""
-    gc.collect()
-    time.sleep(SWITCH_PAUSE_S)
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        t0 = time.perf_counter()
-        for _ in range(inner):
-            case.step()
-        return (time.perf_counter() - t0) / inner
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def run_workload(w: Workload, torch, args) -> Dict[str, object]:
