@@ -69,6 +69,36 @@ def test_bad_arguments_fail_clearly():
     assert r.returncode != 0 and "--threads" in r.stderr
 
 
+def test_builds_smoke_same_build_twice(tmp_path):
+    """--builds with this interpreter as both builds: a complete report, and identical first results (the same
+    build on the same seeded inputs must compute the same numbers)."""
+    out = tmp_path / "builds.json"
+    r = run_bench("--smoke", "--builds", f"{sys.executable},{sys.executable}", "--only", "W3,W4", "--repeats", "2",
+                  "--threads", "1", "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    report = json.loads(out.read_text())
+    assert [w["id"] for w in report["workloads"]] == ["W3", "W4"]
+    ours = {k: v for k, v in cf.build_info().items() if k != "num_threads"}
+    for b in report["builds"]:
+        assert b["build_info"]["num_threads"] == 1
+        assert {k: v for k, v in b["build_info"].items() if k != "num_threads"} == ours
+    for w in report["workloads"]:
+        assert len(w["A"]["times_s"]) == len(w["B"]["times_s"]) == 2
+        assert all(t > 0 and math.isfinite(t) for t in w["A"]["times_s"] + w["B"]["times_s"])
+        assert w["max_rel_diff"] == 0.0, w["id"]
+        assert w["ratio_B_over_A"] == pytest.approx(w["B"]["median_s"] / w["A"]["median_s"])
+    assert "W3" in r.stdout and "B/A" in r.stdout
+
+
+def test_builds_bad_arguments_fail_clearly():
+    r = run_bench("--smoke", "--builds", sys.executable, timeout=120)
+    assert r.returncode != 0 and "two interpreters" in r.stderr
+    r = run_bench("--smoke", "--builds", f"{sys.executable},/nonexistent/python", "--only", "W3", timeout=120)
+    assert r.returncode != 0 and "/nonexistent/python" in r.stderr
+    r = run_bench("--smoke", "--builds", f"{sys.executable},{sys.executable}", "--only", "L2", timeout=120)
+    assert r.returncode != 0 and "W1-W5" in r.stderr
+
+
 def test_probe_bindings_validate_arguments():
     assert _core.fma_peak_gflops(0.01) > 0
     assert _core.gemm_gflops(8, 16, 4, 1) > 0
