@@ -511,7 +511,6 @@ def memory_probe(spec: str, threads: int, smoke: bool) -> int:
     wid = row.split("-")[0]
     s = SHAPES[wid]["smoke" if smoke else "full"]
     root = os.environ["CPUFORMER_PRECISION_DIR"]
-    d = os.path.join(root, "bert" if wid == "W1" else "gpt2")
     if wid == "W1":
         ids, mask = _bert_inputs(s)
     else:

@@ -67,7 +67,7 @@ def run_seq2seq_demo(args) -> int:
     """Learn to reverse digit sequences with the original encoder-decoder, then decode examples."""
     import cpuformer as cf
 
-    PAD, BOS, EOS, FIRST, DIGITS, LENGTH = 0, 1, 2, 3, 10, 8
+    BOS, EOS, FIRST, DIGITS, LENGTH = 1, 2, 3, 10, 8  # token 0 is padding
     steps = args.steps if args.steps is not None else 400
     rng = np.random.default_rng(0)
 

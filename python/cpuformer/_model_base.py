@@ -5,7 +5,7 @@ model classes through ``_registry`` rather than importing them.
 """
 from __future__ import annotations
 
-from typing import Any, ClassVar, Optional
+from typing import Any, ClassVar
 
 from ._module import Module
 from ._typing import PathLike

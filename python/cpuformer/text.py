@@ -5,7 +5,7 @@ package: ``pip install 'cpuformer[hf]'``). Nothing is downloaded."""
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator, List, Optional, Sequence, Tuple, Union, overload
+from typing import Any, Iterator, List, Sequence, Tuple, Union, overload
 
 import numpy as np
 
