@@ -31,13 +31,13 @@ from __future__ import annotations
 import gc
 import os
 import statistics
-import sys
 import tempfile
 import time
 from typing import Dict, List, Optional
 
 import numpy as np
 
+from .common import log
 from .precision import SHAPES as PRECISION_SHAPES
 
 ROWS = ("W6",)
@@ -53,10 +53,6 @@ ENGINES = (("cpuformer", "float32"), ("cpuformer", "int8"), ("transformers", "fl
 # Kinds timed at batch 1 on every s["subset"]-th prompt only (seconds per prompt).
 SUBSET_AT_B1 = ("transformers", "ctranslate2")
 TARGETS = {"ct2": 1.5, "hf": 5.0, "scaling": 6.0}
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def prompts(s) -> List[np.ndarray]:

@@ -30,16 +30,12 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from .common import fmt_time, render_table, timed_sample
+from .common import fmt_time, log, render_table, timed_sample
 
 # Seconds between samples, so the other process's OpenMP workers stop spinning.
 BUILD_SWITCH_PAUSE_S = 0.2
 # Shortest timed sample: W3's calls take well under a millisecond.
 MIN_SAMPLE_S = 0.1
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 # --------------------------------------------------------------------------

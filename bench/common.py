@@ -81,6 +81,11 @@ def render_table(columns, rows) -> List[str]:
     return lines
 
 
+def log(msg: str) -> None:
+    """Progress and warnings of a benchmark run: stderr, flushed (the report goes to stdout)."""
+    print(msg, file=sys.stderr, flush=True)
+
+
 # Pause before each sample so the other framework's OpenMP workers stop spinning.
 SWITCH_PAUSE_S = 0.01
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -34,6 +33,7 @@ from typing import Dict, List
 
 import numpy as np
 
+from .common import log
 from .precision import export_wrapper
 
 ROWS = ("L1", "L2", "L3", "L4")
@@ -54,10 +54,6 @@ SHAPES = {
 }
 CONCURRENT = 4  # Python threads in the concurrent-throughput measurement
 PAUSE_S = 0.2   # between engines, so the previous one's threads go idle
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def tokens(row: str, s) -> int:

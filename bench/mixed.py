@@ -16,18 +16,15 @@ from __future__ import annotations
 
 import gc
 import statistics
-import sys
 import time
 from typing import Dict, List, Optional
 
 import numpy as np
 
+from .common import log
+
 ROWS = ("W2-bf16", "W4-bf16")
 ENGINES = ("cpuformer bf16", "cpuformer fp32", "torch bf16", "torch fp32")
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def _step(wid: str, engine: str, smoke: bool, threads: int):

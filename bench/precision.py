@@ -40,6 +40,8 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from .common import log
+
 ROWS = ("W1-bf16", "W1-int8", "W5-bf16", "W5-int8")
 PRECISION = {"bf16": "bfloat16", "int8": "int8"}
 
@@ -49,10 +51,6 @@ SHAPES = {
     "W5": {"full": dict(layers=6, d=512, heads=8, vocab=8192, block=256, prompt=16, new=128),
            "smoke": dict(layers=2, d=32, heads=4, vocab=64, block=32, prompt=4, new=8)},
 }
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 @dataclass

@@ -28,16 +28,12 @@ from typing import Callable, Dict, List, Optional
 
 import numpy as np
 
-from .common import proc_status_kb, reset_peak_rss
+from .common import log, proc_status_kb, reset_peak_rss
 
 B, H, D = 1, 8, 64
 WINDOW, FEATURES, LIN_K = 256, 256, 256
 BIGBIRD = dict(block_size=64, num_window_blocks=3, num_global_blocks=2, num_random_blocks=3)
 VARIANTS = ("full", "sliding", "performer", "linformer", "bigbird")
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
 
 
 def lengths(min_len: int, max_len: int) -> List[int]:
