@@ -41,8 +41,14 @@ def build_info() -> Dict[str, Any]:
     """How this copy of cpuformer was built: version, compiler, OpenMP, SIMD level, threads.
 
     Returns:
-        A dict of build facts, e.g. ``"openmp"`` (bool), ``"gemm"`` (the GEMM kernel in use),
-        ``"gemm_dispatch"``, ``"int8_kernel"``, ``"bf16_kernel"``.
+        A dict of build facts: ``"version"``, ``"compiler"``, ``"build_type"``, ``"openmp"`` (bool),
+        ``"native"`` (compiled with ``-march=native``; False for the default, portable build),
+        ``"simd"`` (the compile target of the generic code, e.g. ``"sse2"`` in a portable build),
+        the kernels chosen at run time for this CPU: ``"gemm"`` (float32 GEMM), ``"vector_kernel"``
+        (flash attention and the vector math of softmax, LayerNorm, GELU, cross-entropy, dropout),
+        ``"int8_kernel"``, ``"bf16_kernel"``; ``"gemm_dispatch"`` (whether the build carries the
+        AVX2 and AVX-512 float32 kernels to choose from), ``"eigen"``, ``"sanitized"`` and
+        ``"num_threads"``.
     """
     return dict(_core.build_info())
 
