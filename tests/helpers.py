@@ -82,3 +82,23 @@ def generate_by_recompute(m, prompt, steps, block_size):
         logits = m(seq[:, -block_size:])
         seq = np.concatenate([seq, logits[:, -1].argmax(-1)[:, None]], axis=1)
     return seq
+
+
+def loss_fd_check(m, loss_fn, names, rng, n=6, eps=1e-2, tol=3e-2):
+    """A model's analytic gradients of ``loss_fn()`` against float32 central differences at ``n`` random entries
+    of each named parameter (relative tolerance ``tol``, absolute below a gradient of 1e-2)."""
+    m.zero_grad()
+    loss_fn()
+    m.backward()
+    params, grads = m.parameters(), m.gradients()
+    for name in names:
+        p, g = params[name], grads[name].copy()
+        for i in rng.choice(p.size, n, replace=False):
+            old = p.flat[i]
+            p.flat[i] = old + eps
+            lp = loss_fn()
+            p.flat[i] = old - eps
+            lm = loss_fn()
+            p.flat[i] = old
+            num = (lp - lm) / (2 * eps)
+            assert abs(num - g.flat[i]) <= tol * max(abs(num), 1e-2), (name, i, num, g.flat[i])

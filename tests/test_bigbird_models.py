@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import cpuformer as cf
-from helpers import fit_batch, generate_by_recompute, tiny_gpt_config
+from helpers import fit_batch, generate_by_recompute, loss_fd_check, tiny_gpt_config
 
 F = cf.functional
 BB = dict(attention="bigbird", bigbird_block_size=4, num_window_blocks=1, num_global_blocks=1, num_random_blocks=2,
@@ -101,24 +101,6 @@ def test_gpt_bigbird_memorises_a_batch(rng):
     idx = rng.integers(0, 17, (4, 24))
     first, last = fit_batch(m, idx[:, :-1], idx[:, 1:], steps=150, lr=1e-2)
     assert first > 2.0 and last < 0.3, (first, last)
-
-
-def loss_fd_check(m, loss_fn, names, rng, n=6, eps=1e-2, tol=3e-2):
-    m.zero_grad()
-    loss_fn()
-    m.backward()
-    params, grads = m.parameters(), m.gradients()
-    for name in names:
-        p, g = params[name], grads[name].copy()
-        for i in rng.choice(p.size, n, replace=False):
-            old = p.flat[i]
-            p.flat[i] = old + eps
-            lp = loss_fn()
-            p.flat[i] = old - eps
-            lm = loss_fn()
-            p.flat[i] = old
-            num = (lp - lm) / (2 * eps)
-            assert abs(num - g.flat[i]) <= tol * max(abs(num), 1e-2), (name, i, num, g.flat[i])
 
 
 def test_gpt_gradients_match_finite_differences(rng):

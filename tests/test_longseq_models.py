@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import cpuformer as cf
-from helpers import fit_batch, generate_by_recompute, tiny_gpt_config
+from helpers import fit_batch, generate_by_recompute, loss_fd_check, tiny_gpt_config
 
 
 def gpt_config(**kw):
@@ -65,25 +65,6 @@ def test_gpt_variant_memorises_a_batch(rng, kw):
     idx = rng.integers(0, 17, (4, 12))
     first, last = fit_batch(m, idx[:, :-1], idx[:, 1:], steps=150, lr=1e-2)
     assert first > 2.0 and last < 0.2, (first, last)
-
-
-def loss_fd_check(m, loss_fn, names, rng, n=6, eps=1e-2, tol=3e-2):
-    """Analytic gradients of loss_fn against float32 central differences at a few entries."""
-    m.zero_grad()
-    loss_fn()
-    m.backward()
-    params, grads = m.parameters(), m.gradients()
-    for name in names:
-        p, g = params[name], grads[name].copy()
-        for i in rng.choice(p.size, n, replace=False):
-            old = p.flat[i]
-            p.flat[i] = old + eps
-            lp = loss_fn()
-            p.flat[i] = old - eps
-            lm = loss_fn()
-            p.flat[i] = old
-            num = (lp - lm) / (2 * eps)
-            assert abs(num - g.flat[i]) <= tol * max(abs(num), 1e-2), (name, i, num, g.flat[i])
 
 
 def test_gpt_performer_gradients_match_finite_differences(rng):

@@ -8,32 +8,17 @@
 #include <set>
 #include <vector>
 
+#include "bht_buffer.hpp"
 #include "check.hpp"
 #include "cpuformer/error.hpp"
 #include "cpuformer/ops/bigbird_attention.hpp"
 #include "cpuformer/runtime/rng.hpp"
 
 using namespace cpuformer;
+using cftest::Buf;
+using cftest::max_diff;
 
 namespace {
-
-struct Buf {
-  int64_t B, H, T, X;
-  std::vector<float> d;
-  Buf(int64_t B_, int64_t H_, int64_t T_, int64_t X_, uint64_t key = 0, float amp = 1.0f)
-      : B(B_), H(H_), T(T_), X(X_), d(static_cast<size_t>(B_ * H_ * T_ * X_), 0.0f) {
-    if (key)
-      for (size_t i = 0; i < d.size(); ++i) d[i] = amp * (2.0f * rng_uniform(key, i) - 1.0f);
-  }
-  StridedBHT<float> v() { return {d.data(), H * T * X, T * X, X}; }
-  StridedBHT<const float> c() const { return {d.data(), H * T * X, T * X, X}; }
-};
-
-double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  double m = 0;
-  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(double(a[i]) - b[i]));
-  return m;
-}
 
 BigBirdLayoutParams lp_of(int64_t bs, int64_t w, int64_t g, int64_t r, bool causal, uint64_t seed = 0) {
   BigBirdLayoutParams lp;

@@ -7,6 +7,7 @@
 #include <limits>
 #include <vector>
 
+#include "bht_buffer.hpp"
 #include "check.hpp"
 #include "cpuformer/error.hpp"
 #include "cpuformer/io/checkpoint.hpp"
@@ -19,29 +20,8 @@
 #include "cpuformer/runtime/rng.hpp"
 
 using namespace cpuformer;
-
-namespace {
-
-// [B, H, T, X] contiguous.
-struct Buf {
-  int64_t B, H, T, X;
-  std::vector<float> d;
-  Buf(int64_t B_, int64_t H_, int64_t T_, int64_t X_, uint64_t key = 0, float amp = 1.0f)
-      : B(B_), H(H_), T(T_), X(X_), d(static_cast<size_t>(B_ * H_ * T_ * X_), 0.0f) {
-    if (key)
-      for (size_t i = 0; i < d.size(); ++i) d[i] = amp * (2.0f * rng_uniform(key, i) - 1.0f);
-  }
-  StridedBHT<float> v() { return {d.data(), H * T * X, T * X, X}; }
-  StridedBHT<const float> c() const { return {d.data(), H * T * X, T * X, X}; }
-};
-
-double max_diff(const std::vector<float>& a, const std::vector<float>& b) {
-  double m = 0;
-  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::fabs(double(a[i]) - b[i]));
-  return m;
-}
-
-}  // namespace
+using cftest::Buf;
+using cftest::max_diff;
 
 CF_TEST(sliding_window_matches_reference_and_explicit_mask) {
   const int64_t B = 2, H = 2, T = 150, D = 9;

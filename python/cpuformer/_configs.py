@@ -7,13 +7,25 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Dict
+from typing import Any, Dict, cast
 
 from ._checks import _check_activation, _check_attention, _check_dropout, _check_eps, _check_int_field, _validate_fields
 
 
+class _ConfigBase:
+    """What every model config dataclass shares."""
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The fields as a plain dict (what checkpoints store as JSON).
+
+        Returns:
+            field name -> value.
+        """
+        return dataclasses.asdict(cast(Any, self))
+
+
 @dataclass
-class GPTConfig:
+class GPTConfig(_ConfigBase):
     """GPT-2 style decoder: vocab, context length, depth, heads, width.
 
     Args:
@@ -82,17 +94,9 @@ class GPTConfig:
         if self.n_embd % self.n_head:
             raise ValueError(f"GPTConfig: n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head})")
 
-    def to_dict(self) -> Dict[str, Any]:
-        """The fields as a plain dict (what checkpoints store as JSON).
-
-        Returns:
-            field name -> value.
-        """
-        return dataclasses.asdict(self)
-
 
 @dataclass
-class Seq2SeqConfig:
+class Seq2SeqConfig(_ConfigBase):
     """The original encoder-decoder: vocabularies, width, depth, max sequence length.
 
     Args:
@@ -128,17 +132,9 @@ class Seq2SeqConfig:
         if self.d_model % self.nhead:
             raise ValueError(f"Seq2SeqConfig: d_model ({self.d_model}) must be divisible by nhead ({self.nhead})")
 
-    def to_dict(self) -> Dict[str, Any]:
-        """The fields as a plain dict (what checkpoints store as JSON).
-
-        Returns:
-            field name -> value.
-        """
-        return dataclasses.asdict(self)
-
 
 @dataclass
-class BERTConfig:
+class BERTConfig(_ConfigBase):
     """BERT encoder: vocabulary, positions, segment types, depth, heads, widths.
 
     Args:
@@ -212,17 +208,9 @@ class BERTConfig:
         if self.hidden_size % self.n_head:
             raise ValueError(f"BERTConfig: hidden_size ({self.hidden_size}) must be divisible by n_head ({self.n_head})")
 
-    def to_dict(self) -> Dict[str, Any]:
-        """The fields as a plain dict (what checkpoints store as JSON).
-
-        Returns:
-            field name -> value.
-        """
-        return dataclasses.asdict(self)
-
 
 @dataclass
-class ViTConfig:
+class ViTConfig(_ConfigBase):
     """Vision Transformer: square images of image_size pixels cut into patch_size patches.
 
     Args:
@@ -272,11 +260,3 @@ class ViTConfig:
     def num_patches(self) -> int:
         """Patches per image, ``(image_size // patch_size) ** 2``."""
         return (self.image_size // self.patch_size) ** 2
-
-    def to_dict(self) -> Dict[str, Any]:
-        """The fields as a plain dict (what checkpoints store as JSON).
-
-        Returns:
-            field name -> value.
-        """
-        return dataclasses.asdict(self)
